@@ -1,0 +1,168 @@
+"""Shared pieces of the widgets: ES module loading, PNG checks, a per-session lock, background jobs."""
+
+from __future__ import annotations
+
+import io
+import threading
+import weakref
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ipywidgets.widgets.trait_types import bytes_serialization
+from PIL import Image
+
+try:
+    from ivcore.errors import InstructionError
+except ImportError:  # pragma: no cover - ivcore always ships with ivwidgets; kept for partial checkouts
+
+    class InstructionError(ValueError):  # type: ignore[no-redef]
+        def __init__(self, field: str, value: Any, allowed: str):
+            self.field, self.value, self.allowed = field, value, allowed
+            super().__init__(f"{field}: got {value!r}; allowed: {allowed}")
+
+
+__all__ = [
+    "BYTES",
+    "BYTES_NO_ECHO",
+    "InstructionError",
+    "Jobs",
+    "asset",
+    "decode_png",
+    "encode_png",
+    "session_lock",
+]
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+# Bytes from the front end arrive as memoryview; a plain Bytes trait rejects them and ipywidgets
+# then drops the whole save_changes batch silently. These tags convert them to bytes first.
+BYTES: dict[str, Any] = {"sync": True, **bytes_serialization}
+# For big payloads that only flow front end -> kernel: no echo_update message sending them back.
+BYTES_NO_ECHO: dict[str, Any] = {**BYTES, "echo_update": False}
+
+
+def asset(name: str) -> str:
+    """The text of a file from js/ (package data of ``ivwidgets.js`` in a wheel).
+
+    A source checkout that is not installed has no ``ivwidgets.js`` package (pyproject maps it to
+    js/), so fall back to the js/ folder next to this package.
+    """
+    try:
+        return resources.files("ivwidgets.js").joinpath(name).read_text(encoding="utf-8")
+    except (ModuleNotFoundError, FileNotFoundError):
+        return (Path(__file__).resolve().parent.parent / "js" / name).read_text(encoding="utf-8")
+
+
+def encode_png(image: Any) -> bytes:
+    """PNG bytes of a PIL image or a uint8 array (what the front ends show)."""
+    if not isinstance(image, Image.Image):
+        image = Image.fromarray(np.asarray(image))
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def decode_png(
+    data: bytes | memoryview | bytearray,
+    *,
+    field: str,
+    size: tuple[int, int],
+    max_bytes: int,
+) -> Image.Image:
+    """Decode a PNG sent by a front end into an RGBA image, refusing anything unexpected.
+
+    Checks run cheapest first and before any pixel is decoded: the byte count, the PNG signature,
+    then the size from the header, so a huge or hostile payload never reaches the decoder.
+    """
+    data = bytes(data)
+    w, h = size
+    if len(data) > max_bytes:
+        raise InstructionError(field, f"<{len(data)} bytes>", f"a PNG of at most {max_bytes} bytes")
+    if not data.startswith(PNG_SIGNATURE):
+        raise InstructionError(field, data[:16], f"PNG bytes of a {w}x{h} RGBA image")
+    try:
+        image = Image.open(io.BytesIO(data), formats=["PNG"])
+    except Exception as exc:
+        raise InstructionError(field, data[:16], f"a readable PNG ({exc})") from exc
+    if image.size != (w, h):
+        raise InstructionError(
+            field, f"{image.size[0]}x{image.size[1]} PNG", f"a PNG of {w}x{h} (the image size)"
+        )
+    if image.mode not in ("RGBA", "RGB", "LA", "L", "P"):
+        raise InstructionError(field, f"PNG mode {image.mode}", "an 8-bit PNG (RGBA, RGB, LA, L or P)")
+    try:
+        image.load()
+    except Exception as exc:
+        raise InstructionError(field, data[:16], f"a complete PNG ({exc})") from exc
+    return image.convert("RGBA")
+
+
+_locks: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
+_locks_by_id: dict[int, threading.RLock] = {}
+_locks_guard = threading.Lock()
+
+
+def session_lock(session: Any) -> threading.RLock:
+    """One lock a session, shared by all widgets bound to it.
+
+    Widgets run the slow session calls (intermediate images, motion previews, generate) in
+    background threads; the lock keeps two of them from running the pipelines at once.
+    """
+    with _locks_guard:
+        try:
+            lock = _locks.get(session)
+            if lock is None:
+                lock = _locks[session] = threading.RLock()
+        except TypeError:  # not weak-referenceable
+            lock = _locks_by_id.setdefault(id(session), threading.RLock())
+    return lock
+
+
+class Jobs:
+    """Background jobs keyed by name: one runs at a time a key, and the latest request wins.
+
+    A drag sends many trajectory updates; recomputing the preview for each would queue work the
+    user no longer wants, so while a job runs only the newest pending request of its key is kept.
+    """
+
+    def __init__(self, on_error: Callable[[BaseException], None] | None = None):
+        self._cond = threading.Condition()
+        self._running: set[str] = set()
+        self._pending: dict[str, Callable[[], None]] = {}
+        self._on_error = on_error
+
+    def submit(self, key: str, fn: Callable[[], None]) -> None:
+        with self._cond:
+            if key in self._running:
+                self._pending[key] = fn
+                return
+            self._running.add(key)
+        threading.Thread(target=self._run, args=(key, fn), name=f"ivwidgets-{key}", daemon=True).start()
+
+    def _run(self, key: str, fn: Callable[[], None]) -> None:
+        while True:
+            try:
+                fn()
+            except BaseException as exc:  # shown in the widget, never lost in a thread
+                if self._on_error is not None:
+                    self._on_error(exc)
+            with self._cond:
+                next_fn = self._pending.pop(key, None)
+                if next_fn is None:
+                    self._running.discard(key)
+                    self._cond.notify_all()
+                    return
+            fn = next_fn
+
+    @property
+    def busy(self) -> bool:
+        with self._cond:
+            return bool(self._running)
+
+    def wait(self, timeout: float | None = 60.0) -> bool:
+        """Block until no job runs; True if idle (tests and notebooks use it before reading results)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._running, timeout=timeout)
