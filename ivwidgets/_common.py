@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import traitlets
 from ipywidgets.widgets.trait_types import bytes_serialization
 from PIL import Image
 
@@ -29,6 +30,7 @@ __all__ = [
     "BYTES_NO_ECHO",
     "InstructionError",
     "Jobs",
+    "SafeStateMixin",
     "asset",
     "decode_png",
     "encode_png",
@@ -166,3 +168,18 @@ class Jobs:
         """Block until no job runs; True if idle (tests and notebooks use it before reading results)."""
         with self._cond:
             return self._cond.wait_for(lambda: not self._running, timeout=timeout)
+
+
+class SafeStateMixin:
+    """Report front-end updates that fail trait validation in ``error`` instead of a kernel log.
+
+    ipywidgets raises out of ``set_state`` on a TraitError (a wrong type from the front end), and
+    traitlets rolls the batch back, so the widget and the session stay as they were; without this
+    the user would never see why nothing happened.
+    """
+
+    def set_state(self, sync_data: dict[str, Any]) -> None:
+        try:
+            super().set_state(sync_data)  # type: ignore[misc]
+        except traitlets.TraitError as exc:
+            self.error = f"rejected update of {', '.join(sorted(sync_data))}: {exc}"  # type: ignore[attr-defined]

@@ -9,10 +9,20 @@ import anywidget
 import numpy as np
 import traitlets as t
 
-from ._common import BYTES, BYTES_NO_ECHO, InstructionError, Jobs, asset, decode_png, encode_png, session_lock
+from ._common import (
+    BYTES,
+    BYTES_NO_ECHO,
+    InstructionError,
+    Jobs,
+    SafeStateMixin,
+    asset,
+    decode_png,
+    encode_png,
+    session_lock,
+)
 
 
-class PaintCanvas(anywidget.AnyWidget):
+class PaintCanvas(SafeStateMixin, anywidget.AnyWidget):
     """A brush, an eraser, undo/redo and clear over the session's image.
 
     The front end keeps a canvas at the image's native size and sends the whole RGBA layer as a PNG

@@ -7,10 +7,10 @@ from typing import Any
 import anywidget
 import traitlets as t
 
-from ._common import BYTES, asset
+from ._common import BYTES, SafeStateMixin, asset
 
 
-class VideoPlayer(anywidget.AnyWidget):
+class VideoPlayer(SafeStateMixin, anywidget.AnyWidget):
     """An HTML ``<video>`` fed with mp4 bytes (H.264, what Chrome, VS Code and Colab all play).
 
     ``frame`` follows playback and seeks when set from Python, so a cell can read or pick the frame

@@ -98,8 +98,13 @@ class Studio(w.VBox):
         self.steps = w.IntSlider(
             value=int(getattr(session, "steps", 10)), min=1, max=100, description="Steps", style=style
         )
+        max_frames = int(getattr(getattr(session, "video_backend", None), "max_frames", 64) or 64)
         self.frames = w.IntSlider(
-            value=int(getattr(session, "num_frames", 8)), min=2, max=64, description="Frames", style=style
+            value=int(getattr(session, "num_frames", 8)),
+            min=1,
+            max=max_frames,
+            description="Frames",
+            style=style,
         )
         self.seed = w.IntText(value=int(getattr(session, "seed", 0) or 0), description="Seed", style=style)
         self.generate_button = w.Button(description="Generate", button_style="primary", icon="play")

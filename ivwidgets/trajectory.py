@@ -11,7 +11,7 @@ import numpy as np
 import traitlets as t
 from PIL import Image, ImageDraw
 
-from ._common import BYTES, InstructionError, Jobs, asset, encode_png, session_lock
+from ._common import BYTES, InstructionError, Jobs, SafeStateMixin, asset, encode_png, session_lock
 
 KINDS = ("object", "anchor", "camera")
 EASINGS = ("linear", "ease-in-out")
@@ -150,7 +150,7 @@ def trajectory_to_data(traj: Any) -> dict[str, Any]:
     }
 
 
-class TrajectoryEditor(anywidget.AnyWidget):
+class TrajectoryEditor(SafeStateMixin, anywidget.AnyWidget):
     """Drag trajectories over the intermediate image x~ and watch the motion preview loop beside it.
 
     Trajectories are plain lists and dicts in the ``trajectories`` trait (no custom messages), so
