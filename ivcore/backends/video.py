@@ -1,0 +1,130 @@
+"""P_video: PIA-style image-to-video over diffusers components.
+
+PIA's UNet (UNetMotionModel with a 9-channel conv_in) sees, per frame,
+`cat([noisy latents (4), motion mask (1), image latents * scaling (4)])`. This backend prepares
+those inputs; the denoising loop with the Eq. 4 blend lives in `ivcore.denoise`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from diffusers.utils.torch_utils import randn_tensor
+from diffusers.video_processor import VideoProcessor
+from PIL import Image
+
+from ivcore.backends.text import encode_prompt
+
+# PIA's motion-scale table (per-frame weights of the image condition, by distance to frame 0).
+# Copied as data from the PIA paper's released statistics, which diffusers also ships.
+MOTION_SCALES: tuple[tuple[float, ...], ...] = (
+    (1.0, 0.9, 0.85, 0.85, 0.85, 0.8),  # small motion
+    (1.0, 0.8, 0.8, 0.8, 0.79, 0.78, 0.75),  # moderate motion
+    (1.0, 0.8, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7, 0.6, 0.5, 0.5),  # large motion
+)
+
+
+def motion_mask_weights(num_frames: int, motion_scale: int) -> list[float]:
+    """Per-frame mask values anchored at frame 0 (the last table value repeats past its end)."""
+    table = list(MOTION_SCALES[motion_scale])
+    table += [table[-1]] * max(0, num_frames - len(table))
+    return table[:num_frames]
+
+
+class PIAVideoBackend:
+    """Image-to-video (P_video of Eq. 1) with PIA's condition layout.
+
+    Attributes use diffusers' names (`unet`, `vae`, `text_encoder`, `tokenizer`, `scheduler`),
+    so a reference `PIAPipeline` can be built over the very same modules.
+    """
+
+    def __init__(
+        self,
+        unet,
+        vae,
+        text_encoder,
+        tokenizer,
+        scheduler,
+        *,
+        size: int = 512,
+        num_frames: int = 16,
+        fps: int = 8,
+        name: str = "",
+    ):
+        if unet.config.in_channels != 9:
+            raise ValueError(
+                f"video unet: in_channels is {unet.config.in_channels}; a PIA-style UNet with 9 input "
+                "channels (noisy latents, mask, image latents) is needed"
+            )
+        self.unet = unet
+        self.vae = vae
+        self.text_encoder = text_encoder
+        self.tokenizer = tokenizer
+        self.scheduler = scheduler
+        self.size = size
+        self.num_frames = num_frames
+        self.fps = fps
+        self.name = name
+        self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+        self.video_processor = VideoProcessor(vae_scale_factor=self.vae_scale_factor)
+
+    @property
+    def device(self) -> torch.device:
+        return self.unet.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.unet.dtype
+
+    @property
+    def max_frames(self) -> int:
+        return int(self.unet.config.motion_max_seq_length)
+
+    def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, ...]:
+        f = self.vae_scale_factor
+        return (1, 4, num_frames, height // f, width // f)
+
+    def encode_prompt(self, prompt: str) -> torch.Tensor:
+        """CLIP embeddings (1, 77, D) of one prompt."""
+        return encode_prompt(self.text_encoder, self.tokenizer, prompt, self.device)
+
+    def initial_noise(self, shape: Sequence[int], generator: torch.Generator) -> torch.Tensor:
+        """The starting latents: the first draw from the generator, as in PIAPipeline."""
+        noise = randn_tensor(tuple(shape), generator=generator, device=self.device, dtype=self.dtype)
+        return noise * self.scheduler.init_noise_sigma
+
+    @torch.no_grad()
+    def encode_images(self, images: Sequence[Image.Image], generator: torch.Generator) -> torch.Tensor:
+        """VAE posterior samples * scaling factor, (N, 4, h, w), drawn from `generator`.
+
+        The VAE input is cast to the UNet's dtype, as PIAPipeline does.
+        """
+        pixels = self.video_processor.preprocess(list(images)).to(self.device, self.dtype)
+        latents = self.vae.encode(pixels).latent_dist.sample(generator)
+        return latents.to(self.dtype) * self.vae.config.scaling_factor
+
+    def condition(self, image_latents: torch.Tensor, num_frames: int, motion_scale: int = 0) -> torch.Tensor:
+        """The 5 condition channels (1, 5, F, h, w): PIA's motion mask, then image latents.
+
+        `image_latents` is (1, 4, h, w) for one image repeated over frames (PIA, the paper's x~'),
+        or (F, 4, h, w) for one latent per frame (trajectory path mode).
+        """
+        n, c, h, w = image_latents.shape
+        if n not in (1, num_frames):
+            raise ValueError(f"image latents: {n} latents for {num_frames} frames")
+        weights = torch.tensor(
+            motion_mask_weights(num_frames, motion_scale), dtype=self.dtype, device=self.device
+        )
+        mask = weights.view(1, 1, num_frames, 1, 1).expand(1, 1, num_frames, h, w)
+        frames = image_latents.permute(1, 0, 2, 3).unsqueeze(0).expand(1, c, num_frames, h, w)
+        return torch.cat([mask, frames.to(self.dtype)], dim=1)
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Video latents (1, 4, F, h, w) -> float frames (F, H, W, 3) in [0, 1], as PIAPipeline does."""
+        latents = 1 / self.vae.config.scaling_factor * latents
+        _, c, f, h, w = latents.shape
+        flat = latents.permute(0, 2, 1, 3, 4).reshape(f, c, h, w)
+        frames = self.vae.decode(flat.to(self.vae.dtype)).sample.float()
+        return (frames / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1)

@@ -1,0 +1,591 @@
+"""Session: the kernel-side object that users, notebooks and widgets talk to.
+
+A session holds the four instructions of the paper (image x, content y with painting, motion
+y', trajectories r) and lambda, and runs Eq. 1 as cached stages:
+
+    text (CLIP) -> image (P_img: x~ and x~') -> encode (VAE: z0, z0') -> denoise (Eq. 4) -> decode
+
+Each stage result is stored under a key of its own inputs (`ivcore.cache`), so changing lambda
+reruns only denoise and decode, and painting reruns P_img for x~' but not for x~.
+Setters validate first and raise InstructionError, so the session always keeps its last good
+state; a failed or cancelled generation leaves `last_video` as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ivcore import trajectory as traj
+from ivcore.backends.image import ImageBackend
+from ivcore.backends.video import MOTION_SCALES, PIAVideoBackend
+from ivcore.cache import DEFAULT_MAX_BYTES, StageCache, fingerprint
+from ivcore.denoise import Cancelled, StepCallback, denoise
+from ivcore.errors import InstructionError
+from ivcore.images import composite, fit_to, to_paint_layer, to_rgb_image
+from ivcore.instructions import (
+    check_choice,
+    check_float,
+    check_int,
+    check_lam,
+    check_prompt,
+    lam_schedule,
+)
+from ivcore.video import Video
+
+TRAJECTORY_MODES = ("path", "endpoint")
+SESSION_FILE = "session.json"
+
+
+class Session:
+    """The InteractiveVideo state and its cached pipeline (Eq. 1 with the Eq. 4 blend).
+
+    Build one with `Session.tiny()` (offline random-init models) or
+    `Session.from_pretrained(...)` (real weights), set instructions, then `generate()`.
+    """
+
+    def __init__(
+        self,
+        image_backend: ImageBackend,
+        video_backend: PIAVideoBackend,
+        *,
+        seed: int = 0,
+        steps: int = 25,
+        image_steps: int = 25,
+        guidance: float = 7.5,
+        image_guidance: float = 7.5,
+        cache_bytes: int = DEFAULT_MAX_BYTES,
+        spec: dict | None = None,
+    ):
+        self.image_backend = image_backend
+        self.video_backend = video_backend
+        self.cache = StageCache(cache_bytes)
+        self._spec = dict(spec or {})
+        self._lock = threading.RLock()
+        self._running = threading.Lock()
+        self._cancel = threading.Event()
+
+        size = (video_backend.size, video_backend.size)
+        self._image = Image.new("RGB", size, (127, 127, 127))
+        self._paint: Image.Image | None = None
+        self._content = ""
+        self._motion = ""
+        self._negative = ""
+        self._content_strength = 0.6
+        self._trajectories: list[traj.Trajectory] = []
+        self._lam: float | tuple[float, ...] = 1.0
+        self._seed = check_int(seed, "seed", 0)
+        self._num_frames = video_backend.num_frames
+        self._steps = check_int(steps, "steps", 1)
+        self._image_steps = check_int(image_steps, "image_steps", 1)
+        self._guidance = check_float(guidance, "guidance", 0.0)
+        self._image_guidance = check_float(image_guidance, "image_guidance", 0.0)
+        self._motion_scale = 0
+        self._trajectory_mode = "path"
+        self.fps = video_backend.fps
+        self.last_video: Video | None = None
+        self.last_latents: torch.Tensor | None = None
+        self.last_timings: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def tiny(cls, seed: int = 0, **kwargs: Any) -> Session:
+        """Random-init tiny models (64x64, 8 frames): offline, CPU, seconds. Same seed, same models."""
+        from ivcore.backends.presets import tiny_backends
+
+        image_backend, video_backend = tiny_backends(seed)
+        options = dict(steps=10, image_steps=4, guidance=7.5, image_guidance=7.5)
+        options.update(kwargs)
+        return cls(image_backend, video_backend, spec={"preset": "tiny", "seed": seed}, **options)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        image_model: str | os.PathLike | None = None,
+        video_model: str | os.PathLike | None = None,
+        *,
+        motion_adapter: str | os.PathLike | None = None,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+        **kwargs: Any,
+    ) -> Session:
+        """Load real weights (hub ids or local folders, safetensors only).
+
+        `image_model` is an SD1.5-family model (SD1.5, DreamBooth fine-tunes, LCM or turbo style
+        models); `video_model` is the SD1.5 base PIA runs on, with `motion_adapter` the PIA
+        condition adapter (default `openmmlab/PIA-condition-adapter`). fp16 on CUDA by default.
+        With the environment variable IVCORE_TINY=1 this builds the tiny preset instead.
+        """
+        from ivcore.backends.presets import DEFAULTS, load_backends, tiny_requested
+
+        if tiny_requested():
+            return cls.tiny(**{k: v for k, v in kwargs.items() if k in ("seed", "steps", "image_steps")})
+        image_backend, video_backend, spec = load_backends(
+            image_model, video_model, motion_adapter=motion_adapter, device=device, dtype=dtype
+        )
+        options = dict(DEFAULTS)
+        options.update(kwargs)
+        return cls(image_backend, video_backend, spec=spec, **options)
+
+    # ------------------------------------------------------------------ instructions
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) every image of this session has: the video model's size."""
+        return (self.video_backend.size, self.video_backend.size)
+
+    @property
+    def image(self) -> Image.Image:
+        """The Image Instruction x, at the model's size (center-cropped and resized on set)."""
+        return self._image.copy()
+
+    @image.setter
+    def image(self, value: Any) -> None:
+        image = fit_to(to_rgb_image(value, "image"), self.size)
+        with self._lock:
+            self._image = image
+            self._paint = None
+
+    @property
+    def content(self) -> str:
+        """The Content Instruction y: the text P_img renders x into."""
+        return self._content
+
+    @content.setter
+    def content(self, value: Any) -> None:
+        self._content = check_prompt(value, "content")
+
+    @property
+    def motion(self) -> str:
+        """The Motion Instruction y': the text that conditions P_video."""
+        return self._motion
+
+    @motion.setter
+    def motion(self, value: Any) -> None:
+        self._motion = check_prompt(value, "motion")
+
+    @property
+    def negative_prompt(self) -> str:
+        """Text to steer away from (the unconditional branch of classifier-free guidance)."""
+        return self._negative
+
+    @negative_prompt.setter
+    def negative_prompt(self, value: Any) -> None:
+        self._negative = check_prompt(value, "negative_prompt")
+
+    @property
+    def content_strength(self) -> float:
+        """Img2img strength of P_img; 0 means x~ = x exactly (bring your own intermediate image)."""
+        return self._content_strength
+
+    @content_strength.setter
+    def content_strength(self, value: Any) -> None:
+        self._content_strength = check_float(value, "content_strength", 0.0, 1.0)
+
+    @property
+    def paint_layer(self) -> Image.Image | None:
+        """The RGBA paint layer over x (None when nothing is painted)."""
+        return None if self._paint is None else self._paint.copy()
+
+    def paint(self, layer: Any) -> None:
+        """Set the RGBA paint layer over x (the whole layer: the canvas sends it on each stroke end)."""
+        layer = to_paint_layer(layer, self.size)
+        with self._lock:
+            self._paint = None if layer.getextrema()[3][1] == 0 else layer
+
+    def clear_paint(self) -> None:
+        with self._lock:
+            self._paint = None
+
+    @property
+    def trajectories(self) -> list[traj.Trajectory]:
+        """Trajectory Instructions r: drags applied to the intermediate image (see ivcore.trajectory)."""
+        return list(self._trajectories)
+
+    @trajectories.setter
+    def trajectories(self, value: Any) -> None:
+        if value is None:
+            value = []
+        if not isinstance(value, (list, tuple)):
+            raise InstructionError("trajectories", value, "a list of Trajectory objects or dicts")
+        checked = traj.validate_trajectories(list(value), self.size)
+        with self._lock:
+            self._trajectories = checked
+
+    @property
+    def trajectory_mode(self) -> str:
+        """ "path": x~' is animated per frame along the paths; "endpoint": the paper's single x~'."""
+        return self._trajectory_mode
+
+    @trajectory_mode.setter
+    def trajectory_mode(self, value: Any) -> None:
+        self._trajectory_mode = check_choice(value, "trajectory_mode", TRAJECTORY_MODES)
+
+    @property
+    def lam(self) -> float | tuple[float, ...]:
+        """Eq. 4's lambda: weight of the unedited branch; a float in [0, 1] or a per-step list."""
+        return self._lam
+
+    @lam.setter
+    def lam(self, value: Any) -> None:
+        self._lam = check_lam(value)
+
+    @property
+    def seed(self) -> int:
+        """Seed of P_img and the default seed of `generate`."""
+        return self._seed
+
+    @seed.setter
+    def seed(self, value: Any) -> None:
+        self._seed = check_int(value, "seed", 0)
+
+    @property
+    def num_frames(self) -> int:
+        return self._num_frames
+
+    @num_frames.setter
+    def num_frames(self, value: Any) -> None:
+        self._num_frames = check_int(value, "num_frames", 1, self.video_backend.max_frames)
+
+    @property
+    def steps(self) -> int:
+        """Denoising steps of P_video."""
+        return self._steps
+
+    @steps.setter
+    def steps(self, value: Any) -> None:
+        self._steps = check_int(value, "steps", 1)
+
+    @property
+    def image_steps(self) -> int:
+        """Sampler steps of P_img (img2img runs about `content_strength` of them)."""
+        return self._image_steps
+
+    @image_steps.setter
+    def image_steps(self, value: Any) -> None:
+        self._image_steps = check_int(value, "image_steps", 1)
+
+    @property
+    def guidance(self) -> float:
+        """Classifier-free guidance scale of P_video (<= 1 turns guidance off)."""
+        return self._guidance
+
+    @guidance.setter
+    def guidance(self, value: Any) -> None:
+        self._guidance = check_float(value, "guidance", 0.0)
+
+    @property
+    def image_guidance(self) -> float:
+        return self._image_guidance
+
+    @image_guidance.setter
+    def image_guidance(self, value: Any) -> None:
+        self._image_guidance = check_float(value, "image_guidance", 0.0)
+
+    @property
+    def motion_scale(self) -> int:
+        """PIA's motion strength: 0 small, 1 moderate, 2 large motion."""
+        return self._motion_scale
+
+    @motion_scale.setter
+    def motion_scale(self, value: Any) -> None:
+        self._motion_scale = check_int(value, "motion_scale", 0, len(MOTION_SCALES) - 1)
+
+    @property
+    def stats(self) -> dict[str, dict[str, int]]:
+        """{stage: {"hits": n, "misses": n}} for text, image, encode, denoise, decode."""
+        return {stage: dict(counts) for stage, counts in self.cache.stats.items()}
+
+    @property
+    def running(self) -> bool:
+        """True while a generation is in progress."""
+        return self._running.locked()
+
+    # ------------------------------------------------------------------ stages
+    def _text(self, backend, prompt: str) -> torch.Tensor:
+        key = fingerprint("text", backend.name, id(backend.text_encoder), prompt)
+        return self.cache.get_or_compute("text", key, lambda: backend.encode_prompt(prompt))
+
+    def _p_img(self, image: Image.Image, content: str, negative: str, strength: float) -> Image.Image:
+        """x~ = P_img(x, y), cached on its inputs."""
+        backend = self.image_backend
+        key = fingerprint(
+            "image", backend.name, image, content, negative, strength, self._image_steps, self._image_guidance,
+            self._seed, type(backend.scheduler).__name__, dict(backend.scheduler.config),
+        )  # fmt: skip
+
+        def run() -> Image.Image:
+            if strength <= 0:
+                return image.copy()
+            cond = self._text(backend, content)
+            uncond = self._text(backend, negative)
+            return backend.img2img(
+                image, cond, uncond, strength=strength, steps=self._image_steps,
+                guidance=self._image_guidance, seed=self._seed,
+            )  # fmt: skip
+
+        return self.cache.get_or_compute("image", key, run)
+
+    def intermediate(self, edited: bool = True) -> Image.Image:
+        """x~' (edited=True: painted, P_img, trajectories at their targets) or x~ (edited=False)."""
+        with self._lock:
+            image, paint, content, negative = self._image, self._paint, self._content, self._negative
+            strength, trajectories = self._content_strength, list(self._trajectories)
+        if not edited:
+            return self._p_img(image, content, negative, strength).copy()
+        painted = self._p_img(composite(image, paint), content, negative, strength)
+        if not trajectories:
+            return painted.copy()
+        return Image.fromarray(traj.apply_endpoint(painted, trajectories))
+
+    def motion_preview(self, num_frames: int | None = None) -> Video:
+        """The trajectories applied to x~ without diffusion: instant feedback while dragging."""
+        frames = self.num_frames if num_frames is None else check_int(num_frames, "num_frames", 1)
+        base = self.intermediate(edited=False)
+        with self._lock:
+            trajectories = list(self._trajectories)
+        return Video(traj.animate(base, trajectories, frames), fps=self.fps)
+
+    def _edited_frames(
+        self, painted: Image.Image, trajectories, num_frames: int, mode: str
+    ) -> list[Image.Image]:
+        """The images x~' conditions on: one (endpoint mode, or no trajectory) or one per frame (path)."""
+        if not trajectories:
+            return [painted]
+        if mode == "endpoint":
+            return [Image.fromarray(traj.apply_endpoint(painted, trajectories))]
+        return [Image.fromarray(f) for f in traj.animate(painted, trajectories, num_frames)]
+
+    def _encode(
+        self, images: list[Image.Image], seed: int, shape, generator: torch.Generator
+    ) -> torch.Tensor:
+        """z0 = E(x) * scaling, drawn from `generator` (whose state the cache key stands for)."""
+        backend = self.video_backend
+        key = fingerprint("encode", backend.name, str(backend.dtype), images, seed, tuple(shape))
+
+        def run():
+            latents = backend.encode_images(images, generator)
+            return latents, generator.get_state()
+
+        latents, state_after = self.cache.get_or_compute("encode", key, run)
+        generator.set_state(state_after)
+        return latents
+
+    # ------------------------------------------------------------------ generation
+    def generate(
+        self,
+        seed: int | None = None,
+        *,
+        num_frames: int | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
+        lam: float | Sequence[float] | None = None,
+        callback: StepCallback | None = None,
+        progress: bool = True,
+    ) -> Video:
+        """Run Eq. 1 with the Eq. 4 blend and return the Video (also kept as `last_video`).
+
+        Keywords override the session's settings for this call only. `callback(step, total,
+        latents)` runs after each denoising step; `cancel()` from another thread stops the run
+        between steps (raising `ivcore.Cancelled`) and keeps the previous video.
+        """
+        seed = self._seed if seed is None else check_int(seed, "seed", 0)
+        num_frames = self._num_frames if num_frames is None else check_int(
+            num_frames, "num_frames", 1, self.video_backend.max_frames
+        )  # fmt: skip
+        steps = self._steps if steps is None else check_int(steps, "steps", 1)
+        guidance = self._guidance if guidance is None else check_float(guidance, "guidance", 0.0)
+        lam = self._lam if lam is None else check_lam(lam)
+        if not self._running.acquire(blocking=False):
+            raise RuntimeError("a generation is already running in this session; wait for it or cancel() it")
+        try:
+            self._cancel.clear()
+            return self._generate(seed, num_frames, steps, guidance, lam, callback, progress)
+        finally:
+            self._running.release()
+
+    def cancel(self) -> None:
+        """Ask a running generation to stop between steps (thread-safe)."""
+        self._cancel.set()
+
+    def _generate(self, seed, num_frames, steps, guidance, lam, callback, progress) -> Video:
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+        with self._lock:
+            image, paint = self._image, self._paint
+            content, motion, negative = self._content, self._motion, self._negative
+            strength, trajectories = self._content_strength, list(self._trajectories)
+            mode, motion_scale = self._trajectory_mode, self._motion_scale
+        backend = self.video_backend
+
+        x_tilde = self._p_img(image, content, negative, strength)
+        painted = self._p_img(composite(image, paint), content, negative, strength)
+        edit_images = self._edited_frames(painted, trajectories, num_frames, mode)
+        timings["image"] = time.perf_counter() - clock
+
+        text = self._text(backend, motion)
+        uncond = self._text(backend, negative)
+        width, height = self.size
+        shape = backend.latent_shape(num_frames, height, width)
+        lams = lam_schedule(lam, steps)
+        has_edit = fingerprint(edit_images) != fingerprint([x_tilde])
+        scheduler = backend.scheduler
+        denoise_key = fingerprint(
+            "denoise", backend.name, str(backend.dtype), [x_tilde], edit_images if has_edit else None,
+            motion, negative, seed, shape, steps, guidance, lams, motion_scale,
+            type(scheduler).__name__, dict(scheduler.config),
+        )  # fmt: skip
+
+        def run_denoise() -> torch.Tensor:
+            start = time.perf_counter()
+            generator = torch.Generator(device="cpu").manual_seed(seed)
+            latents = backend.initial_noise(shape, generator)
+            state = generator.get_state()
+            z_base = self._encode([x_tilde], seed, shape, generator)
+            after_base = generator.get_state()
+            edited_condition = None
+            if has_edit:
+                generator.set_state(state)  # same posterior draw for x~': lam = 0 is the plain video of x~'
+                z_edit = self._encode(edit_images, seed, shape, generator)
+                edited_condition = backend.condition(z_edit, num_frames, motion_scale)
+                generator.set_state(after_base)
+            base_condition = backend.condition(z_base, num_frames, motion_scale)
+            timings["encode"] = time.perf_counter() - start
+            scheduler.set_timesteps(steps, device=backend.device)
+            start = time.perf_counter()
+            out = denoise(
+                backend.unet, scheduler, latents, text, uncond, base_condition, edited_condition, lams,
+                guidance=guidance, generator=generator, callback=callback, cancel=self._cancel,
+                progress=progress,
+            )  # fmt: skip
+            timings["denoise"] = time.perf_counter() - start
+            return out
+
+        latents = self.cache.get_or_compute("denoise", denoise_key, run_denoise)
+
+        def run_decode() -> Video:
+            start = time.perf_counter()
+            frames = backend.decode(latents)
+            video = Video((frames.cpu().numpy() * 255).round().astype(np.uint8), fps=self.fps)
+            timings["decode"] = time.perf_counter() - start
+            return video
+
+        video = self.cache.get_or_compute("decode", denoise_key, run_decode)
+        timings["total"] = time.perf_counter() - clock
+        self.last_video, self.last_latents, self.last_timings = video, latents, timings
+        return video
+
+    # ------------------------------------------------------------------ editing history
+    def commit(self) -> None:
+        """Make the edited intermediate x~' the new base image.
+
+        Paint and trajectories are baked into the image and cleared, and content_strength is
+        set to 0 so the committed frame is used as is (raise it again to re-stylize). The last
+        video stays.
+        """
+        edited = self.intermediate(edited=True)
+        with self._lock:
+            self._image = edited
+            self._paint = None
+            self._trajectories = []
+            self._content_strength = 0.0
+
+    # ------------------------------------------------------------------ persistence
+    def to_dict(self) -> dict:
+        """The session's instructions and settings as plain JSON data (images are saved beside)."""
+        return {
+            "format": 1,
+            "models": self._spec,
+            "content": self._content,
+            "motion": self._motion,
+            "negative_prompt": self._negative,
+            "content_strength": self._content_strength,
+            "lam": list(self._lam) if isinstance(self._lam, tuple) else self._lam,
+            "seed": self._seed,
+            "num_frames": self._num_frames,
+            "steps": self._steps,
+            "image_steps": self._image_steps,
+            "guidance": self._guidance,
+            "image_guidance": self._image_guidance,
+            "motion_scale": self._motion_scale,
+            "trajectory_mode": self._trajectory_mode,
+            "fps": self.fps,
+            "trajectories": [t.to_dict() for t in self._trajectories],
+        }
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write session.json, image.png, paint.png and the last video (safetensors + mp4). No pickle."""
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / SESSION_FILE).write_text(json.dumps(self.to_dict(), indent=2))
+        self._image.save(folder / "image.png")
+        paint_path = folder / "paint.png"
+        if self._paint is not None:
+            self._paint.save(paint_path)
+        elif paint_path.exists():
+            paint_path.unlink()
+        if self.last_video is not None:
+            frames = torch.from_numpy(np.array(self.last_video.frames))
+            save_file(
+                {"frames": frames}, str(folder / "last_video.safetensors"), metadata={"fps": str(self.fps)}
+            )
+            self.last_video.to_mp4(folder / "last_video.mp4")
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike, **model_kwargs: Any) -> Session:
+        """Rebuild a saved session; `model_kwargs` (device, dtype, model ids) override the saved models."""
+        from safetensors import safe_open
+
+        folder = Path(folder)
+        path = folder / SESSION_FILE
+        if not path.is_file():
+            raise InstructionError(
+                "folder", str(folder), f"a folder written by Session.save (with {SESSION_FILE})"
+            )
+        data = json.loads(path.read_text())
+        models = dict(data.get("models") or {})
+        if models.get("preset") == "tiny" and not {"image_model", "video_model"} & set(model_kwargs):
+            session = cls.tiny(seed=models.get("seed", 0))
+        else:
+            models.pop("preset", None)
+            models.update(model_kwargs)
+            session = cls.from_pretrained(**models)
+        session.image = folder / "image.png"
+        if (folder / "paint.png").is_file():
+            with Image.open(folder / "paint.png") as layer:
+                session.paint(layer.convert("RGBA"))
+        for name in ("content", "motion", "negative_prompt", "content_strength", "seed", "num_frames", "steps",
+                     "image_steps", "guidance", "image_guidance", "motion_scale", "trajectory_mode"):  # fmt: skip
+            if name in data:
+                setattr(session, name, data[name])
+        session.lam = data.get("lam", 1.0)
+        session.fps = data.get("fps", session.fps)
+        session.trajectories = [traj.Trajectory.from_dict(d) for d in data.get("trajectories", [])]
+        video_path = folder / "last_video.safetensors"
+        if video_path.is_file():
+            with safe_open(str(video_path), framework="pt") as f:
+                frames = f.get_tensor("frames").numpy()
+                fps = float(f.metadata().get("fps", session.fps))
+            session.last_video = Video(frames, fps=fps)
+        return session
+
+    def __repr__(self) -> str:
+        return (
+            f"Session(models={self._spec}, size={self.size}, frames={self._num_frames}, steps={self._steps}, "
+            f"lam={self._lam}, content={self._content!r}, motion={self._motion!r}, "
+            f"paint={'yes' if self._paint is not None else 'no'}, trajectories={len(self._trajectories)})"
+        )
+
+
+__all__ = ["Session", "Cancelled"]

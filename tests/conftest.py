@@ -1,0 +1,48 @@
+"""Shared fixtures: tiny sessions and tiny model folders, built offline at test time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+
+def scene(size: int = 64) -> Image.Image:
+    """A small synthetic picture: sky gradient, ground and a sun, so frames have structure."""
+    y = np.linspace(0, 1, size)[:, None]
+    sky = np.stack([80 + 100 * y, 120 + 80 * y, 220 - 60 * y], axis=-1) * np.ones((1, size, 1))
+    img = Image.fromarray(sky.astype(np.uint8))
+    draw = ImageDraw.Draw(img)
+    draw.rectangle([0, size * 2 // 3, size, size], fill=(60, 140, 60))
+    r = size // 8
+    draw.ellipse([size // 4 - r, size // 4 - r, size // 4 + r, size // 4 + r], fill=(250, 220, 80))
+    return img
+
+
+def red_stroke(size: int = 64) -> np.ndarray:
+    """An RGBA paint layer with one opaque red bar, as a canvas stroke would make."""
+    layer = np.zeros((size, size, 4), np.uint8)
+    layer[size // 3 : size // 3 + 8, size // 4 : size - size // 4] = (255, 30, 30, 255)
+    return layer
+
+
+@pytest.fixture
+def session():
+    """A fresh tiny session with a scene, content and motion text set."""
+    from ivcore import Session
+
+    s = Session.tiny(seed=0)
+    s.image = scene()
+    s.content = "a sunny field"
+    s.motion = "the sun rises"
+    s.num_frames = 4
+    s.steps = 4
+    return s
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dirs(tmp_path_factory):
+    """The tiny models saved in the diffusers layout, for the from_pretrained(folder) path."""
+    from ivcore.backends.tiny import save_tiny_models
+
+    return save_tiny_models(tmp_path_factory.mktemp("tiny-models"), seed=0)
