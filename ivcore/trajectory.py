@@ -352,16 +352,24 @@ def _downsample(s: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if ph or pw:
         s = np.pad(s, ((0, ph), (0, pw), (0, 0)))
         k = np.pad(k, ((0, ph), (0, pw)))
-    s2 = 0.25 * (s[0::2, 0::2] + s[1::2, 0::2] + s[0::2, 1::2] + s[1::2, 1::2])
-    k2 = 0.25 * (k[0::2, 0::2] + k[1::2, 0::2] + k[0::2, 1::2] + k[1::2, 1::2])
-    return s2, k2
+    return _pool2(s), _pool2(k)
+
+
+def _pool2(a: np.ndarray) -> np.ndarray:
+    """Mean of 2x2 blocks: rows first (contiguous halves), then columns on half the data."""
+    rows = a[0::2] + a[1::2]
+    out = rows[:, 0::2] + rows[:, 1::2]
+    out *= 0.25
+    return out
 
 
 def _push_pull(s: np.ndarray, k: np.ndarray) -> np.ndarray:
     """Colour everywhere: known colour where k = 1, coarser-level colour blended in elsewhere."""
     h, w = k.shape
+    if k.min() > 0:  # every block sees some background: its mean is the fill (and recursion ends)
+        return s / k[..., None]
     if h == 1 and w == 1:
-        return s / k[..., None] if k[0, 0] > 0 else s
+        return s
     s2, k2 = _downsample(s, k)
     coarse = _push_pull(s2, k2)
     up = _upsample2(_upsample2(coarse, h, 0), w, 1)
@@ -380,35 +388,48 @@ def _dilate(mask: np.ndarray, steps: int) -> np.ndarray:
     return out
 
 
-def fill_holes(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+def fill_holes(image: np.ndarray, hole: np.ndarray, parts: list[np.ndarray] | None = None) -> np.ndarray:
     """``image`` with the ``hole`` pixels replaced by a smooth fill from their surroundings.
 
-    Why push-pull: it is a few full-resolution numpy passes (no cv2, no scipy), always fills
-    the whole hole, and gives the blurred-background colour a diffusion inpaint would, which
-    is what the video model needs to see where an object used to be. A 2-pixel ring around
-    the hole is excluded from the sources so that anti-aliased object edges do not bleed in.
-    Only a crop around the hole is processed.
+    Why push-pull: it is a few numpy passes (no cv2, no scipy), always fills the whole hole,
+    and gives the blurred-background colour a diffusion inpaint would, which is what the video
+    model needs to see where an object used to be. A 2-pixel ring around the hole is excluded
+    from the sources so that anti-aliased object edges do not bleed in. ``parts`` (masks whose
+    union is ``hole``, e.g. one per moving region) are filled one crop each, so small regions
+    far apart cost their own size rather than the whole image's.
     """
     out = image.copy()
     if not hole.any():
         return out
-    rows, cols = np.flatnonzero(hole.any(1)), np.flatnonzero(hole.any(0))
-    margin = max(16, rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1)
-    y0, y1 = max(0, rows[0] - margin), min(hole.shape[0], rows[-1] + 1 + margin)
-    x0, x1 = max(0, cols[0] - margin), min(hole.shape[1], cols[-1] + 1 + margin)
-    crop, hcrop = image[y0:y1, x0:x1], hole[y0:y1, x0:x1]
-    known = ~_dilate(hcrop, 2)
-    if not known.any():
-        known = ~hcrop
-    if not known.any():  # the hole covers everything: the image's mean colour is the best guess
+    known_all = ~_dilate(hole, 2)
+    if not known_all.any():
+        known_all = ~hole
+    if not known_all.any():  # the hole covers everything: the image's mean colour is the best guess
         out[hole] = np.round(image.reshape(-1, 3).mean(0)).astype(np.uint8)
         return out
-    k = known.astype(np.float32)
-    coarse = _push_pull(*_downsample(crop.astype(np.float32) * k[..., None], k))
-    ys, xs = np.nonzero(hcrop)
-    values = _sample_half(coarse, ys, xs)
-    out[y0 + ys, x0 + xs] = np.clip(values + 0.5, 0, 255).astype(np.uint8)
+    for part in parts if parts is not None else [hole]:
+        _fill_part(out, image, part, known_all)
     return out
+
+
+def _fill_part(out: np.ndarray, image: np.ndarray, part: np.ndarray, known_all: np.ndarray) -> None:
+    """Fill ``part`` from the known pixels in a crop of a few times its size around it."""
+    y0, y1, x0, x1 = _bbox(part)
+    margin = max(8, (y1 - y0) // 2, (x1 - x0) // 2)
+    h, w = part.shape
+    known = np.zeros((0, 0), bool)
+    while not known.any():  # widen the crop until it sees some background
+        cy0, cy1 = max(0, y0 - margin), min(h, y1 + margin)
+        cx0, cx1 = max(0, x0 - margin), min(w, x1 + margin)
+        known = known_all[cy0:cy1, cx0:cx1]
+        margin *= 2
+    k = known.astype(np.float32)
+    crop = image[cy0:cy1, cx0:cx1].astype(np.float32)
+    crop *= k[..., None]
+    coarse = _push_pull(*_downsample(crop, k))
+    ys, xs = np.nonzero(part[cy0:cy1, cx0:cx1])
+    values = _sample_half(coarse, ys, xs)
+    out[cy0 + ys, cx0 + xs] = np.clip(values + 0.5, 0, 255).astype(np.uint8)
 
 
 def _sample_half(coarse: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
@@ -473,6 +494,7 @@ class _Layer:
         rgb = image[self.y0 : y1, self.x0 : x1].astype(np.float32)
         self.patch = np.concatenate([rgb * alpha, alpha], axis=2)
         self.path = path
+        self.region = mask
 
     def draw(self, frame: np.ndarray, d: tuple[float, float], where: np.ndarray | None) -> None:
         """Composite the patch displaced by ``d`` = (dx, dy) onto ``frame`` (in place)."""
@@ -514,15 +536,17 @@ def _shift_patch(p: np.ndarray, fx: float, fy: float) -> np.ndarray:
 def _shift_edge(src: np.ndarray, ox: int, oy: int, out: np.ndarray) -> np.ndarray:
     """``out(y, x) = src(clip(y - oy), clip(x - ox))``: an integer shift with replicated edges.
 
-    Slices and broadcasts only (a gather over a 512 x 512 frame costs ~10x more), written
-    into a caller's buffer (fresh multi-megabyte arrays cost page faults on every frame).
+    ``out`` may be taller or wider than ``src``. Slices and broadcasts only (a gather over a
+    512 x 512 frame costs ~10x more), written into a caller's buffer (fresh multi-megabyte
+    arrays cost page faults on every frame).
     """
     h, w = src.shape[:2]
-    y0, y1 = min(max(oy, 0), h), min(max(oy + h, 0), h)
-    x0, x1 = min(max(ox, 0), w), min(max(ox + w, 0), w)
+    h2, w2 = out.shape[:2]
+    y0, y1 = min(max(oy, 0), h2), min(max(oy + h, 0), h2)
+    x0, x1 = min(max(ox, 0), w2), min(max(ox + w, 0), w2)
     if y0 >= y1 or x0 >= x1:  # shifted entirely out: every pixel is a corner or edge value
-        rows = np.clip(np.arange(h) - oy, 0, h - 1)
-        cols = np.clip(np.arange(w) - ox, 0, w - 1)
+        rows = np.clip(np.arange(h2) - oy, 0, h - 1)
+        cols = np.clip(np.arange(w2) - ox, 0, w - 1)
         out[...] = src[rows[:, None], cols[None, :]]
         return out
     out[y0:y1, x0:x1] = src[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
@@ -537,32 +561,36 @@ class _Buffers:
     """Scratch arrays for whole-frame work, allocated once per call and reused by every frame."""
 
     def __init__(self, shape: tuple[int, ...]):
+        tall = (shape[0] + 1, *shape[1:])  # one extra row for the vertical bilinear tap
         self.canvas = np.empty(shape, np.uint8)
-        self.shifted = np.empty(shape, np.uint8)
-        self.acc = np.empty(shape, np.float32)
-        self.tap = np.empty(shape, np.float32)
+        self.shifted = np.empty(tall, np.uint8)
+        self.acc = np.empty(tall, np.float32)
+        self.tap = np.empty(tall, np.float32)
 
 
 def _translate(src: np.ndarray, dx: float, dy: float, out: np.ndarray, buf: _Buffers) -> None:
-    """``out(y, x) = src(y - dy, x - dx)`` with bilinear weights and edge-replicated borders."""
+    """``out(y, x) = src(y - dy, x - dx)`` with bilinear weights and edge-replicated borders.
+
+    Separable: the horizontal lerp runs on a frame one row taller (row r holds source row
+    ``r - iy - 1``), so the vertical lerp is between two row-offset views of the same buffer.
+    """
     ix, iy = math.floor(dx), math.floor(dy)
     fx, fy = dx - ix, dy - iy
     if fx == 0 and fy == 0:
         _shift_edge(src, ix, iy, out)
         return
-    taps = [(0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)]
-    first = True
-    for ox, oy, weight in taps:
-        if weight == 0:
-            continue
-        _shift_edge(src, ix + ox, iy + oy, buf.shifted)
-        target = buf.acc if first else buf.tap
-        np.multiply(buf.shifted, weight, out=target, dtype=np.float32)
-        if not first:
-            buf.acc += buf.tap
-        first = False
-    buf.acc += 0.5
-    np.copyto(out, buf.acc, casting="unsafe")
+    acc, tap = buf.acc, buf.tap
+    np.multiply(_shift_edge(src, ix, iy + 1, buf.shifted), 1.0 - fx, out=acc, dtype=np.float32)
+    if fx > 0:
+        np.multiply(_shift_edge(src, ix + 1, iy + 1, buf.shifted), fx, out=tap, dtype=np.float32)
+        acc += tap
+    low, high = acc[1:], acc[:-1]  # source rows y - iy and y - iy - 1 for output row y
+    if fy > 0:
+        np.multiply(high, fy, out=tap[1:])
+        low *= 1.0 - fy
+        low += tap[1:]
+    low += 0.5
+    np.copyto(out, low, casting="unsafe")
 
 
 def _shift_mask(mask: np.ndarray, dx: float, dy: float) -> np.ndarray:
@@ -597,7 +625,8 @@ class _Scene:
             elif traj.kind == "anchor":
                 anchor |= _region_mask(traj, w, h)
         self.rest = hole  # where object content is before anything moves
-        self.background = fill_holes(image, hole) if self.layers else image
+        parts = [layer.region for layer in self.layers]
+        self.background = fill_holes(image, hole, parts) if self.layers else image
         self.anchor_box = _bbox(anchor) if anchor.any() else None
         if self.anchor_box:
             y0, y1, x0, x1 = self.anchor_box

@@ -27,9 +27,7 @@ H, W = 96, 128
 BG, FG = 30, 220
 
 
-def square_scene(
-    top: int = 20, left: int = 20, size: int = 16, bg: int = BG
-) -> tuple[np.ndarray, np.ndarray]:
+def square_scene(top: int = 20, left: int = 20, size: int = 16, bg: int = BG) -> tuple[np.ndarray, np.ndarray]:
     """A bright square on a dark uniform background, and its mask."""
     img = np.full((H, W, 3), bg, np.uint8)
     mask = np.zeros((H, W), bool)
@@ -218,6 +216,34 @@ def test_camera_shifts_the_whole_frame_with_replicated_edges():
     assert np.array_equal(last[H - 6 :, 8:], np.repeat(img[H - 1 :, : W - 8], 6, axis=0))
     # half way: (+4, -3), still integer, so still exact
     assert np.array_equal(frames[2][: H - 3, 4:], img[3:, : W - 4])
+
+
+def bilinear_reference(img: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """``out(y, x) = img(y - dy, x - dx)``, bilinear, edges clamped: the slow obvious way."""
+    h, w = img.shape[:2]
+    ys, xs = np.mgrid[:h, :w]
+    sx, sy = xs - dx, ys - dy
+    x0, y0 = np.floor(sx).astype(int), np.floor(sy).astype(int)
+    fx, fy = (sx - x0)[..., None], (sy - y0)[..., None]
+
+    def at(y, x):
+        return img[np.clip(y, 0, h - 1), np.clip(x, 0, w - 1)].astype(np.float64)
+
+    top = (1 - fx) * at(y0, x0) + fx * at(y0, x0 + 1)
+    bottom = (1 - fx) * at(y0 + 1, x0) + fx * at(y0 + 1, x0 + 1)
+    return (1 - fy) * top + fy * bottom
+
+
+@pytest.mark.parametrize("target", [(75.3, 40.6), (20.75, 90.5), (64.5, 48), (127.9, 0.2)])
+def test_sub_pixel_camera_matches_a_bilinear_reference(target):
+    rng = np.random.default_rng(7)
+    img = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    cam = Trajectory([(64, 48), target], kind="camera")
+    frames = animate(img, [cam], 4)
+    for frame, t in zip(frames, frame_times(4), strict=True):
+        x, y = trajectory_path_position(cam, t)
+        expected = bilinear_reference(img, x - 64, y - 48)
+        assert np.abs(frame - expected).max() <= 0.5 + 1e-3
 
 
 def test_camera_composes_with_object_motion():
