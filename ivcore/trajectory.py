@@ -17,7 +17,7 @@ Conventions (the widgets and the session rely on them):
 * Frame i of F has clip time ``t = i / (F - 1)`` (``t = 0`` when F is 1). A trajectory's progress
   is ``easing(clip((t - start) / (end - start), 0, 1))`` and its handle sits at that fraction of
   the arc length of the polyline through its points. "ease-in-out" is the cubic smoothstep
-  ``3p^2 - 2p^3``.
+  ``3p^2 - 2p^3``. So a one-frame clip is just the image; ``apply_endpoint`` gives x~'.
 * Kinds: "object" moves its region (the hole it leaves is filled from the surrounding background
   by a push-pull pyramid fill); "anchor" keeps its region bitwise unchanged in every frame, in
   frame coordinates, on top of everything else; "camera" translates the whole frame (edges
