@@ -90,9 +90,7 @@ def decode_png(
     except Exception as exc:
         raise InstructionError(field, data[:16], f"a readable PNG ({exc})") from exc
     if image.size != (w, h):
-        raise InstructionError(
-            field, f"{image.size[0]}x{image.size[1]} PNG", f"a PNG of {w}x{h} (the image size)"
-        )
+        raise InstructionError(field, f"{image.size[0]}x{image.size[1]} PNG", f"a PNG of {w}x{h} (the image size)")
     if image.mode not in ("RGBA", "RGB", "LA", "L", "P"):
         raise InstructionError(field, f"PNG mode {image.mode}", "an 8-bit PNG (RGBA, RGB, LA, L or P)")
     try:

@@ -111,9 +111,7 @@ class PaintCanvas(SafeStateMixin, anywidget.AnyWidget):
         if data is None or len(data) == 0:
             self.session.clear_paint()
         else:
-            layer = decode_png(
-                data, field="paint layer", size=(self.width, self.height), max_bytes=self.max_bytes
-            )
+            layer = decode_png(data, field="paint layer", size=(self.width, self.height), max_bytes=self.max_bytes)
             if not np.asarray(layer)[..., 3].any():
                 self.session.clear_paint()  # an empty layer (after undo or clear) is no paint at all
             else:

@@ -90,9 +90,7 @@ def rasterize_mask(shapes: Any, size: tuple[int, int], field: str) -> np.ndarray
                 or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts)
                 or sum(counts) != h * w
             ):
-                raise InstructionError(
-                    f"{where}.runs", counts, f"non-negative run lengths summing to {h * w}"
-                )
+                raise InstructionError(f"{where}.runs", counts, f"non-negative run lengths summing to {h * w}")
             values = np.repeat(np.arange(len(counts)) % 2 == 1, counts)
             extra |= values.reshape(h, w)
         else:
@@ -130,9 +128,7 @@ def parse_trajectories(data: Any, size: tuple[int, int]) -> list[Any]:
         if not 0.0 <= start < end <= 1.0:
             raise InstructionError(f"{field}.start/end", (start, end), "0 <= start < end <= 1")
         mask = rasterize_mask(item.get("mask"), size, f"{field}.mask")
-        out.append(
-            dict(points=points, mask=mask, radius=radius, easing=easing, start=start, end=end, kind=kind)
-        )
+        out.append(dict(points=points, mask=mask, radius=radius, easing=easing, start=start, end=end, kind=kind))
     return [Trajectory(**kw) for kw in out]
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import functools
 import http.server
 import shutil
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser_helpers import free_port, screenshot_on_failure
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -28,13 +28,6 @@ ARGS = [
     "--autoplay-policy=no-user-gesture-required",
 ]
 HERE = Path(__file__).resolve().parent
-ARTIFACTS = HERE / "artifacts"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -53,17 +46,6 @@ def browser():
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         yield browser
         browser.close()
-
-
-def screenshot_on_failure(request: pytest.FixtureRequest, page) -> None:
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        name = request.node.name.replace("/", "_").replace("[", "-").replace("]", "")
-        try:
-            page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-        except Exception as exc:  # a crashed page must not hide the test's own failure
-            print(f"screenshot failed: {exc}")
 
 
 @pytest.fixture()

@@ -11,11 +11,10 @@ import io
 
 import numpy as np
 import pytest
+from browser_helpers import SIZE, drag
 from PIL import Image
 
 pytestmark = pytest.mark.browser
-
-SIZE = 64
 
 
 def b64(data: bytes) -> str:
@@ -29,21 +28,6 @@ def png(image: Image.Image) -> bytes:
 
 
 GRAY = png(Image.new("RGB", (SIZE, SIZE), (128, 128, 128)))
-
-
-def to_screen(page, selector: str, x: float, y: float) -> tuple[float, float]:
-    """Native image pixels -> page coordinates of the element drawn at CSS size."""
-    box = page.locator(selector).bounding_box()
-    return box["x"] + x * box["width"] / SIZE, box["y"] + y * box["height"] / SIZE
-
-
-def drag(page, selector: str, points: list[tuple[float, float]], steps: int = 8) -> None:
-    """A real press-move-release through ``points`` (native pixels), as page.mouse pointer events."""
-    page.mouse.move(*to_screen(page, selector, *points[0]))
-    page.mouse.down()
-    for p in points[1:]:
-        page.mouse.move(*to_screen(page, selector, *p), steps=steps)
-    page.mouse.up()
 
 
 def saved(page, name: str):
