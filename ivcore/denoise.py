@@ -37,14 +37,6 @@ def step_kwargs(scheduler, generator: torch.Generator | None, eta: float = 0.0) 
     return kwargs
 
 
-def guided(eps: torch.Tensor, guidance: float, use_cfg: bool) -> torch.Tensor:
-    """Classifier-free guidance on rows [uncond, text]; identity without CFG."""
-    if not use_cfg:
-        return eps
-    eps_uncond, eps_text = eps.chunk(2)
-    return eps_uncond + guidance * (eps_text - eps_uncond)
-
-
 def blend(eps: torch.Tensor, eps_edited: torch.Tensor, lam: float) -> torch.Tensor:
     """Eq. 4: lam * eps + (1 - lam) * eps'."""
     return lam * eps + (1 - lam) * eps_edited
@@ -61,14 +53,14 @@ def active_branches(lam: float, has_edit: bool) -> tuple[bool, bool]:
 
 @torch.no_grad()
 def denoise(
-    unet,
+    backend,
     scheduler,
     latents: torch.Tensor,
     text: torch.Tensor,
     uncond: torch.Tensor,
-    base: torch.Tensor,
-    edited: torch.Tensor | None,
-    lams: Sequence[float],
+    base,
+    edited,
+    lams: Sequence[Sequence[float]] | Sequence[float],
     *,
     guidance: float,
     generator: torch.Generator | None = None,
@@ -78,44 +70,48 @@ def denoise(
     progress: bool = True,
     eta: float = 0.0,
 ) -> torch.Tensor:
-    """Run the sampler from `latents` (1, 4, F, h, w) with the Eq. 4 blend at every step.
+    """Run the sampler from `latents` (L, 4, F, h, w) with the Eq. 4 blend at every step.
 
-    `base` and `edited` are the PIA condition channels (1, 5, F, h, w) of x~ and x~'
-    (`PIAVideoBackend.condition`); `edited` None means there is no edit (plain video).
-
-    `scheduler.set_timesteps` must have been called; `timesteps` defaults to all of them.
-    `lams` has one weight per timestep. `callback(step, total, latents)` runs after each step;
-    `cancel`, when set, stops the loop between steps by raising `Cancelled`.
+    `base` and `edited` are the backend's conditions for x~ and x~' (for PIA, the condition
+    channels from `PIAVideoBackend.condition`); `edited` None means nothing is edited (plain
+    video). `lams` gives one weight per timestep for each of the L latents (a flat list when
+    L = 1): a lambda sweep denoises several weights in one batched run. Every step makes one
+    `backend.predict` call over all the (latent, branch) rows that are needed and one
+    `scheduler.step` over the L blended predictions. `scheduler.set_timesteps` must have been
+    called; `timesteps` defaults to all of them. `callback(step, total, latents)` runs after
+    each step; `cancel`, when set, stops the loop between steps by raising `Cancelled`.
     """
     timesteps = scheduler.timesteps if timesteps is None else timesteps
-    if len(lams) != len(timesteps):
-        raise ValueError(f"lams: {len(lams)} weights for {len(timesteps)} steps")
-    num_frames = latents.shape[2]
-    use_cfg = guidance > 1
-    text_rows = torch.cat([uncond, text]) if use_cfg else text
-    text_rows = text_rows.to(device=latents.device, dtype=unet.dtype)
+    schedules = [list(lams)] if lams and not isinstance(lams[0], (list, tuple)) else [list(x) for x in lams]
+    if len(schedules) != latents.shape[0]:
+        raise ValueError(f"lams: {len(schedules)} schedules for {latents.shape[0]} latents")
+    if any(len(x) != len(timesteps) for x in schedules):
+        raise ValueError(f"lams: need {len(timesteps)} weights per schedule, one per step")
     extra = step_kwargs(scheduler, generator, eta)
     total = len(timesteps)
 
     for i, t in enumerate(tqdm(timesteps, desc="denoise", disable=not progress, leave=False)):
         if cancel is not None and cancel.is_set():
             raise Cancelled(f"generation cancelled before step {i + 1} of {total}")
-        lam = float(lams[i])
-        use_base, use_edit = active_branches(lam, edited is not None)
-        branches = [b for b, used in ((base, use_base), (edited, use_edit)) if used]
-        rows_per_branch = 2 if use_cfg else 1
+        rows, conditions, plan = [], [], []
+        for item, schedule in enumerate(schedules):
+            use_base, use_edit = active_branches(float(schedule[i]), edited is not None)
+            for used, condition in ((use_base, base), (use_edit, edited)):
+                if used:
+                    rows.append(item)
+                    conditions.append(condition)
+            plan.append((use_base, use_edit))
+        eps_rows = backend.predict(scheduler, latents[rows], t, conditions, text, uncond, guidance)
 
-        model_in = scheduler.scale_model_input(torch.cat([latents] * rows_per_branch), t)
-        inputs = [torch.cat([model_in, b.expand(rows_per_branch, -1, -1, -1, -1)], dim=1) for b in branches]
-        embeds = text_rows.repeat(len(branches), 1, 1).repeat_interleave(num_frames, dim=0)
-        eps_all = unet(torch.cat(inputs), t, encoder_hidden_states=embeds).sample
-        eps_per_branch = [guided(e, guidance, use_cfg) for e in eps_all.chunk(len(branches))]
-
-        if use_base and use_edit:
-            eps_hat = blend(eps_per_branch[0], eps_per_branch[1], lam)
-        else:
-            eps_hat = eps_per_branch[0]
-        latents = scheduler.step(eps_hat, t, latents, **extra, return_dict=False)[0]
+        eps_hat, row = [], 0
+        for item, (use_base, use_edit) in enumerate(plan):
+            if use_base and use_edit:
+                eps_hat.append(blend(eps_rows[row], eps_rows[row + 1], float(schedules[item][i])))
+                row += 2
+            else:
+                eps_hat.append(eps_rows[row])
+                row += 1
+        latents = scheduler.step(torch.stack(eps_hat), t, latents, **extra, return_dict=False)[0]
         if callback is not None:
             callback(i + 1, total, latents)
     return latents

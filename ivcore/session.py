@@ -354,9 +354,7 @@ class Session:
             trajectories = list(self._trajectories)
         return Video(traj.animate(base, trajectories, frames), fps=self.fps)
 
-    def _edited_frames(
-        self, painted: Image.Image, trajectories, num_frames: int, mode: str
-    ) -> list[Image.Image]:
+    def _edited_frames(self, painted: Image.Image, trajectories, num_frames: int, mode: str) -> list[Image.Image]:
         """The images x~' conditions on: one (endpoint mode, or no trajectory) or one per frame (path)."""
         if not trajectories:
             return [painted]
@@ -364,9 +362,7 @@ class Session:
             return [Image.fromarray(traj.apply_endpoint(painted, trajectories))]
         return [Image.fromarray(f) for f in traj.animate(painted, trajectories, num_frames)]
 
-    def _encode(
-        self, images: list[Image.Image], seed: int, shape, generator: torch.Generator
-    ) -> torch.Tensor:
+    def _encode(self, images: list[Image.Image], seed: int, shape, generator: torch.Generator) -> torch.Tensor:
         """z0 = E(x) * scaling, drawn from `generator` (whose state the cache key stands for)."""
         backend = self.video_backend
         key = fingerprint("encode", backend.name, str(backend.dtype), images, seed, tuple(shape))
@@ -462,7 +458,7 @@ class Session:
             scheduler.set_timesteps(steps, device=backend.device)
             start = time.perf_counter()
             out = denoise(
-                backend.unet, scheduler, latents, text, uncond, base_condition, edited_condition, lams,
+                backend, scheduler, latents, text, uncond, base_condition, edited_condition, lams,
                 guidance=guidance, generator=generator, callback=callback, cancel=self._cancel,
                 progress=progress,
             )  # fmt: skip
@@ -536,9 +532,7 @@ class Session:
             paint_path.unlink()
         if self.last_video is not None:
             frames = torch.from_numpy(np.array(self.last_video.frames))
-            save_file(
-                {"frames": frames}, str(folder / "last_video.safetensors"), metadata={"fps": str(self.fps)}
-            )
+            save_file({"frames": frames}, str(folder / "last_video.safetensors"), metadata={"fps": str(self.fps)})
             self.last_video.to_mp4(folder / "last_video.mp4")
         return folder
 
@@ -550,9 +544,7 @@ class Session:
         folder = Path(folder)
         path = folder / SESSION_FILE
         if not path.is_file():
-            raise InstructionError(
-                "folder", str(folder), f"a folder written by Session.save (with {SESSION_FILE})"
-            )
+            raise InstructionError("folder", str(folder), f"a folder written by Session.save (with {SESSION_FILE})")
         data = json.loads(path.read_text())
         models = dict(data.get("models") or {})
         if models.get("preset") == "tiny" and not {"image_model", "video_model"} & set(model_kwargs):

@@ -79,9 +79,7 @@ def test_lam_zero_is_plain_video_of_edited_image(session):
     plain.image = composite(scene(), session.paint_layer)
     plain.content, plain.motion = session.content, session.motion
     plain.num_frames, plain.steps = 4, 4
-    assert np.array_equal(
-        np.asarray(plain.intermediate(edited=False)), np.asarray(session.intermediate(edited=True))
-    )
+    assert np.array_equal(np.asarray(plain.intermediate(edited=False)), np.asarray(session.intermediate(edited=True)))
     plain_video = plain.generate(seed=5, progress=False)
     assert np.array_equal(edited_video.frames, plain_video.frames)
     assert torch.equal(session.last_latents, plain.last_latents)
@@ -130,9 +128,7 @@ def test_one_step_equals_hand_computed_mix(session):
 
     def guided_pair(conditions):
         """Both branches' guided predictions, by hand, from one UNet call (batch 4 like the loop)."""
-        x = torch.cat(
-            [torch.cat([torch.cat([latents] * 2), c.expand(2, -1, -1, -1, -1)], dim=1) for c in conditions]
-        )
+        x = torch.cat([torch.cat([torch.cat([latents] * 2), c.expand(2, -1, -1, -1, -1)], dim=1) for c in conditions])
         embeds = torch.cat([uncond, text] * len(conditions)).repeat_interleave(4, dim=0)
         eps = b.unet(x, t, encoder_hidden_states=embeds).sample
         out = []
@@ -147,7 +143,7 @@ def test_one_step_equals_hand_computed_mix(session):
         only_base = b.scheduler.step(eps, t, latents).prev_sample
     b.scheduler.set_timesteps(4)
     got = denoise(
-        b.unet, b.scheduler, latents, text, uncond, cond, cond_edit, [0.3],
+        b, b.scheduler, latents, text, uncond, cond, cond_edit, [0.3],
         guidance=7.5, timesteps=b.scheduler.timesteps[:1], progress=False,
     )  # fmt: skip
     assert (got - expected).abs().max() <= 1e-5
@@ -165,9 +161,7 @@ def test_blend_formula():
 def test_unused_branch_is_skipped(session):
     """lam in {0, 1} and an unedited image run one branch: the UNet sees 2 rows, not 4."""
     rows = []
-    handle = session.video_backend.unet.register_forward_pre_hook(
-        lambda m, args: rows.append(args[0].shape[0])
-    )
+    handle = session.video_backend.unet.register_forward_pre_hook(lambda m, args: rows.append(args[0].shape[0]))
     try:
         session.lam = 0.5
         session.generate(seed=0, progress=False)  # no edit: one branch even at lam 0.5

@@ -113,12 +113,39 @@ class PIAVideoBackend:
         n, c, h, w = image_latents.shape
         if n not in (1, num_frames):
             raise ValueError(f"image latents: {n} latents for {num_frames} frames")
-        weights = torch.tensor(
-            motion_mask_weights(num_frames, motion_scale), dtype=self.dtype, device=self.device
-        )
+        weights = torch.tensor(motion_mask_weights(num_frames, motion_scale), dtype=self.dtype, device=self.device)
         mask = weights.view(1, 1, num_frames, 1, 1).expand(1, 1, num_frames, h, w)
         frames = image_latents.permute(1, 0, 2, 3).unsqueeze(0).expand(1, c, num_frames, h, w)
         return torch.cat([mask, frames.to(self.dtype)], dim=1)
+
+    @torch.no_grad()
+    def predict(
+        self,
+        scheduler,
+        latents: torch.Tensor,
+        t: torch.Tensor,
+        conditions: Sequence[torch.Tensor],
+        text: torch.Tensor,
+        uncond: torch.Tensor,
+        guidance: float,
+    ) -> torch.Tensor:
+        """Guided noise predictions for N (latent, condition) rows in one batched UNet call.
+
+        `latents` is (N, 4, F, h, w), `conditions` N tensors (1, 5, F, h, w). With guidance > 1
+        the UNet sees rows [uncond x N, text x N], which for N = 1 is exactly PIAPipeline's batch.
+        """
+        n, num_frames = latents.shape[0], latents.shape[2]
+        use_cfg = guidance > 1
+        condition = torch.cat(list(conditions))
+        model_in = scheduler.scale_model_input(torch.cat([latents] * 2) if use_cfg else latents, t)
+        model_in = torch.cat([model_in, torch.cat([condition] * 2) if use_cfg else condition], dim=1)
+        rows = [uncond.expand(n, -1, -1), text.expand(n, -1, -1)] if use_cfg else [text.expand(n, -1, -1)]
+        embeds = torch.cat(rows).to(self.dtype).repeat_interleave(num_frames, dim=0)
+        eps = self.unet(model_in, t, encoder_hidden_states=embeds).sample
+        if not use_cfg:
+            return eps
+        eps_uncond, eps_text = eps.chunk(2)
+        return eps_uncond + guidance * (eps_text - eps_uncond)
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
