@@ -46,6 +46,11 @@ TRAJECTORY_MODES = ("path", "endpoint")
 SESSION_FILE = "session.json"
 
 
+def model_key(backend) -> tuple:
+    """What identifies a backend's weights in cache keys: name, in-place weight changes, dtype."""
+    return (type(backend).__name__, backend.name, backend.weights_version, str(backend.dtype))
+
+
 class Session:
     """The InteractiveVideo state and its cached pipeline (Eq. 1 with the Eq. 4 blend).
 
@@ -311,14 +316,14 @@ class Session:
 
     # ------------------------------------------------------------------ stages
     def _text(self, backend, prompt: str) -> torch.Tensor:
-        key = fingerprint("text", backend.name, id(backend.text_encoder), prompt)
+        key = fingerprint("text", model_key(backend), id(getattr(backend, "text_encoder", None)), prompt)
         return self.cache.get_or_compute("text", key, lambda: backend.encode_prompt(prompt))
 
     def _p_img(self, image: Image.Image, content: str, negative: str, strength: float) -> Image.Image:
         """x~ = P_img(x, y), cached on its inputs."""
         backend = self.image_backend
         key = fingerprint(
-            "image", backend.name, image, content, negative, strength, self._image_steps, self._image_guidance,
+            "image", model_key(backend), image, content, negative, strength, self._image_steps, self._image_guidance,
             self._seed, type(backend.scheduler).__name__, dict(backend.scheduler.config),
         )  # fmt: skip
 
@@ -365,7 +370,7 @@ class Session:
     def _encode(self, images: list[Image.Image], seed: int, shape, generator: torch.Generator) -> torch.Tensor:
         """z0 = E(x) * scaling, drawn from `generator` (whose state the cache key stands for)."""
         backend = self.video_backend
-        key = fingerprint("encode", backend.name, str(backend.dtype), images, seed, tuple(shape))
+        key = fingerprint("encode", model_key(backend), images, seed, tuple(shape))
 
         def run():
             latents = backend.encode_images(images, generator)
@@ -435,7 +440,7 @@ class Session:
         has_edit = fingerprint(edit_images) != fingerprint([x_tilde])
         scheduler = backend.scheduler
         denoise_key = fingerprint(
-            "denoise", backend.name, str(backend.dtype), [x_tilde], edit_images if has_edit else None,
+            "denoise", model_key(backend), [x_tilde], edit_images if has_edit else None,
             motion, negative, seed, shape, steps, guidance, lams, motion_scale,
             type(scheduler).__name__, dict(scheduler.config),
         )  # fmt: skip

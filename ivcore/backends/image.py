@@ -43,6 +43,8 @@ class ImageBackend:
         self.scheduler = scheduler
         self.size = size
         self.name = name
+        # Bumped whenever weights change in place (LoRA load/unload, scale): part of every cache key.
+        self.weights_version = 0
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
 
@@ -92,9 +94,7 @@ class ImageBackend:
         time_cond = None
         use_cfg = guidance > 1 and self.unet.config.time_cond_proj_dim is None
         if self.unet.config.time_cond_proj_dim is not None:
-            time_cond = guidance_embedding(guidance - 1, self.unet.config.time_cond_proj_dim, dtype).to(
-                device
-            )
+            time_cond = guidance_embedding(guidance - 1, self.unet.config.time_cond_proj_dim, dtype).to(device)
         embeds = torch.cat([uncond, cond]) if use_cfg else cond
         for t in timesteps:
             model_in = torch.cat([latents] * 2) if use_cfg else latents

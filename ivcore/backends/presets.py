@@ -36,9 +36,7 @@ def tiny_backends(seed: int = 0) -> tuple[ImageBackend, PIAVideoBackend]:
     """The tiny preset: both pipelines share VAE and CLIP, as SD1.5 + PIA do."""
     parts = tiny_components(seed)
     shared = dict(vae=parts["vae"], text_encoder=parts["text_encoder"], tokenizer=parts["tokenizer"])
-    image = ImageBackend(
-        unet=parts["unet"], scheduler=parts["image_scheduler"], size=TINY_SIZE, name="tiny", **shared
-    )
+    image = ImageBackend(unet=parts["unet"], scheduler=parts["image_scheduler"], size=TINY_SIZE, name="tiny", **shared)
     video_unet = UNetMotionModel.from_unet2d(parts["unet"], parts["motion_adapter"]).eval()
     video = PIAVideoBackend(
         unet=video_unet, scheduler=parts["video_scheduler"], size=TINY_SIZE, num_frames=TINY_FRAMES,
@@ -114,10 +112,7 @@ def load_backends(
     video_unet = video_unet.to(device=device, dtype=dtype).eval()
     scheduler = _load_scheduler(
         video_model,
-        **{
-            k: VIDEO_SCHEDULER_CONFIG[k]
-            for k in ("beta_schedule", "clip_sample", "timestep_spacing", "steps_offset")
-        },
+        **{k: VIDEO_SCHEDULER_CONFIG[k] for k in ("beta_schedule", "clip_sample", "timestep_spacing", "steps_offset")},
     )
     if not isinstance(scheduler, diffusers.DDIMScheduler):
         scheduler = diffusers.DDIMScheduler.from_config(scheduler.config)

@@ -66,6 +66,8 @@ class PIAVideoBackend:
         self.num_frames = num_frames
         self.fps = fps
         self.name = name
+        # Bumped whenever weights change in place (LoRA load/unload, scale): part of every cache key.
+        self.weights_version = 0
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
         self.video_processor = VideoProcessor(vae_scale_factor=self.vae_scale_factor)
 

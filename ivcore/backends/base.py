@@ -1,0 +1,60 @@
+"""What the Session needs from a video backend (PIA today; SVD and few-step variants plug in here)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import torch
+from PIL import Image
+
+
+class VideoBackend(Protocol):
+    """An image-to-video model whose image condition can be swapped per branch (Eq. 4).
+
+    `encode_images` returns the image condition's raw encoding (VAE latents, embeddings, ...),
+    `condition` turns it into one branch's condition, and `predict` runs the guided model on N
+    (latent, condition) rows at once. The denoising loop blends the per-branch predictions.
+    Attributes follow diffusers' names: unet, vae, scheduler (text_encoder, tokenizer if any).
+    """
+
+    unet: Any
+    vae: Any
+    scheduler: Any
+    size: int
+    num_frames: int
+    fps: int
+    name: str
+    weights_version: int
+
+    @property
+    def device(self) -> torch.device: ...
+
+    @property
+    def dtype(self) -> torch.dtype: ...
+
+    @property
+    def max_frames(self) -> int: ...
+
+    def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, ...]: ...
+
+    def encode_prompt(self, prompt: str) -> torch.Tensor: ...
+
+    def initial_noise(self, shape: Sequence[int], generator: torch.Generator) -> torch.Tensor: ...
+
+    def encode_images(self, images: Sequence[Image.Image], generator: torch.Generator) -> Any: ...
+
+    def condition(self, encoded: Any, num_frames: int, motion_scale: int = 0) -> Any: ...
+
+    def predict(
+        self,
+        scheduler,
+        latents: torch.Tensor,
+        t: torch.Tensor,
+        conditions: Sequence[Any],
+        text: torch.Tensor,
+        uncond: torch.Tensor,
+        guidance: float,
+    ) -> torch.Tensor: ...
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor: ...
