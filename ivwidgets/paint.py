@@ -45,6 +45,7 @@ class PaintCanvas(SafeStateMixin, anywidget.AnyWidget):
     undone = t.List(t.Dict(), help="redo stack").tag(sync=True)
     layer = t.Bytes(b"", help="PNG of the RGBA paint layer, sent on stroke end").tag(**BYTES_NO_ECHO)
     edited = t.Bytes(b"", help="PNG of the edited intermediate x~'").tag(**BYTES)
+    show_edited = t.Bool(True, help="compute and show x~' beside the canvas").tag(sync=True)
     busy = t.Bool(False).tag(sync=True)
     error = t.Unicode("").tag(sync=True)
 
@@ -52,9 +53,8 @@ class PaintCanvas(SafeStateMixin, anywidget.AnyWidget):
     max_bytes: int = 16 * 1024 * 1024
 
     def __init__(self, session: Any, *, show_edited: bool = True, **kwargs: Any):
-        super().__init__(**kwargs)
+        super().__init__(show_edited=show_edited, **kwargs)
         self.session = session
-        self.show_edited = show_edited
         self._jobs = Jobs(on_error=self._job_failed)
         self._listeners: list[Callable[[PaintCanvas], None]] = []
         self.refresh()

@@ -165,7 +165,6 @@ class Studio(w.VBox):
             return
         self.show_error("")
         if refresh_base:
-            self.editor.refresh()
             self.refresh(base=True)
 
     def show_error(self, message: str) -> None:

@@ -6,7 +6,7 @@
 //   strokes (list of stroke dicts: the undo history, plain data so it survives a page reload),
 //   undone (list of stroke dicts: the redo stack),
 //   layer (bytes, PNG of the full RGBA layer; written on every stroke end, never on every move),
-//   edited (bytes, PNG of the edited intermediate x~' computed by the kernel), busy, error.
+//   edited (bytes, PNG of the edited intermediate x~' computed by the kernel), show_edited, busy, error.
 //
 // The canvases keep the image's native resolution (the backing store); CSS scales them, and pointer
 // positions are mapped back to native pixels, so the layer lines up with x exactly.
@@ -135,6 +135,7 @@ function render({ model, el: root }) {
     if (editedUrl) editedImg.src = editedUrl;
     else editedImg.removeAttribute("src");
     editedBox.classList.toggle("ivw-busy", !!model.get("busy"));
+    editedBox.style.display = model.get("show_edited") === false ? "none" : "";
   }
   function showError() {
     const msg = model.get("error") || "";
@@ -259,7 +260,7 @@ function render({ model, el: root }) {
   const handlers = [
     ["change:image", showImage],
     ["change:width change:height change:strokes change:undone", replay],
-    ["change:edited change:busy", showEdited],
+    ["change:edited change:busy change:show_edited", showEdited],
     ["change:error", showError],
     ["change:color change:brush_size change:opacity change:tool", showTools],
   ];

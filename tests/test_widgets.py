@@ -122,6 +122,7 @@ PAINT_VALUES = {
     "height": 64,
     "image": b"\x89PNG-not-really",
     "edited": b"\x89PNG-edited",
+    "show_edited": True,
 }
 
 
