@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_helpers import SIZE, drag, free_port, screenshot_on_failure
+from browser_helpers import ARTIFACTS, SIZE, drag, free_port, screenshot_on_failure
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -223,6 +223,9 @@ def test_studio_in_jupyterlab(lab_page, lab: str) -> None:
         timeout=300_000,
     )
     assert "done" in page.inner_text(".ivw-status")
+    if os.environ.get("IVW_SCREENSHOTS"):  # for looking at the layout by eye
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.locator(".ivw-studio").screenshot(path=str(ARTIFACTS / "studio.png"))
 
     # the kernel holds the paint, the trajectory, the lambda and the new video
     run_cell(page, 1)
