@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_helpers import free_port, screenshot_on_failure
+
+from .browser_helpers import free_port, screenshot_on_failure
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [

@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_helpers import ARTIFACTS, SIZE, drag, free_port, screenshot_on_failure
+
+from .browser_helpers import ARTIFACTS, SIZE, drag, free_port, screenshot_on_failure
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

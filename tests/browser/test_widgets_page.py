@@ -11,8 +11,9 @@ import io
 
 import numpy as np
 import pytest
-from browser_helpers import SIZE, drag
 from PIL import Image
+
+from .browser_helpers import SIZE, drag
 
 pytestmark = pytest.mark.browser
 
