@@ -54,7 +54,7 @@ def asset(name: str) -> str:
     """
     try:
         return resources.files("ivwidgets.js").joinpath(name).read_text(encoding="utf-8")
-    except (ModuleNotFoundError, FileNotFoundError):
+    except (ImportError, OSError, TypeError, ValueError):
         return (Path(__file__).resolve().parent.parent / "js" / name).read_text(encoding="utf-8")
 
 
