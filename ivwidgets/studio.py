@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import io
 import threading
 import time
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import ipywidgets as w
 import numpy as np
 from ipycanvas import Canvas
+from PIL import Image
 
 from ._common import InstructionError, encode_png, session_lock
 from .paint import PaintCanvas
@@ -107,6 +109,8 @@ class Studio(w.VBox):
             style=style,
         )
         self.seed = w.IntText(value=int(getattr(session, "seed", 0) or 0), description="Seed", style=style)
+        self.upload = w.FileUpload(accept="image/*", multiple=False, description="Image…")
+        self.upload.add_class("ivw-upload")
         self.generate_button = w.Button(description="Generate", button_style="primary", icon="play")
         self.generate_button.add_class("ivw-generate")
         self.cancel_button = w.Button(description="Cancel", disabled=True, icon="stop")
@@ -134,7 +138,7 @@ class Studio(w.VBox):
                 ),
                 w.HBox(
                     [
-                        w.VBox([self.content, self.motion]),
+                        w.VBox([self.upload, self.content, self.motion]),
                         w.VBox([self.lam, self.steps, self.frames, self.seed]),
                     ]
                 ),
@@ -152,6 +156,7 @@ class Studio(w.VBox):
         self.lam.observe(lambda c: self._set("lam", float(c["new"])), "value")
         self.paint.on_paint(lambda _: self.refresh(base=True))
         self.editor.on_change(lambda _: self.refresh(base=False))
+        self.upload.observe(self._on_upload, "value")
         self.generate_button.on_click(lambda _: self.generate())
         self.cancel_button.on_click(lambda _: self.cancel())
         self.refresh(base=True)
@@ -166,6 +171,23 @@ class Studio(w.VBox):
         self.show_error("")
         if refresh_base:
             self.refresh(base=True)
+
+    def _on_upload(self, change: dict[str, Any]) -> None:
+        files = change["new"]
+        if not files:
+            return
+        try:
+            self.set_image(Image.open(io.BytesIO(bytes(files[0]["content"]))))
+        except (InstructionError, ValueError, OSError) as exc:
+            self.show_error(f"image: {exc}")
+
+    def set_image(self, image: Any) -> None:
+        """A new Image Instruction x (PIL, array or path): clears the paint and refreshes every view."""
+        self.session.image = image  # the session resizes it and drops its paint layer
+        self.paint.clear()
+        self.paint.refresh()
+        self.show_error("")
+        self.refresh(base=True)
 
     def show_error(self, message: str) -> None:
         """Errors are shown in the app, not only in a log."""

@@ -411,3 +411,23 @@ def test_studio_shows_instruction_errors(s: Session) -> None:
     assert "seed" in st.error.value and st.status.value == "failed"
     st.lam.value = 0.5
     assert st.error.value == ""
+
+
+def _upload(name: str, content: bytes) -> dict[str, Any]:
+    return {"name": name, "type": "image/png", "size": len(content), "content": memoryview(content), "last_modified": 0}
+
+
+def test_studio_upload_sets_the_image(s: Session) -> None:
+    st = Studio(s)
+    from_frontend(st.paint, layer=layer_png())
+    assert s.paint_layer is not None
+    blue = png(Image.new("RGB", (200, 100), (0, 0, 255)))
+    st.upload.set_state({"value": [_upload("b.png", blue)]})
+    assert st.error.value == "", st.error.value
+    assert np.asarray(s.image)[32, 32].tolist() == [0, 0, 255] and s.image.size == (64, 64)
+    assert s.paint_layer is None and st.paint.strokes == []
+    assert Image.open(io.BytesIO(st.paint.image)).getpixel((5, 5)) == (0, 0, 255)
+    st.upload.set_state({"value": [_upload("x.png", b"abc")]})
+    assert "image" in st.error.value
+    assert np.asarray(s.image)[32, 32].tolist() == [0, 0, 255]
+    assert st.wait(60)
