@@ -69,6 +69,7 @@ def denoise(
     cancel: threading.Event | None = None,
     progress: bool = True,
     eta: float = 0.0,
+    after_step: Callable[[object, int, torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Run the sampler from `latents` (L, 4, F, h, w) with the Eq. 4 blend at every step.
 
@@ -80,6 +81,8 @@ def denoise(
     `scheduler.step` over the L blended predictions. `scheduler.set_timesteps` must have been
     called; `timesteps` defaults to all of them. `callback(step, total, latents)` runs after
     each step; `cancel`, when set, stops the loop between steps by raising `Cancelled`.
+    `after_step(scheduler, step, latents)` may adjust the latents after each step (trajectory
+    guidance).
     """
     timesteps = scheduler.timesteps if timesteps is None else timesteps
     schedules = [list(lams)] if lams and not isinstance(lams[0], (list, tuple)) else [list(x) for x in lams]
@@ -112,6 +115,8 @@ def denoise(
                 eps_hat.append(eps_rows[row])
                 row += 1
         latents = scheduler.step(torch.stack(eps_hat), t, latents, **extra, return_dict=False)[0]
+        if after_step is not None:
+            latents = after_step(scheduler, i, latents)
         if callback is not None:
             callback(i + 1, total, latents)
     return latents

@@ -18,6 +18,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +27,13 @@ import torch
 from PIL import Image
 
 from ivcore import trajectory as traj
+from ivcore.align import FrameAlign, apply_align
 from ivcore.backends.image import ImageBackend
 from ivcore.backends.video import MOTION_SCALES, PIAVideoBackend
 from ivcore.cache import DEFAULT_MAX_BYTES, StageCache, fingerprint
 from ivcore.denoise import Cancelled, StepCallback, denoise
 from ivcore.errors import InstructionError
+from ivcore.guidance import TrajectoryGuide
 from ivcore.images import composite, fit_to, to_paint_layer, to_rgb_image
 from ivcore.instructions import (
     check_choice,
@@ -44,6 +47,42 @@ from ivcore.video import Video
 
 TRAJECTORY_MODES = ("path", "endpoint")
 SESSION_FILE = "session.json"
+
+
+@dataclass
+class _Plan:
+    """The inputs of one generation, snapshotted from the session and passed through the stages."""
+
+    key: str
+    seed: int
+    shape: tuple[int, ...]
+    steps: int
+    guidance: float
+    motion_scale: int
+    x_tilde: Image.Image
+    edit_images: list[Image.Image] | None
+    text: torch.Tensor
+    uncond: torch.Tensor
+    masks: np.ndarray | None
+    trajectory_strength: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def num_frames(self) -> int:
+        return self.shape[2]
+
+
+class _Release:
+    """Context manager releasing the session's run lock."""
+
+    def __init__(self, lock: threading.Lock):
+        self._lock = lock
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc) -> None:
+        self._lock.release()
 
 
 def model_key(backend) -> tuple:
@@ -96,6 +135,8 @@ class Session:
         self._image_guidance = check_float(image_guidance, "image_guidance", 0.0)
         self._motion_scale = 0
         self._trajectory_mode = "path"
+        self._trajectory_strength = 0.3
+        self._align: str | FrameAlign | None = None
         self.fps = video_backend.fps
         self.last_video: Video | None = None
         self.last_latents: torch.Tensor | None = None
@@ -233,6 +274,52 @@ class Session:
     @trajectory_mode.setter
     def trajectory_mode(self, value: Any) -> None:
         self._trajectory_mode = check_choice(value, "trajectory_mode", TRAJECTORY_MODES)
+
+    @property
+    def trajectory_strength(self) -> float:
+        """How hard the first steps pull moving regions toward the animated frames, in [0, 1].
+
+        The pull acts for round(strength * steps) steps, inside the moving regions only, weighted
+        by (1 - lam); 0 turns it off (conditioning alone). Default 0.3: the layout forms in the
+        first third of the steps, later steps are left free to add detail.
+        """
+        return self._trajectory_strength
+
+    @trajectory_strength.setter
+    def trajectory_strength(self, value: Any) -> None:
+        self._trajectory_strength = check_float(value, "trajectory_strength", 0.0, 1.0)
+
+    @property
+    def align(self) -> str | FrameAlign | None:
+        """Eq. 5 post-processing of the video latents: None (default), "stats" or a FrameAlign.
+
+        None keeps lam = 1 exactly equal to the plain PIA video. "stats" pins each frame's
+        per-channel latent statistics to those of x~' (removes colour drift, training-free).
+        A FrameAlign applies the paper's Conv2D(SiLU(GroupNorm(v_i - x~))) head (its identity
+        at init; load trained weights with FrameAlign.from_file).
+        """
+        return self._align
+
+    @align.setter
+    def align(self, value: Any) -> None:
+        if not (value is None or (isinstance(value, str) and value == "stats") or isinstance(value, FrameAlign)):
+            raise InstructionError("align", value, 'None, "stats" or an ivcore.align.FrameAlign')
+        self._align = value
+
+    def _align_key(self):
+        if isinstance(self._align, FrameAlign):
+            return ("FrameAlign", {k: v for k, v in self._align.state_dict().items()})
+        return self._align
+
+    def _aligned(self, plan: _Plan, latents: torch.Tensor) -> torch.Tensor:
+        """Apply `align`: FrameAlign is relative to x~ (Eq. 5), "stats" to the edited image x~'."""
+        image = plan.x_tilde
+        if self._align == "stats" and plan.edit_images is not None:
+            image = plan.edit_images[-1]
+        generator = torch.Generator(device="cpu").manual_seed(plan.seed)
+        self.video_backend.initial_noise(plan.shape, generator)  # the encode cache key assumes this draw
+        reference = self._encode([image], plan.seed, plan.shape, generator)
+        return apply_align(self._align, latents, reference.to(latents.dtype))
 
     @property
     def lam(self) -> float | tuple[float, ...]:
@@ -381,6 +468,24 @@ class Session:
         return latents
 
     # ------------------------------------------------------------------ generation
+    def _resolve(self, seed, num_frames, steps, guidance) -> tuple[int, int, int, float]:
+        """Per-call overrides of the session's settings, validated like the setters."""
+        seed = self._seed if seed is None else check_int(seed, "seed", 0)
+        if num_frames is None:
+            num_frames = self._num_frames
+        else:
+            num_frames = check_int(num_frames, "num_frames", 1, self.video_backend.max_frames)
+        steps = self._steps if steps is None else check_int(steps, "steps", 1)
+        guidance = self._guidance if guidance is None else check_float(guidance, "guidance", 0.0)
+        return seed, num_frames, steps, guidance
+
+    def _exclusive(self):
+        """One generation at a time: a second click while running is refused, not queued."""
+        if not self._running.acquire(blocking=False):
+            raise RuntimeError("a generation is already running in this session; wait for it or cancel() it")
+        self._cancel.clear()
+        return _Release(self._running)
+
     def generate(
         self,
         seed: int | None = None,
@@ -398,90 +503,135 @@ class Session:
         latents)` runs after each denoising step; `cancel()` from another thread stops the run
         between steps (raising `ivcore.Cancelled`) and keeps the previous video.
         """
-        seed = self._seed if seed is None else check_int(seed, "seed", 0)
-        num_frames = self._num_frames if num_frames is None else check_int(
-            num_frames, "num_frames", 1, self.video_backend.max_frames
-        )  # fmt: skip
-        steps = self._steps if steps is None else check_int(steps, "steps", 1)
-        guidance = self._guidance if guidance is None else check_float(guidance, "guidance", 0.0)
+        seed, num_frames, steps, guidance = self._resolve(seed, num_frames, steps, guidance)
         lam = self._lam if lam is None else check_lam(lam)
-        if not self._running.acquire(blocking=False):
-            raise RuntimeError("a generation is already running in this session; wait for it or cancel() it")
-        try:
-            self._cancel.clear()
-            return self._generate(seed, num_frames, steps, guidance, lam, callback, progress)
-        finally:
-            self._running.release()
+        with self._exclusive():
+            clock = time.perf_counter()
+            plan = self._plan(seed, num_frames, steps, guidance)
+            schedule = lam_schedule(lam, steps)
+            key = fingerprint("denoise", plan.key, schedule)
+            latents = self.cache.get_or_compute(
+                "denoise", key, lambda: self._denoise(plan, [schedule], callback, progress)
+            )
+            video = self.cache.get_or_compute(
+                "decode", fingerprint(key, self._align_key()), lambda: self._decode(plan, latents)
+            )
+            plan.timings["total"] = time.perf_counter() - clock
+            self.last_video, self.last_latents, self.last_timings = video, latents, plan.timings
+            return video
+
+    def sweep(
+        self,
+        lams: Sequence[float | Sequence[float]],
+        seed: int | None = None,
+        *,
+        num_frames: int | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
+        callback: StepCallback | None = None,
+        progress: bool = True,
+    ) -> list[Video]:
+        """One Video per lambda, denoised together in one batched run (cheaper than one by one).
+
+        Every lambda starts from the same noise, so each video equals `generate(lam=...)` up to
+        float rounding of the larger batch (deterministic samplers: DDIM, Euler, DPM++). The
+        session's `lam` and `last_video` are left as they are.
+        """
+        if isinstance(lams, (str, bytes)) or not isinstance(lams, Sequence) or len(lams) == 0:
+            raise InstructionError(
+                "lams", lams, "a non-empty list of lambda values (floats in [0, 1] or per-step lists)"
+            )
+        checked = [check_lam(v) for v in lams]
+        seed, num_frames, steps, guidance = self._resolve(seed, num_frames, steps, guidance)
+        with self._exclusive():
+            plan = self._plan(seed, num_frames, steps, guidance)
+            schedules = [lam_schedule(v, steps) for v in checked]
+            latents = self._denoise(plan, schedules, callback, progress)
+            return [self._decode(plan, latents[i : i + 1]) for i in range(len(schedules))]
 
     def cancel(self) -> None:
         """Ask a running generation to stop between steps (thread-safe)."""
         self._cancel.set()
 
-    def _generate(self, seed, num_frames, steps, guidance, lam, callback, progress) -> Video:
-        timings: dict[str, float] = {}
+    def _plan(self, seed: int, num_frames: int, steps: int, guidance: float) -> _Plan:
+        """Snapshot the instructions and run the cheap cached stages: text, P_img, trajectories."""
         clock = time.perf_counter()
         with self._lock:
             image, paint = self._image, self._paint
             content, motion, negative = self._content, self._motion, self._negative
             strength, trajectories = self._content_strength, list(self._trajectories)
             mode, motion_scale = self._trajectory_mode, self._motion_scale
+            trajectory_strength = self._trajectory_strength
         backend = self.video_backend
-
         x_tilde = self._p_img(image, content, negative, strength)
         painted = self._p_img(composite(image, paint), content, negative, strength)
         edit_images = self._edited_frames(painted, trajectories, num_frames, mode)
-        timings["image"] = time.perf_counter() - clock
-
-        text = self._text(backend, motion)
-        uncond = self._text(backend, negative)
+        has_edit = fingerprint(edit_images) != fingerprint([x_tilde])
+        masks = None
+        if trajectories and has_edit and trajectory_strength > 0:
+            _, masks = traj.animate_with_masks(painted, trajectories, num_frames)
+            if mode == "endpoint":
+                masks = np.repeat(masks[-1:], num_frames, axis=0)
+        timings = {"image": time.perf_counter() - clock}
         width, height = self.size
         shape = backend.latent_shape(num_frames, height, width)
-        lams = lam_schedule(lam, steps)
-        has_edit = fingerprint(edit_images) != fingerprint([x_tilde])
         scheduler = backend.scheduler
-        denoise_key = fingerprint(
-            "denoise", model_key(backend), [x_tilde], edit_images if has_edit else None,
-            motion, negative, seed, shape, steps, guidance, lams, motion_scale,
-            type(scheduler).__name__, dict(scheduler.config),
+        key = fingerprint(
+            model_key(backend), [x_tilde], edit_images if has_edit else None, motion, negative, seed, shape,
+            steps, guidance, motion_scale, type(scheduler).__name__, dict(scheduler.config),
+            trajectory_strength if masks is not None else 0.0, masks,
+        )  # fmt: skip
+        return _Plan(
+            key=key, seed=seed, shape=shape, steps=steps, guidance=guidance, motion_scale=motion_scale,
+            x_tilde=x_tilde, edit_images=edit_images if has_edit else None, text=self._text(backend, motion),
+            uncond=self._text(backend, negative), masks=masks, trajectory_strength=trajectory_strength,
+            timings=timings,
         )  # fmt: skip
 
-        def run_denoise() -> torch.Tensor:
-            start = time.perf_counter()
-            generator = torch.Generator(device="cpu").manual_seed(seed)
-            latents = backend.initial_noise(shape, generator)
-            state = generator.get_state()
-            z_base = self._encode([x_tilde], seed, shape, generator)
-            after_base = generator.get_state()
-            edited_condition = None
-            if has_edit:
-                generator.set_state(state)  # same posterior draw for x~': lam = 0 is the plain video of x~'
-                z_edit = self._encode(edit_images, seed, shape, generator)
-                edited_condition = backend.condition(z_edit, num_frames, motion_scale)
-                generator.set_state(after_base)
-            base_condition = backend.condition(z_base, num_frames, motion_scale)
-            timings["encode"] = time.perf_counter() - start
-            scheduler.set_timesteps(steps, device=backend.device)
-            start = time.perf_counter()
-            out = denoise(
-                backend, scheduler, latents, text, uncond, base_condition, edited_condition, lams,
-                guidance=guidance, generator=generator, callback=callback, cancel=self._cancel,
-                progress=progress,
+    def _denoise(self, plan: _Plan, schedules: list[tuple[float, ...]], callback, progress) -> torch.Tensor:
+        """Encode x~ and x~' from one generator state, then run the blended loop for each schedule."""
+        backend, scheduler = self.video_backend, self.video_backend.scheduler
+        start = time.perf_counter()
+        generator = torch.Generator(device="cpu").manual_seed(plan.seed)
+        noise = backend.initial_noise(plan.shape, generator)
+        state = generator.get_state()
+        z_base = self._encode([plan.x_tilde], plan.seed, plan.shape, generator)
+        after_base = generator.get_state()
+        base = backend.condition(z_base, plan.num_frames, plan.motion_scale)
+        edited, z_edit = None, None
+        if plan.edit_images is not None:
+            generator.set_state(state)  # the same posterior draw for x~': lam = 0 is the plain video of x~'
+            z_edit = self._encode(plan.edit_images, plan.seed, plan.shape, generator)
+            edited = backend.condition(z_edit, plan.num_frames, plan.motion_scale)
+            generator.set_state(after_base)
+        scheduler.set_timesteps(plan.steps, device=backend.device)
+        guide = None
+        if plan.masks is not None and z_edit is not None and isinstance(backend, PIAVideoBackend):
+            guide = TrajectoryGuide.build(
+                z_edit, plan.masks, noise / scheduler.init_noise_sigma, schedules, plan.trajectory_strength,
+                scheduler.timesteps,
             )  # fmt: skip
-            timings["denoise"] = time.perf_counter() - start
-            return out
+        latents = noise.expand(len(schedules), *noise.shape[1:]).clone()
+        if guide is not None:
+            latents = guide.apply(scheduler, latents, 0)
+        plan.timings["encode"] = time.perf_counter() - start
+        start = time.perf_counter()
+        out = denoise(
+            backend, scheduler, latents, plan.text, plan.uncond, base, edited,
+            schedules if len(schedules) > 1 else schedules[0], guidance=plan.guidance, generator=generator,
+            callback=callback, cancel=self._cancel, progress=progress, after_step=guide.after_step if guide else None,
+        )  # fmt: skip
+        plan.timings["denoise"] = time.perf_counter() - start
+        return out
 
-        latents = self.cache.get_or_compute("denoise", denoise_key, run_denoise)
-
-        def run_decode() -> Video:
-            start = time.perf_counter()
-            frames = backend.decode(latents)
-            video = Video((frames.cpu().numpy() * 255).round().astype(np.uint8), fps=self.fps)
-            timings["decode"] = time.perf_counter() - start
-            return video
-
-        video = self.cache.get_or_compute("decode", denoise_key, run_decode)
-        timings["total"] = time.perf_counter() - clock
-        self.last_video, self.last_latents, self.last_timings = video, latents, timings
+    def _decode(self, plan: _Plan, latents: torch.Tensor) -> Video:
+        """VAE decode (after the optional Eq. 5 alignment) to uint8 frames."""
+        start = time.perf_counter()
+        if self._align is not None:
+            latents = self._aligned(plan, latents)
+        frames = self.video_backend.decode(latents)
+        video = Video((frames.cpu().numpy() * 255).round().astype(np.uint8), fps=self.fps)
+        plan.timings["decode"] = time.perf_counter() - start
         return video
 
     # ------------------------------------------------------------------ editing history
@@ -518,6 +668,8 @@ class Session:
             "image_guidance": self._image_guidance,
             "motion_scale": self._motion_scale,
             "trajectory_mode": self._trajectory_mode,
+            "trajectory_strength": self._trajectory_strength,
+            "align": self._align if not isinstance(self._align, FrameAlign) else "FrameAlign",
             "fps": self.fps,
             "trajectories": [t.to_dict() for t in self._trajectories],
         }
@@ -563,10 +715,13 @@ class Session:
             with Image.open(folder / "paint.png") as layer:
                 session.paint(layer.convert("RGBA"))
         for name in ("content", "motion", "negative_prompt", "content_strength", "seed", "num_frames", "steps",
-                     "image_steps", "guidance", "image_guidance", "motion_scale", "trajectory_mode"):  # fmt: skip
+                     "image_steps", "guidance", "image_guidance", "motion_scale", "trajectory_mode",
+                     "trajectory_strength"):  # fmt: skip
             if name in data:
                 setattr(session, name, data[name])
         session.lam = data.get("lam", 1.0)
+        if data.get("align") == "stats":
+            session.align = "stats"
         session.fps = data.get("fps", session.fps)
         session.trajectories = [traj.Trajectory.from_dict(d) for d in data.get("trajectories", [])]
         video_path = folder / "last_video.safetensors"
