@@ -15,6 +15,7 @@ from ivcore.backends.svd import (
     save_tiny_svd,
     tiny_svd_backend,
 )
+from ivcore.denoise import denoise
 from ivcore.images import composite
 
 FRAMES, STEPS = 3, 2
@@ -60,7 +61,7 @@ def svd_reference(s: Session, *, guidance: float, seed: int, output_type: str = 
     pipe.set_progress_bar_config(disable=True)
     generator = torch.Generator().manual_seed(seed)
     _, c, f, h, w = b.latent_shape(s.num_frames, *s.size)
-    latents = torch.randn((1, f, c, h, w), generator=generator)
+    latents = torch.randn((1, f, c, h, w), generator=generator, dtype=b.dtype)
     out = pipe(
         s.intermediate(edited=False), height=s.size[1], width=s.size[0], num_frames=s.num_frames,
         num_inference_steps=s.steps, min_guidance_scale=b.min_guidance, max_guidance_scale=guidance,
@@ -80,6 +81,25 @@ def test_plain_run_matches_svd_pipeline(svd, guidance):
     assert np.abs(video.frames.astype(int) - as_uint8).max() <= 1
     latents = svd_reference(svd, guidance=guidance, seed=3, output_type="latent")
     assert (latents.permute(0, 2, 1, 3, 4) - svd.last_latents).abs().max() <= 1e-4
+
+
+def test_fp16_matches_svd_pipeline_and_keeps_the_vae_fp16(svd):
+    """fp16 (the CUDA default): the VAE encodes upcast to fp32 (force_upcast) like the pipeline, then goes back.
+
+    Runs the Session's stages by hand up to the latents: an fp16 temporal decode on CPU is slow.
+    """
+    b = svd.video_backend
+    for module in (b.unet, b.vae, b.image_encoder):
+        module.to(torch.float16)
+    generator = torch.Generator().manual_seed(3)
+    latents = b.initial_noise(b.latent_shape(FRAMES, 64, 64), generator)
+    condition = b.condition(b.encode_images([svd.intermediate(edited=False)], generator), FRAMES)
+    assert b.vae.dtype == torch.float16 and condition.latents.dtype == torch.float16
+    b.scheduler.set_timesteps(STEPS)
+    out = denoise(b, b.scheduler, latents, None, None, condition, None, [1.0] * STEPS, guidance=3.0, progress=False)
+    reference = svd_reference(svd, guidance=3.0, seed=3, output_type="latent")
+    assert out.dtype == torch.float16
+    assert (reference.permute(0, 2, 1, 3, 4) - out).abs().max() <= 1e-3
 
 
 def test_lam_one_with_an_edit_is_the_plain_run(svd):
