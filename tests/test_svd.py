@@ -135,6 +135,15 @@ def test_lam_half_differs_from_both_ends(svd):
     assert np.abs(ends[0.0] - ends[1.0]).max() > 1e-4
 
 
+def test_sweep_batches_lambdas_on_svd(svd):
+    """Session.sweep denoises several lambdas in one batch: L latents x 2 branches of SVD rows."""
+    svd.paint(red_stroke())
+    videos = svd.sweep([0.0, 0.5], seed=1, progress=False)
+    for lam, video in zip((0.0, 0.5), videos, strict=True):
+        single = svd.generate(seed=1, lam=lam, progress=False)
+        assert np.abs(video.frames.astype(int) - single.frames.astype(int)).max() <= 1
+
+
 def test_branches_batched_equal_branches_alone(svd):
     """Two conditions in one UNet call give each branch's own prediction (rows stay paired)."""
     b = svd.video_backend
