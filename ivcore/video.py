@@ -8,10 +8,12 @@ Encoding choices, and why:
 - H.264 in yuv420p with `+faststart`: the one combination that JupyterLab, VS Code (Chromium
   without proprietary codecs still plays H.264 there) and Colab all play, progressively.
 - yuv420p keeps one chroma sample per 2x2 pixels. Real model output is smooth and loses
-  little, but the noisy frames of random-init tiny models drop to ~20 dB PSNR. Clips whose
-  longest side is at most `SMALL_SIDE` pixels are therefore stored nearest-neighbour upscaled
-  by 2, so every source pixel keeps its own chroma; `Video.from_mp4` undoes it. Browsers
-  show the bigger, pixelated clip, which is what a tiny clip needs anyway.
+  little (> 30 dB PSNR at the default crf), but the per-pixel colour noise of random-init tiny
+  models drops to ~20 dB. `to_mp4()` writes the clip at its own size (what any player or
+  decoder expects); `to_mp4(scale=2)` (or `"auto"`: 2 for clips whose longest side is at most
+  `SMALL_SIDE` pixels) stores it nearest-neighbour upscaled so every source pixel keeps its own
+  chroma, which is what inline display and the widgets use for tiny clips: they are shown
+  bigger and pixelated anyway. `Video.from_mp4` undoes the upscale.
 - yuv420p needs even sizes: a larger clip with an odd width or height is padded at the right
   and bottom with copies of its edge pixels. The original size is stored in the mp4's
   `comment` tag, and `Video.from_mp4` crops back to it.
@@ -69,9 +71,7 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
     """Convert one array of pixels to uint8, refusing values that would need guessing."""
     if arr.dtype == np.uint8:
         return arr
-    if arr.dtype == np.bool_ or not (
-        np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
-    ):
+    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
         raise InstructionError("frames", f"array of dtype {arr.dtype}", "uint8 or float arrays")
     if np.issubdtype(arr.dtype, np.integer):
         if arr.size and (arr.min() < 0 or arr.max() > 255):
@@ -106,9 +106,7 @@ def _as_frames(frames: Any) -> np.ndarray:
     elif isinstance(frames, np.ndarray):
         arr = _to_uint8(frames)
     else:
-        raise InstructionError(
-            "frames", type(frames).__name__, "a (F, H, W, 3) array or a list of PIL images/arrays"
-        )
+        raise InstructionError("frames", type(frames).__name__, "a (F, H, W, 3) array or a list of PIL images/arrays")
     if arr.ndim != 4 or arr.shape[-1] != 3:
         raise InstructionError("frames", f"shape {arr.shape}", "(F, H, W, 3) RGB frames")
     if 0 in arr.shape:
@@ -152,9 +150,10 @@ def _yuv420_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(np.stack([r, g, b], -1) * 255), 0, 255).astype(np.uint8)
 
 
-def _encode_geometry(h: int, w: int) -> tuple[int, int, int]:
+def _encode_geometry(h: int, w: int, scale: int | str = 1) -> tuple[int, int, int]:
     """(scale, padded height, padded width) of the coded picture for an h x w clip."""
-    scale = 2 if max(h, w) <= SMALL_SIDE else 1
+    if scale == "auto":
+        scale = 2 if max(h, w) <= SMALL_SIDE else 1
     return scale, h * scale + (h * scale) % 2, w * scale + (w * scale) % 2
 
 
@@ -184,7 +183,7 @@ class Video:
         arr.flags.writeable = False
         self._frames = arr
         self._fps = _check_fps(fps)
-        self._mp4: dict[float, bytes] = {}
+        self._mp4: dict[tuple, bytes] = {}
         self._lock = threading.Lock()
 
     @property
@@ -220,32 +219,34 @@ class Video:
 
     # -- mp4 -------------------------------------------------------------------------------
 
-    def to_mp4(self, path: str | os.PathLike | None = None, *, crf: float = DEFAULT_CRF) -> bytes:
+    def to_mp4(self, path: str | os.PathLike | None = None, *, crf: float = DEFAULT_CRF, scale: int | str = 1) -> bytes:
         """Encode as H.264/yuv420p mp4 with `+faststart`; return the bytes, write `path` if given.
 
         `crf` is x264's constant rate factor in [1, 51] (lower is better and larger; 0 is
-        refused because lossless H.264 uses a profile browsers do not play). The bytes are
-        cached per crf. See the module docstring for the 2x upscale of small clips and the
-        edge padding of odd sizes.
+        refused because lossless H.264 uses a profile browsers do not play). `scale` 1 keeps
+        the clip's size; 2 or "auto" store small clips upscaled (see the module docstring, also
+        for the edge padding of odd sizes). The bytes are cached per (crf, scale).
         """
         ok = isinstance(crf, (int, float)) and not isinstance(crf, bool) and 1 <= crf <= 51
         if not ok:
             raise InstructionError("crf", crf, "a number in [1, 51]")
-        key = float(crf)
+        if scale not in (1, 2, "auto") or isinstance(scale, bool):
+            raise InstructionError("scale", scale, '1, 2 or "auto"')
+        key = (float(crf), scale)
         with self._lock:
             data = self._mp4.get(key)
             if data is None:
-                data = self._encode(key)
+                data = self._encode(*key)
                 self._mp4[key] = data
         if path is not None:
             Path(path).write_bytes(data)
         return data
 
-    def _encode(self, crf: float) -> bytes:
+    def _encode(self, crf: float, scale: int | str) -> bytes:
         import av
 
         n, h, w, _ = self._frames.shape
-        scale, ph, pw = _encode_geometry(h, w)
+        scale, ph, pw = _encode_geometry(h, w, scale)
         rate = Fraction(self._fps).limit_denominator(1001)
         # The mp4 muxer's faststart pass reopens the output by name, so it cannot write to
         # a BytesIO: encode into a temporary file and read it back.
@@ -320,7 +321,7 @@ class Video:
         Data URLs are what Colab renders; JupyterLab and VS Code play them too. Tiny clips are
         shown at an integer upscale of at least `MIN_DISPLAY_WIDTH` px, pixelated, not blurred.
         """
-        data = base64.b64encode(self.to_mp4()).decode("ascii")
+        data = base64.b64encode(self.to_mp4(scale="auto")).decode("ascii")
         width = self._display_width()
         style = "max-width:100%;height:auto;"
         if width > self.size[0]:

@@ -40,7 +40,7 @@ class VideoPlayer(SafeStateMixin, anywidget.AnyWidget):
         if isinstance(video, (bytes, bytearray, memoryview)):
             data, fps, n = bytes(video), self.fps, self.num_frames
         else:
-            data, fps, n = video.to_mp4(), float(video.fps), int(len(video.frames))
+            data, fps, n = video.to_mp4(scale="auto"), float(video.fps), int(len(video.frames))
         with self.hold_sync():
             self.playing = False
             self.frame = 0

@@ -208,7 +208,7 @@ class TrajectoryEditor(SafeStateMixin, anywidget.AnyWidget):
         def job() -> None:
             with session_lock(self.session):
                 video = self.session.motion_preview()
-                data = video.to_mp4()
+                data = video.to_mp4(scale="auto")
             self.preview = data
 
         self._jobs.submit("preview", job)

@@ -17,7 +17,7 @@ def test_sweep_matches_generate_per_lambda(session):
     videos = session.sweep(lams, seed=3, progress=False)
     assert len(videos) == len(lams)
     decode = session.video_backend.decode
-    for lam, video in zip(lams, videos):
+    for lam, video in zip(lams, videos, strict=True):
         session.generate(seed=3, lam=lam, progress=False)
         single = decode(session.last_latents).numpy()
         assert np.abs(video.frames.astype(int) - session.last_video.frames).max() <= 1

@@ -135,17 +135,20 @@ def test_bad_crf_raises():
 
 
 @pytest.mark.parametrize(
-    "name,clip",
+    "name,clip,scale",
     [
-        ("gradient", gradient_clip(8, 64, 64)),
-        ("noise", smooth_noise(8, 64, 64)),
-        ("odd", smooth_noise(5, 21, 33, seed=1)),
-        ("large-odd", smooth_noise(3, 259, 301, passes=4, seed=2)),
+        ("gradient", gradient_clip(8, 64, 64), 1),
+        ("smooth", smooth_noise(8, 64, 64, passes=6), 1),
+        ("odd", gradient_clip(5, 21, 33), 1),
+        ("large-odd", smooth_noise(3, 259, 301, passes=4, seed=2), 1),
+        # the per-pixel colour noise of random-init models needs the 2x store (widgets, inline)
+        ("noise", smooth_noise(8, 64, 64), 2),
+        ("noise-odd", smooth_noise(5, 21, 33, seed=1), "auto"),
     ],
 )
-def test_mp4_round_trip(name, clip):
+def test_mp4_round_trip(name, clip, scale):
     v = Video(clip, fps=8)
-    data = v.to_mp4()
+    data = v.to_mp4(scale=scale)
     _, raw, facts = decode_raw(data)
     assert facts["codec"] == "h264" and facts["pix_fmt"] == "yuv420p" and facts["format"].startswith("mov")
     assert facts["width"] % 2 == 0 and facts["height"] % 2 == 0
@@ -158,12 +161,27 @@ def test_mp4_round_trip(name, clip):
 
 
 def test_raw_pyav_decode_is_close_too():
-    """Without ivcore's own decoder: the coded picture, cropped, is the clip upscaled by 2."""
-    clip = gradient_clip(4, 21, 33)
+    """Without ivcore's own decoder: the coded picture has the clip's size and is close to it."""
+    clip = smooth_noise(8, 64, 48, passes=6)
     _, raw, facts = decode_raw(Video(clip).to_mp4())
+    assert (facts["width"], facts["height"]) == (48, 64)
+    assert np.stack(raw).shape == clip.shape
+    assert psnr(np.stack(raw), clip) > 30
+
+
+def test_scale_two_stores_small_clips_upscaled():
+    """`scale=2`/"auto" (inline display, widgets): every source pixel keeps its own chroma."""
+    clip = gradient_clip(4, 21, 33)
+    v = Video(clip)
+    _, raw, facts = decode_raw(v.to_mp4(scale=2))
     assert (facts["width"], facts["height"]) == (66, 42)
-    frames = np.stack(raw)[:, ::2, ::2]
-    assert psnr(frames, clip) > 30
+    assert psnr(np.stack(raw)[:, ::2, ::2], clip) > 30
+    assert v.to_mp4(scale="auto") == v.to_mp4(scale=2)
+    assert Video.from_mp4(v.to_mp4(scale=2)).frames.shape == clip.shape
+    big = Video(smooth_noise(1, 300, 300, passes=4))
+    assert decode_raw(big.to_mp4(scale="auto"))[2]["width"] == 300
+    with pytest.raises(InstructionError):
+        v.to_mp4(scale=3)
 
 
 def test_odd_size_pads_with_edge_pixels():
@@ -210,7 +228,7 @@ def test_repr_html_embeds_the_mp4():
     for attr in ("autoplay", "loop", "muted", "playsinline", "controls"):
         assert re.search(rf"<video[^>]*\b{attr}\b", html)
     m = re.search(r'src="data:video/mp4;base64,([A-Za-z0-9+/=]+)"', html)
-    assert m and base64.b64decode(m.group(1)) == v.to_mp4()
+    assert m and base64.b64decode(m.group(1)) == v.to_mp4(scale="auto")
     width = int(re.search(r'width="(\d+)"', html).group(1))
     assert width >= 256 and width % 64 == 0
     assert "image-rendering:pixelated" in html
