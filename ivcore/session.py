@@ -17,7 +17,8 @@ import json
 import os
 import threading
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,7 @@ class Session:
         self.last_video: Video | None = None
         self.last_latents: torch.Tensor | None = None
         self.last_timings: dict[str, float] = {}
+        self._observers: list[Callable[[str], None]] = []
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -182,6 +184,25 @@ class Session:
         options.update(kwargs)
         return cls(image_backend, video_backend, spec=spec, **options)
 
+    # ------------------------------------------------------------------ change notification
+    def observe(self, callback: Callable[[str], None]) -> Callable[[], None]:
+        """Call `callback(field)` after each change of an instruction; returns an unsubscribe function.
+
+        Widgets use this to redraw when a notebook cell sets `s.image`, `s.trajectories`, ...
+        Fields: image, content, motion, negative_prompt, content_strength, paint, trajectories,
+        lam, commit, video (a new last_video). A failing callback is reported as a warning and
+        never breaks the session.
+        """
+        self._observers.append(callback)
+        return lambda: self._observers.remove(callback) if callback in self._observers else None
+
+    def _notify(self, field: str) -> None:
+        for callback in list(self._observers):
+            try:
+                callback(field)
+            except Exception as err:  # an observer must not break the session
+                warnings.warn(f"Session observer {callback!r} failed on {field!r}: {err}", stacklevel=2)
+
     # ------------------------------------------------------------------ instructions
     @property
     def size(self) -> tuple[int, int]:
@@ -199,6 +220,7 @@ class Session:
         with self._lock:
             self._image = image
             self._paint = None
+        self._notify("image")
 
     @property
     def content(self) -> str:
@@ -208,6 +230,7 @@ class Session:
     @content.setter
     def content(self, value: Any) -> None:
         self._content = check_prompt(value, "content")
+        self._notify("content")
 
     @property
     def motion(self) -> str:
@@ -217,6 +240,7 @@ class Session:
     @motion.setter
     def motion(self, value: Any) -> None:
         self._motion = check_prompt(value, "motion")
+        self._notify("motion")
 
     @property
     def negative_prompt(self) -> str:
@@ -226,6 +250,7 @@ class Session:
     @negative_prompt.setter
     def negative_prompt(self, value: Any) -> None:
         self._negative = check_prompt(value, "negative_prompt")
+        self._notify("negative_prompt")
 
     @property
     def content_strength(self) -> float:
@@ -235,6 +260,7 @@ class Session:
     @content_strength.setter
     def content_strength(self, value: Any) -> None:
         self._content_strength = check_float(value, "content_strength", 0.0, 1.0)
+        self._notify("content_strength")
 
     @property
     def paint_layer(self) -> Image.Image | None:
@@ -246,10 +272,12 @@ class Session:
         layer = to_paint_layer(layer, self.size)
         with self._lock:
             self._paint = None if layer.getextrema()[3][1] == 0 else layer
+        self._notify("paint")
 
     def clear_paint(self) -> None:
         with self._lock:
             self._paint = None
+        self._notify("paint")
 
     @property
     def trajectories(self) -> list[traj.Trajectory]:
@@ -265,6 +293,7 @@ class Session:
         checked = traj.validate_trajectories(list(value), self.size)
         with self._lock:
             self._trajectories = checked
+        self._notify("trajectories")
 
     @property
     def trajectory_mode(self) -> str:
@@ -329,6 +358,7 @@ class Session:
     @lam.setter
     def lam(self, value: Any) -> None:
         self._lam = check_lam(value)
+        self._notify("lam")
 
     @property
     def seed(self) -> int:
@@ -518,7 +548,8 @@ class Session:
             )
             plan.timings["total"] = time.perf_counter() - clock
             self.last_video, self.last_latents, self.last_timings = video, latents, plan.timings
-            return video
+        self._notify("video")
+        return video
 
     def sweep(
         self,
@@ -648,6 +679,7 @@ class Session:
             self._paint = None
             self._trajectories = []
             self._content_strength = 0.0
+        self._notify("commit")
 
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict:

@@ -231,3 +231,23 @@ def test_load_refuses_other_folders(tmp_path):
 
 def test_scene_fixture_is_used(session):
     assert np.array_equal(np.asarray(session.image), np.asarray(scene()))
+
+
+def test_observers_hear_changes_and_cannot_break_the_session(session):
+    heard = []
+    unsubscribe = session.observe(heard.append)
+    session.observe(lambda field: 1 / 0)  # a broken observer only warns
+    with pytest.warns(UserWarning, match="observer"):
+        session.content = "snow"
+    session.lam = 0.2
+    session.paint(red_stroke())
+    session.trajectories = [Trajectory(points=[(20, 20), (30, 30)])]
+    with pytest.raises(InstructionError):
+        session.lam = 3  # refused changes are not announced
+    with pytest.warns(UserWarning):
+        session.generate(progress=False)
+    assert heard == ["content", "lam", "paint", "trajectories", "video"]
+    unsubscribe()
+    with pytest.warns(UserWarning):
+        session.motion = "x"
+    assert heard[-1] == "video"
