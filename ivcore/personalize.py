@@ -191,6 +191,21 @@ def _unet_prefix(state_dict: Mapping[str, Any], source: str) -> str | None:
     return None
 
 
+def _pin_targets(metadata: dict | None, state_dict: Mapping[str, Any], prefix: str | None) -> dict | None:
+    """Aim the file's peft config at exactly the layers the file has weights for.
+
+    A saved config names layers by suffix ("to_q"), which on P_video also hits the motion
+    modules' attention: peft would add LoRA layers there with no weights in the file (extra
+    compute, and random ones if the config says `init_lora_weights=False`). Full names and
+    zero-init make every injected layer one the file fills.
+    """
+    head = f"{prefix}." if prefix else ""
+    if not metadata or head + "r" not in metadata:
+        return metadata
+    modules = {k[len(head) :].split(".lora_")[0] for k in state_dict if k.startswith(head) and ".lora_" in k}
+    return {**metadata, head + "target_modules": sorted(modules), head + "init_lora_weights": True}
+
+
 def load_lora(
     session,
     path_or_id: str | os.PathLike,
@@ -217,6 +232,7 @@ def load_lora(
 
     state_dict, alphas, metadata = _read_lora(location, file_name, local)
     prefix = _unet_prefix(state_dict, source)
+    metadata = _pin_targets(metadata, state_dict, prefix)
     labels = {id(b.unet): label for label, b in reversed(pairs)}
     done: list[torch.nn.Module] = []
     try:
