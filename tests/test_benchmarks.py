@@ -1,0 +1,75 @@
+"""Smoke test of benchmarks/blend_cost.py: its functions run end to end on tiny sizes.
+
+Only the shape of the report is checked (rows, positive finite numbers, cache hits on a
+lam-only rerun), never timings: those belong in benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "blend_cost.py"
+
+
+@pytest.fixture(scope="module")
+def blend_cost():
+    spec = importlib.util.spec_from_file_location("blend_cost", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["blend_cost"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def measured(blend_cost):
+    config = blend_cost.Config("tiny", blend_cost.tiny_session, num_frames=2, steps=1, label="tiny smoke")
+    rows, results = blend_cost.run([config], repeats=1, warmup=0)
+    return config, rows, results
+
+
+def test_table_has_expected_rows_and_positive_finite_numbers(blend_cost, measured):
+    _, rows, results = measured
+    assert [r.config for r in rows] == ["tiny"] * 7
+    names = [r.measurement for r in rows]
+    assert names[0].startswith("PIAPipeline") and "own loop plain" in names[1]
+    assert any("blend" in n for n in names) and any("rerun" in n for n in names)
+    for r in rows:
+        assert math.isfinite(r.median_s) and r.median_s > 0
+        if r.ratio is not None:
+            assert math.isfinite(r.ratio) and r.ratio > 0
+            assert r.target and r.passed in (True, False)
+    table = blend_cost.format_table(rows)
+    assert table.count("\n") == len(rows) + 1 and "| tiny |" in table
+    # the own loop computes the same video as PIAPipeline (uint8 rounding at most)
+    assert results["tiny"]["pia_max_diff"] <= 1
+
+
+def test_rerun_after_lam_change_hits_the_cache(measured):
+    _, _, results = measured
+    hits, misses = results["tiny"]["rerun_hits"], results["tiny"]["rerun_misses"]
+    assert hits["text"] > 0 and hits["image"] > 0 and hits["encode"] > 0
+    assert misses["denoise"] == 1 and misses["image"] == 0 and misses["encode"] == 0
+
+
+def test_report_and_results_section(blend_cost, measured, tmp_path):
+    config, rows, results = measured
+    args = argparse.Namespace(repeats=1, steps=1, threads=1, warmup=0, quick=True)
+    text = blend_cost.report(rows, results, [config], args, "0 / 0")
+    assert text.startswith(blend_cost.SECTION) and "| tiny | rerun |" in text
+    path = tmp_path / "RESULTS.md"
+    path.write_text("# Benchmark results\n\n## Other\n\nkeep me\n")
+    blend_cost.write_section(text, path)
+    blend_cost.write_section(text, path)  # replacing is idempotent
+    content = path.read_text()
+    assert content.count(blend_cost.SECTION) == 1 and "keep me" in content
+
+
+def test_parse_args_quick(blend_cost):
+    args = blend_cost.parse_args(["--quick", "--repeats", "9", "--steps", "2"])
+    assert args.quick and args.repeats == 3 and args.steps == 2
