@@ -1,0 +1,648 @@
+"""Build the notebooks in this folder from the cell lists below (outputs empty).
+
+    python notebooks/build_notebooks.py          # rewrite the .ipynb files
+    python notebooks/build_notebooks.py --check  # exit 1 if a committed notebook differs
+
+Edit the cells here, not in Jupyter, so that notebooks stay small, output-free and reviewable.
+Cell ids are fixed (name-index), so rebuilding an unchanged notebook changes nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+REPO = "interactivevideo/interactivevideo-jupyter"  # OWNER/REPO placeholder: change it when forking
+COLAB = f"https://colab.research.google.com/github/{REPO}/blob/main/notebooks"
+BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
+SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+PIA = "openmmlab/PIA-condition-adapter"
+
+
+def badge(name: str) -> str:
+    return f"[![Open In Colab]({BADGE})]({COLAB}/{name}.ipynb)"
+
+
+# A picture drawn in code (no file to download), in a 64-unit space scaled to the model size:
+# sky, hills, a sun at (46, 14), a red ball at (15, 49), a tree at (51, 36).
+SCENE = '''\
+import numpy as np
+from PIL import Image, ImageDraw
+
+
+def make_scene(size):
+    """Sky, hills, a sun, a red ball and a tree, drawn at `size` x `size` pixels."""
+    u = size / 64
+    y = np.linspace(0, 1, size)[:, None, None]
+    sky = np.array([70, 130, 230]) * (1 - y) + np.array([250, 190, 150]) * y
+    img = Image.fromarray((sky * np.ones((1, size, 1))).astype(np.uint8))
+    d = ImageDraw.Draw(img)
+    d.polygon([(0, 64 * u), (0, 44 * u), (26 * u, 38 * u), (64 * u, 46 * u), (64 * u, 64 * u)], fill=(50, 120, 60))
+    d.ellipse([40 * u, 8 * u, 52 * u, 20 * u], fill=(255, 230, 90))    # sun
+    d.ellipse([10 * u, 44 * u, 20 * u, 54 * u], fill=(220, 40, 40))    # red ball
+    d.rectangle([50 * u, 36 * u, 53 * u, 48 * u], fill=(90, 60, 30))   # trunk
+    d.ellipse([45 * u, 25 * u, 58 * u, 38 * u], fill=(30, 90, 40))     # crown
+    return img'''
+
+SESSION_GPU_OR_TINY = f'''\
+import torch
+from ivcore import Session, Trajectory
+
+if torch.cuda.is_available():  # real weights: SD1.5 img2img + PIA (a few GB to download; a T4 is enough)
+    s = Session.from_pretrained("{SD15}", "{SD15}", motion_adapter="{PIA}")
+else:  # CPU: tiny random-init models, built offline in seconds (noise-like frames, the same maths)
+    s = Session.tiny(seed=0)
+W, H = s.size
+TINY = W <= 64  # the tiny preset is 64 x 64; its img2img output is noise, so it keeps x~ = x
+u = W / 64      # the scene is drawn in a 64-unit space; u converts units to pixels
+s'''
+
+WIDGET_GUARD = '''\
+try:
+    from ivwidgets import {name}
+except ImportError as exc:  # the engine works without the widgets
+    print("ivwidgets is not available:", exc)
+else:
+    {var} = {name}(s)
+    display({var})'''
+
+
+# --------------------------------------------------------------------------------------------
+# quickstart
+# --------------------------------------------------------------------------------------------
+QUICKSTART = [
+    ("md", f"""\
+# InteractiveVideo quickstart (CPU, no weights)
+
+{badge("quickstart")}
+
+[InteractiveVideo](https://arxiv.org/abs/2402.03040) makes a video from four instructions:
+an **image** you give or paint on, a **content** text, a **motion** text and **trajectories**
+(drag things along paths). Two diffusion models are chained (Eq. 1 of the paper):
+
+$$\\text{{video}} = P_\\text{{video}}\\big(P_\\text{{img}}(x, y),\\ y',\\ r\\big)$$
+
+This notebook runs the whole loop on the CPU with `Session.tiny()`: random-init tiny models
+(64 x 64, 8 frames) that build offline in seconds. Their frames look like noise, because the
+weights are random, but every stage of the method runs. For real pictures use
+[colab_gpu.ipynb](colab_gpu.ipynb) on a GPU."""),
+    ("code", """\
+from ivcore import InstructionError, Session, Trajectory, Video
+
+s = Session.tiny(seed=0)
+s"""),
+    ("md", """\
+## 1. Image instruction *x*
+
+Any PIL image, H x W x 3 uint8 array or file path works; it is center-cropped to the model size.
+Here the picture is drawn in code."""),
+    ("code", SCENE + """
+
+
+s.image = make_scene(s.size[0])
+s.image.resize((256, 256), Image.NEAREST)"""),
+    ("md", """\
+## 2. Content *y* and motion *y'*
+
+`content` is the prompt of the image model P_img (img2img with `content_strength`; 0 keeps the
+image as it is). `motion` is the prompt of the video model P_video."""),
+    ("code", """\
+s.content = "a watercolor valley at sunset, a red ball on the grass"
+s.content_strength = 0.6
+s.motion = "the ball rolls, the sun sets"
+s.num_frames, s.steps = 8, 8   # small and fast on a CPU"""),
+    ("md", """\
+## 3. Paint a stroke, in code
+
+Painting is an RGBA layer over *x* (transparent where you did not paint). The widget
+`PaintCanvas` sends exactly such a layer on every stroke; here we draw a blue bird.
+`s.intermediate(edited=False)` is x~ = P_img(x, y); `s.intermediate()` is the edited x~'."""),
+    ("code", """\
+import matplotlib.pyplot as plt
+
+size = s.size[0]
+layer = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+ImageDraw.Draw(layer).ellipse([0.15 * size, 0.2 * size, 0.32 * size, 0.28 * size], fill=(30, 60, 220, 255))
+s.paint(layer)
+
+panels = {"x (image)": s.image, "paint layer": layer, "x~ = P_img(x, y)": s.intermediate(edited=False),
+          "x~' (edited)": s.intermediate()}
+fig, axes = plt.subplots(1, 4, figsize=(10, 2.8))
+for ax, (title, im) in zip(axes, panels.items()):
+    ax.imshow(im, interpolation="nearest"); ax.set_title(title); ax.set_axis_off()
+plt.show()"""),
+    ("md", """\
+## 4. Generate
+
+`lam` is the weight of Eq. 4: 1 gives the plain video of x~, 0 the video of the edited x~',
+values between blend the two noise predictions at every denoising step. The result is a
+`Video`: it plays inline, `.grid()` draws its frames, `.frames` is a uint8 array."""),
+    ("code", """\
+s.lam = 0.5
+video = s.generate(seed=0)
+video"""),
+    ("code", """\
+video.grid(title=f"lam = {s.lam}")"""),
+    ("md", """\
+## 5. Move lambda, re-run: only the denoising reruns
+
+Every stage is cached under a key of its own inputs. Changing lambda keeps the text
+embeddings, the P_img images and the VAE latents, so only `denoise` and `decode` miss."""),
+    ("code", """\
+before = s.stats
+s.lam = 0.8
+video = s.generate(seed=0)
+after = s.stats
+for stage in after:
+    hits = after[stage]["hits"] - before[stage]["hits"]
+    misses = after[stage]["misses"] - before[stage]["misses"]
+    print(f"{stage:8s} hits +{hits}  misses +{misses}")
+print({k: round(v, 2) for k, v in s.last_timings.items()}, "seconds")"""),
+    ("md", """\
+## 6. Bad input is refused, the session stays usable
+
+Every setter checks its value and raises `InstructionError` (a `ValueError`) that names the
+field, the value and what is allowed. The session keeps its last good state and video."""),
+    ("code", """\
+try:
+    s.lam = 1.5
+except InstructionError as err:
+    print(err)
+print("lam is still", s.lam, "and the last video is", s.last_video)"""),
+    ("md", """\
+## 7. Save the clip and the session
+
+`to_mp4()` gives H.264 bytes (or writes a file); `s.save(folder)` writes JSON, PNGs and
+safetensors (no pickle), and `Session.load(folder)` rebuilds the session."""),
+    ("code", """\
+video.to_mp4("quickstart.mp4")
+folder = s.save("quickstart_session")
+print(sorted(p.name for p in folder.iterdir()))
+Session.load(folder)"""),
+    ("md", """\
+## 8. The same loop with widgets
+
+`Studio(s)` puts everything above into one app: paint on the canvas, drag trajectories, type the
+texts, move the lambda slider and press Generate. It is bound to the same session `s`, so
+what you do there shows up in `s` (and the other way round)."""),
+    ("code", WIDGET_GUARD.format(name="Studio", var="studio")),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# colab_gpu
+# --------------------------------------------------------------------------------------------
+COLAB_GPU = [
+    ("md", f"""\
+# InteractiveVideo with real weights on a GPU (Colab, Lambda, your own)
+
+{badge("colab_gpu")}
+
+On Colab choose *Runtime > Change runtime type > T4 GPU* (15 GB) first. This notebook loads
+real models in fp16:
+
+| role | default | notes |
+|---|---|---|
+| P_img (image + content) | `{SD15}` img2img | any SD1.5-family model in the diffusers layout (safetensors) |
+| P_video (motion) | `{SD15}` + `{PIA}` | PIA: SD1.5 UNet + motion modules, 9-channel image condition |
+
+Without a GPU (or with `IVCORE_TINY=1` set) `Session.from_pretrained` builds the tiny random
+preset instead, so every cell still runs, just with noise-like frames."""),
+    ("md", """\
+## Install
+
+Colab already has a CUDA build of torch, so installing the project does not pull another one.
+On other machines install torch for your GPU first, then the project. The cell is skipped
+outside Colab and when `IVCORE_TINY` is set (CI runs this notebook that way)."""),
+    ("code", f"""\
+import os
+import sys
+
+IN_COLAB = "google.colab" in sys.modules
+if IN_COLAB and not os.environ.get("IVCORE_TINY"):
+    !pip install -q "interactivevideo @ git+https://github.com/{REPO}"
+if IN_COLAB:  # Colab shows third-party widgets only with its custom widget manager
+    from google.colab import output
+    output.enable_custom_widget_manager()"""),
+    ("code", """\
+import torch
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+DTYPE = torch.float16 if DEVICE == "cuda" else torch.float32
+if DEVICE == "cuda":
+    props = torch.cuda.get_device_properties(0)
+    print(f"{props.name}, {props.total_memory / 2**30:.1f} GiB")
+else:  # real weights on a CPU would take hours: build the tiny preset instead
+    os.environ["IVCORE_TINY"] = "1"
+    print("no GPU: Session.from_pretrained will build the tiny preset (IVCORE_TINY=1)")"""),
+    ("md", """\
+## Load the models
+
+`Session.from_pretrained(image_model, video_model, motion_adapter=..., device=..., dtype=...)`
+takes hub ids or local folders (safetensors only). When both models are the same id, VAE, CLIP
+and UNet weights are loaded once and shared. The first run downloads about 5 GB. Any
+SD1.5-family model works as `IMAGE_MODEL` (DreamBooth fine-tunes, LCM-distilled models)."""),
+    ("code", f"""\
+from ivcore import Session, Trajectory
+
+IMAGE_MODEL = "{SD15}"   # P_img: any SD1.5-family model
+VIDEO_MODEL = "{SD15}"   # the SD1.5 base PIA runs on
+MOTION_ADAPTER = "{PIA}"
+
+s = Session.from_pretrained(IMAGE_MODEL, VIDEO_MODEL, motion_adapter=MOTION_ADAPTER, device=DEVICE, dtype=DTYPE)
+TINY = s.size[0] <= 64  # True when the tiny preset was built (no GPU, or IVCORE_TINY=1)
+s"""),
+    ("md", """\
+**Few-step option.** The authors' demo ran P_img as SD1.5 + LCM-LoRA (StreamDiffusion): 4
+image steps instead of 25, without classifier-free guidance. Set `FEW_STEP = True` to load the
+LCM-LoRA on P_img only and switch its sampler to `LCMScheduler`; P_video stays SD1.5 + PIA."""),
+    ("code", """\
+FEW_STEP = False
+if FEW_STEP and not TINY:
+    from diffusers import LCMScheduler
+    from ivcore.personalize import load_lora
+
+    load_lora(s, "latent-consistency/lcm-lora-sdv1-5", target="image")
+    s.image_backend.scheduler = LCMScheduler.from_config(s.image_backend.scheduler.config)
+    s.image_steps, s.image_guidance = 4, 1.0
+print(f"P_img: {s.image_steps} steps, guidance {s.image_guidance}; P_video: {s.steps} steps")"""),
+    ("md", """\
+## Memory on a 15 GB T4
+
+A blended run (0 < lam < 1) puts both branches through the UNet in one batch, twice the
+activations of a plain run. If you run out of memory:
+
+- fewer frames: `s.num_frames = 12` (or 8); PIA is trained on 16;
+- attention slicing on the image UNet and VAE slicing for the decode (below); feed-forward
+  chunking of the video UNet as a last resort (it saves memory but costs time);
+- free cached blocks between runs with `torch.cuda.empty_cache()`;
+- lam exactly 0 or 1 (or no edit) runs one branch only.
+
+These calls change memory, not results beyond float rounding."""),
+    ("code", """\
+def save_memory(session):
+    for backend in (session.image_backend, session.video_backend):
+        unet = backend.unet
+        if hasattr(unet, "set_attention_slice"):       # UNet2DConditionModel
+            unet.set_attention_slice("auto")
+        # last resort (slower): unet.enable_forward_chunking(chunk_size=1, dim=1) on UNetMotionModel
+        if hasattr(backend.vae, "enable_slicing"):     # decode the frames one at a time
+            backend.vae.enable_slicing()
+
+
+save_memory(s)
+if DEVICE == "cuda":
+    s.num_frames = 16 if torch.cuda.get_device_properties(0).total_memory > 20 * 2**30 else 12
+    torch.cuda.empty_cache()
+print(s.num_frames, "frames,", s.steps, "steps")"""),
+    ("md", """\
+## Image, content, motion
+
+Use your own picture with `s.image = "photo.jpg"` (on Colab upload it with the file browser on
+the left, or `from google.colab import files; files.upload()`). Here a picture is drawn in code."""),
+    ("code", SCENE + """
+
+
+W, H = s.size
+s.image = make_scene(W)
+s.content = "a watercolor painting of a valley at sunset, a red ball on the grass, a tree"
+s.content_strength = 0.5
+s.motion = "the ball rolls down the hill, leaves sway in the wind"
+s.negative_prompt = "blurry, low quality"
+s.intermediate(edited=False)"""),
+    ("md", """\
+## Plain video (lam = 1)
+
+Nothing is edited yet, so only one branch runs: this is what PIA alone would make of x~."""),
+    ("code", """\
+s.lam = 1.0
+plain = s.generate(seed=0)
+print({k: round(v, 2) for k, v in s.last_timings.items()}, "seconds")
+plain"""),
+    ("md", """\
+## Paint and drag, then blend (lam = 0.5)
+
+A blue bird painted in the sky, and the red ball dragged to the right along a path. The edited
+image x~' conditions the second branch; lam = 0.5 blends both noise predictions (Eq. 4)."""),
+    ("code", """\
+import matplotlib.pyplot as plt
+
+layer = Image.new("RGBA", (W, H), (0, 0, 0, 0))
+ImageDraw.Draw(layer).ellipse([0.15 * W, 0.2 * H, 0.32 * W, 0.28 * H], fill=(30, 60, 220, 255))
+s.paint(layer)
+u = W / 64
+s.trajectories = [Trajectory(points=[(15 * u, 49 * u), (28 * u, 46 * u), (38 * u, 52 * u)], radius=6 * u,
+                             easing="ease-in-out")]
+s.lam = 0.5
+
+fig, axes = plt.subplots(1, 2, figsize=(7, 3.5))
+for ax, im, title in zip(axes, [s.intermediate(edited=False), s.intermediate()], ["x~", "x~' (edited)"]):
+    ax.imshow(im); ax.set_title(title); ax.set_axis_off()
+plt.show()"""),
+    ("code", """\
+blended = s.generate(seed=0)
+if DEVICE == "cuda":
+    print(f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
+print({k: round(v, 2) for k, v in s.last_timings.items()}, "seconds")
+blended"""),
+    ("code", """\
+blended.grid(cols=8, title="lam = 0.5")"""),
+    ("md", """\
+## The full loop with widgets
+
+`Studio(s)` is the app: paint on the canvas, drag handles to targets in the trajectory editor,
+edit the texts, move the lambda slider and press Generate; latent previews show while it runs.
+Moving only lambda reruns only the denoising (see `s.stats`)."""),
+    ("code", WIDGET_GUARD.format(name="Studio", var="studio")),
+    ("md", """\
+## Keep your work
+
+The mp4 plays anywhere (H.264); the session folder (JSON, PNG, safetensors) reloads with
+`Session.load(folder, device=DEVICE, dtype=DTYPE)`."""),
+    ("code", """\
+blended.to_mp4("interactivevideo.mp4")
+folder = s.save("interactivevideo_session")
+if DEVICE == "cuda":
+    torch.cuda.empty_cache()
+print(sorted(p.name for p in folder.iterdir()))"""),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# lambda_explained
+# --------------------------------------------------------------------------------------------
+LAMBDA = [
+    ("md", f"""\
+# What lambda does (Eq. 4)
+
+{badge("lambda_explained")}
+
+InteractiveVideo runs the video model on two intermediate images at once: x~ = P_img(x, y)
+(what the image model made) and x~' (x~ after your paint strokes and drags). At every denoising
+step *t* the UNet predicts the noise twice from the **same** noisy latent, step and text:
+eps_t conditioned on z0 = E(x~), and eps'_t conditioned on z0' = E(x~'). The sampler then
+steps with the blend
+
+$$\\hat\\epsilon_t = \\lambda\\,\\epsilon_t + (1-\\lambda)\\,\\epsilon'_t .$$
+
+So lambda = 1 gives exactly the video of x~ and lambda = 0 exactly the video of x~';
+in between, the two conditions pull on one and the same video. On a GPU this notebook uses
+real weights; on a CPU the tiny random models, whose frames are noise-like: the differences
+are small there, so the pictures below also show them amplified."""),
+    ("code", SESSION_GPU_OR_TINY),
+    ("code", SCENE + """
+
+
+import matplotlib.pyplot as plt
+
+s.image = make_scene(W)
+s.content = "a watercolor valley at sunset, a red ball on the grass"
+s.motion = "the ball rolls, the sun sets"
+s.content_strength = 0.0 if TINY else 0.4   # 0: x~ is the picture itself
+layer = Image.new("RGBA", (W, H), (0, 0, 0, 0))  # the edit: paint the sun blue
+ImageDraw.Draw(layer).ellipse([38 * u, 6 * u, 54 * u, 22 * u], fill=(40, 80, 230, 255))
+s.paint(layer)
+
+fig, axes = plt.subplots(1, 2, figsize=(6, 3))
+for ax, im, title in zip(axes, [s.intermediate(edited=False), s.intermediate()], ["x~  (lam = 1)", "x~'  (lam = 0)"]):
+    ax.imshow(im, interpolation="nearest"); ax.set_title(title); ax.set_axis_off()
+plt.show()"""),
+    ("md", """\
+## A lambda sweep in one batched run
+
+`s.sweep(lams=[...])` denoises every lambda together: at each step one UNet call covers the
+rows that are needed (lambda 1 needs only the x~ branch, lambda 0 only x~', the others both),
+and it returns one `Video` per lambda, the same frames `s.generate(lam=...)` gives."""),
+    ("code", """\
+import time
+
+lams = [0.0, 0.25, 0.5, 0.75, 1.0]
+start = time.perf_counter()
+videos = s.sweep(lams=lams, seed=0)
+sweep_s = time.perf_counter() - start
+
+start = time.perf_counter()
+check = s.generate(seed=0, lam=0.5)
+one_s = time.perf_counter() - start
+diff = np.abs(check.frames.astype(int) - videos[2].frames.astype(int)).max()
+print(f"sweep of {len(lams)}: {sweep_s:.1f}s; one generate: {one_s:.1f}s; "
+      f"largest pixel difference at lam=0.5: {diff}")"""),
+    ("md", """\
+## Frames across lambda
+
+Rows are lambda values, columns frames. The right column shows |video(lambda) - video(1)|,
+amplified so that even the tiny models' small differences are visible."""),
+    ("code", """\
+ref1 = videos[-1].frames.astype(float)
+gap = np.abs(videos[0].frames.astype(float) - ref1).max() or 1.0
+fig, axes = plt.subplots(len(lams), 2, figsize=(12, 1.6 * len(lams)), gridspec_kw={"width_ratios": [4, 1]})
+for row, (lam, v) in enumerate(zip(lams, videos)):
+    v.grid(ax=axes[row, 0])
+    axes[row, 0].set_ylabel(f"lam = {lam}")
+    axes[row, 0].set_axis_on(); axes[row, 0].set_xticks([]); axes[row, 0].set_yticks([])
+    diff = np.abs(v.frames.astype(float) - ref1).mean(axis=(0, 3)) / gap
+    axes[row, 1].imshow(diff, cmap="magma", vmin=0, vmax=diff.max() if row == 0 else None)
+    axes[row, 1].set_axis_off()
+axes[0, 1].set_title("|v(lam) - v(1)|")
+plt.tight_layout()
+plt.show()"""),
+    ("md", """\
+## How far is each video from the two ends?
+
+For each lambda: the distance of its video to the lambda = 1 video and to the lambda = 0
+video, divided by the distance between those two. If the video were linear in lambda, the two
+curves would be the dashed straight lines; the sampler is not linear (each step starts from the
+last), so they bend. They still start and end exactly at 0 and 1."""),
+    ("code", """\
+def dist(a, b):
+    return float(np.sqrt(np.mean((a.frames.astype(float) - b.frames.astype(float)) ** 2)))
+
+
+ends = dist(videos[0], videos[-1]) or 1.0
+to_1 = [dist(v, videos[-1]) / ends for v in videos]
+to_0 = [dist(v, videos[0]) / ends for v in videos]
+fig, ax = plt.subplots(figsize=(5, 3.2))
+ax.plot(lams, to_1, "o-", label="to the lam = 1 video (x~)")
+ax.plot(lams, to_0, "s-", label="to the lam = 0 video (x~')")
+ax.plot([0, 1], [1, 0], "--", color="gray", lw=0.8)
+ax.plot([0, 1], [0, 1], "--", color="gray", lw=0.8)
+ax.set_xlabel("lambda"); ax.set_ylabel("relative RMS distance"); ax.legend()
+plt.show()"""),
+    ("md", """\
+## Lambda per step: a schedule
+
+`lam` can also be a list with one weight per denoising step (a list of another length is
+resampled linearly to the number of steps). Early steps lay out the scene, late steps add
+detail, so a ramp from 0 to 1 takes the layout from the edit x~' and the detail from x~."""),
+    ("code", """\
+steps = s.steps
+ramp = list(np.linspace(0.0, 1.0, steps))
+fig, ax = plt.subplots(figsize=(5, 2.8))
+ax.step(range(steps), [0.5] * steps, where="mid", label="constant 0.5")
+ax.step(range(steps), ramp, where="mid", label="ramp 0 -> 1")
+ax.set_xlabel("denoising step"); ax.set_ylabel("lambda"); ax.set_ylim(-0.05, 1.05); ax.legend()
+plt.show()
+
+scheduled = s.generate(seed=0, lam=ramp)
+print(f"ramp video: distance to lam=1 {dist(scheduled, videos[-1]) / ends:.2f}, "
+      f"to lam=0 {dist(scheduled, videos[0]) / ends:.2f}")
+scheduled.grid(title="lam: ramp 0 -> 1 over the steps")"""),
+    ("code", """\
+scheduled"""),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# trajectories
+# --------------------------------------------------------------------------------------------
+TRAJECTORIES = [
+    ("md", f"""\
+# Trajectories: move things, pin things, pan the camera
+
+{badge("trajectories")}
+
+A Trajectory Instruction drags the content of a region from a handle point along a path to a
+target. `Trajectory(points=[handle, ..., target], mask=None, radius=..., easing=..., start=0,
+end=1, kind=...)`:
+
+| field | meaning |
+|---|---|
+| `points` | (x, y) pixels: handle first, then path points, target last |
+| `mask` | bool (H, W) region that moves; `None` means a disk of `radius` around the handle |
+| `easing` | `"linear"` or `"ease-in-out"` along the path |
+| `start`, `end` | the part of the clip (0..1) during which it moves |
+| `kind` | `"object"` moves its region, `"anchor"` pins its region still, `"camera"` pans the whole frame |
+
+The motion preview applies them to x~ without diffusion (instant); the generated video uses
+them as conditions of the video model."""),
+    ("code", SESSION_GPU_OR_TINY),
+    ("code", SCENE + """
+
+
+s.image = make_scene(W)
+s.content = "a watercolor valley at sunset, a red ball on the grass, a tree"
+s.content_strength = 0.0 if TINY else 0.4   # 0: x~ is the picture itself
+s.motion = "the ball rolls across the meadow, the sun sets"
+s.image.resize((256, 256), Image.NEAREST)"""),
+    ("md", """\
+## Four trajectories
+
+The ball rolls along a curve (eased), the sun sets in the second half of the clip, the tree
+is an anchor (it stays put even when the camera moves), and the camera pans left a little."""),
+    ("code", """\
+yy, xx = np.mgrid[0:H, 0:W]
+tree = (xx >= 44 * u) & (xx <= 59 * u) & (yy >= 24 * u) & (yy <= 49 * u)   # a bool mask
+
+s.trajectories = [
+    Trajectory(points=[(15 * u, 49 * u), (26 * u, 44 * u), (36 * u, 52 * u)], radius=6 * u, easing="ease-in-out"),
+    Trajectory(points=[(46 * u, 14 * u), (40 * u, 30 * u)], radius=7 * u, start=0.4, end=1.0),
+    Trajectory(points=[(51 * u, 36 * u), (51 * u, 36 * u)], mask=tree, kind="anchor"),
+    Trajectory(points=[(32 * u, 32 * u), (26 * u, 32 * u)], kind="camera"),
+]
+s.num_frames = 8"""),
+    ("code", """\
+import matplotlib.pyplot as plt
+
+colors = {"object": "white", "anchor": "lime", "camera": "cyan"}
+fig, axes = plt.subplots(1, 2, figsize=(8, 4))
+axes[0].imshow(s.intermediate(edited=False), interpolation="nearest")
+for t in s.trajectories:
+    xs, ys = zip(*t.points)
+    axes[0].plot(xs, ys, "-o", color=colors[t.kind], ms=3, lw=1.5)
+    axes[0].annotate(t.kind, t.points[-1], color=colors[t.kind], fontsize=8)
+    if t.mask is not None:
+        axes[0].contour(t.mask, levels=[0.5], colors=colors[t.kind], linewidths=1)
+axes[0].set_title("x~ and the paths")
+axes[1].imshow(s.intermediate(), interpolation="nearest")
+axes[1].set_title("x~' (every region at its target)")
+for ax in axes:
+    ax.set_axis_off()
+plt.show()"""),
+    ("md", """\
+## Motion preview: no diffusion, instant
+
+`s.motion_preview()` is what the trajectory editor loops while you drag. Frame *i* of *F* sits
+at clip time i / (F - 1); holes left by moving objects are filled from the background."""),
+    ("code", """\
+preview = s.motion_preview()
+preview.grid(title="motion preview")"""),
+    ("md", """\
+## Generate, and compare side by side
+
+In the default `trajectory_mode = "path"` the edited branch is conditioned on the animated frame
+of each time step; `"endpoint"` uses the paper's single x~' instead. lam = 0 follows the
+trajectories only; raise it to mix in the unedited video."""),
+    ("code", """\
+s.lam = 0.0
+video = s.generate(seed=0)
+
+fig, axes = plt.subplots(2, 1, figsize=(12, 3.6))
+preview.grid(ax=axes[0], title="motion preview (no diffusion)")
+video.grid(ax=axes[1], title=f"generated, trajectory_mode = {s.trajectory_mode!r}, lam = {s.lam}")
+plt.tight_layout()
+plt.show()"""),
+    ("code", """\
+from IPython.display import HTML
+
+HTML('<div style="display:flex;gap:12px;align-items:flex-start">'
+     f"<div>{preview._repr_html_()}<br>motion preview</div>"
+     f"<div>{video._repr_html_()}<br>generated</div></div>")"""),
+    ("md", """\
+## Try it by hand
+
+`TrajectoryEditor(s)` shows x~: press on a handle and drag to the target, add path points,
+mark anchors and brush masks; the preview follows the drag. Its trajectories land in
+`s.trajectories`."""),
+    ("code", WIDGET_GUARD.format(name="TrajectoryEditor", var="editor")),
+]
+
+
+NOTEBOOKS = {
+    "quickstart": (QUICKSTART, False),
+    "colab_gpu": (COLAB_GPU, True),
+    "lambda_explained": (LAMBDA, False),
+    "trajectories": (TRAJECTORIES, False),
+}
+
+
+def build(name: str) -> nbformat.NotebookNode:
+    cells, gpu = NOTEBOOKS[name]
+    nb = new_notebook()
+    for i, (kind, source) in enumerate(cells):
+        cell = new_markdown_cell(source) if kind == "md" else new_code_cell(source)
+        cell["id"] = f"{name}-{i}"
+        nb.cells.append(cell)
+    nb.metadata = {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+        "colab": {"provenance": [], "toc_visible": True, **({"gpuType": "T4"} if gpu else {})},
+    }
+    if gpu:
+        nb.metadata["accelerator"] = "GPU"
+    nbformat.validate(nb)
+    return nb
+
+
+def main(argv: list[str]) -> int:
+    check = "--check" in argv
+    stale = []
+    for name in NOTEBOOKS:
+        path = HERE / f"{name}.ipynb"
+        text = nbformat.writes(build(name)) + "\n"
+        if check:
+            if not path.is_file() or path.read_text() != text:
+                stale.append(path.name)
+        else:
+            path.write_text(text)
+    if stale:
+        print("out of date (run python notebooks/build_notebooks.py):", ", ".join(stale))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
