@@ -146,14 +146,25 @@ class Session:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def tiny(cls, seed: int = 0, **kwargs: Any) -> Session:
-        """Random-init tiny models (64x64, 8 frames): offline, CPU, seconds. Same seed, same models."""
+    def tiny(cls, seed: int = 0, video: str = "pia", **kwargs: Any) -> Session:
+        """Random-init tiny models (64x64, 8 frames): offline, CPU, seconds. Same seed, same models.
+
+        `video="svd"` puts a tiny Stable Video Diffusion model behind the same session.
+        """
         from ivcore.backends.presets import tiny_backends
 
+        check_choice(video, "video", ("pia", "svd"))
         image_backend, video_backend = tiny_backends(seed)
         options = dict(steps=10, image_steps=4, guidance=7.5, image_guidance=7.5)
+        spec = {"preset": "tiny", "seed": seed}
+        if video == "svd":
+            from ivcore.backends.svd import tiny_svd_backend
+
+            video_backend = tiny_svd_backend(seed)
+            options["guidance"] = 3.0
+            spec["video"] = "svd"
         options.update(kwargs)
-        return cls(image_backend, video_backend, spec={"preset": "tiny", "seed": seed}, **options)
+        return cls(image_backend, video_backend, spec=spec, **options)
 
     @classmethod
     def from_pretrained(
@@ -181,6 +192,8 @@ class Session:
             image_model, video_model, motion_adapter=motion_adapter, device=device, dtype=dtype
         )
         options = dict(DEFAULTS)
+        if type(video_backend).__name__ == "SVDVideoBackend":
+            options["guidance"] = 3.0  # SVD's max_guidance_scale; PIA's 7.5 is far too strong for it
         options.update(kwargs)
         return cls(image_backend, video_backend, spec=spec, **options)
 
@@ -348,6 +361,8 @@ class Session:
         generator = torch.Generator(device="cpu").manual_seed(plan.seed)
         self.video_backend.initial_noise(plan.shape, generator)  # the encode cache key assumes this draw
         reference = self._encode([image], plan.seed, plan.shape, generator)
+        # backends whose encoding is more than latents (SVD) say which part is the latent
+        reference = getattr(self.video_backend, "reference_latents", lambda z: z)(reference)
         return apply_align(self._align, latents, reference.to(latents.dtype))
 
     @property
@@ -623,6 +638,8 @@ class Session:
         """Encode x~ and x~' from one generator state, then run the blended loop for each schedule."""
         backend, scheduler = self.video_backend, self.video_backend.scheduler
         start = time.perf_counter()
+        # timesteps first: a scheduler's init_noise_sigma (Euler, SVD) depends on them
+        scheduler.set_timesteps(plan.steps, device=backend.device)
         generator = torch.Generator(device="cpu").manual_seed(plan.seed)
         noise = backend.initial_noise(plan.shape, generator)
         state = generator.get_state()
@@ -635,7 +652,6 @@ class Session:
             z_edit = self._encode(plan.edit_images, plan.seed, plan.shape, generator)
             edited = backend.condition(z_edit, plan.num_frames, plan.motion_scale)
             generator.set_state(after_base)
-        scheduler.set_timesteps(plan.steps, device=backend.device)
         guide = None
         if plan.masks is not None and z_edit is not None and isinstance(backend, PIAVideoBackend):
             guide = TrajectoryGuide.build(
@@ -737,7 +753,7 @@ class Session:
         data = json.loads(path.read_text())
         models = dict(data.get("models") or {})
         if models.get("preset") == "tiny" and not {"image_model", "video_model"} & set(model_kwargs):
-            session = cls.tiny(seed=models.get("seed", 0))
+            session = cls.tiny(seed=models.get("seed", 0), video=models.get("video", "pia"))
         else:
             models.pop("preset", None)
             models.update(model_kwargs)

@@ -73,3 +73,29 @@ def test_ivcore_tiny_env_builds_tiny_preset(monkeypatch):
     s = Session.from_pretrained("any/model-id", "another/model-id", device="cuda")
     assert s.to_dict()["models"] == {"preset": "tiny", "seed": 0}
     assert s.size == (64, 64)
+
+
+def test_from_pretrained_detects_an_svd_folder(tiny_model_dirs, tmp_path):
+    from ivcore.backends.svd import save_tiny_svd
+
+    folder = save_tiny_svd(tmp_path / "tiny-svd", seed=0)
+    s = Session.from_pretrained(tiny_model_dirs["image_model"], folder, device="cpu")
+    assert type(s.video_backend).__name__ == "SVDVideoBackend" and s.guidance == 3.0
+    tiny = Session.tiny(seed=0, video="svd")
+    for session in (s, tiny):
+        session.image = scene()
+        session.num_frames, session.steps, session.image_steps = 4, 2, 4
+    loaded, built = s.generate(seed=1, progress=False).frames, tiny.generate(seed=1, progress=False).frames
+    # same weights; the CLIP feature extractor reloaded from its JSON rounds differently by <= 1 level
+    assert np.abs(loaded.astype(int) - built).max() <= 1
+
+
+def test_tiny_svd_session_saves_and_loads(tmp_path):
+    s = Session.tiny(seed=0, video="svd")
+    s.num_frames, s.steps = 4, 2
+    s.align = "stats"
+    video = s.generate(progress=False)
+    s.save(tmp_path / "svd")
+    loaded = Session.load(tmp_path / "svd")
+    assert type(loaded.video_backend).__name__ == "SVDVideoBackend"
+    assert np.array_equal(loaded.generate(progress=False).frames, video.frames)

@@ -52,6 +52,19 @@ def _load_scheduler(model: str, **overrides):
     return cls.from_config({**config, **overrides})
 
 
+def _pipeline_class(model: str) -> str:
+    """The `_class_name` of a model's model_index.json ("" when it has none)."""
+    local = Path(model) / "model_index.json"
+    if local.is_file():
+        return json.loads(local.read_text()).get("_class_name", "")
+    if Path(model).is_dir():
+        return ""
+    try:
+        return diffusers.DiffusionPipeline.load_config(model).get("_class_name", "")
+    except (OSError, ValueError):
+        return ""
+
+
 def _unet_class_name(model: str) -> str:
     local = Path(model) / "unet" / "config.json"
     if local.is_file():
@@ -84,6 +97,7 @@ def load_backends(
     dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
 
     image_parts = _common(image_model, dtype, device)
+    svd = _pipeline_class(video_model) == "StableVideoDiffusionPipeline"
     image_unet = UNet2DConditionModel.from_pretrained(
         image_model, subfolder="unet", torch_dtype=dtype, use_safetensors=True
     ).to(device)
@@ -93,6 +107,13 @@ def load_backends(
         unet=image_unet.eval(), scheduler=_load_scheduler(image_model), size=image_size, name=image_model,
         **image_parts,
     )  # fmt: skip
+
+    if svd:
+        from ivcore.backends.svd import load_svd_backend
+
+        # SVD's frames are square here: 576 (its shorter training side) for real models
+        video = load_svd_backend(video_model, device=device, dtype=dtype, size=576 if image_size >= 256 else image_size)
+        return image, video, {"image_model": image_model, "video_model": video_model}
 
     video_parts = image_parts if video_model == image_model else _common(video_model, dtype, device)
     if _unet_class_name(video_model) == "UNetMotionModel":
