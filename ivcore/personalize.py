@@ -108,9 +108,16 @@ def resolve_safetensors(
 
 
 # ---------------------------------------------------------------------- backends
+def check_idle(session) -> None:
+    """Weights must not change under a running generation: its result would be cached under the old key."""
+    if getattr(session, "running", False):
+        raise RuntimeError("a generation is running in this session; wait for it or cancel() it first")
+
+
 def _targets(session, target: str) -> list[tuple[str, Any]]:
-    """The (label, backend) pairs a target names, in a fixed order."""
+    """The (label, backend) pairs a target names, in a fixed order; refused while generating."""
     check_choice(target, "target", TARGETS)
+    check_idle(session)
     pairs = [("image", session.image_backend), ("video", session.video_backend)]
     return [(label, b) for label, b in pairs if target in (label, "both")]
 
@@ -128,7 +135,8 @@ def adapter_weights(unet: torch.nn.Module) -> dict[str, float]:
 
 def lora_weights(session) -> dict[str, dict[str, float]]:
     """{"image": {name: weight}, "video": {name: weight}}: what is loaded where, for UIs and repr."""
-    return {label: dict(adapter_weights(b.unet)) for label, b in _targets(session, "both")}
+    pairs = (("image", session.image_backend), ("video", session.video_backend))
+    return {label: dict(adapter_weights(b.unet)) for label, b in pairs}
 
 
 def _activate(unet: torch.nn.Module) -> None:
@@ -399,6 +407,7 @@ def load_image_checkpoint(session, path_or_id: str | os.PathLike) -> list[str]:
     UNet, read with the current UNet's architecture.
     """
     kind, source = _checkpoint_kind(path_or_id)
+    check_idle(session)
     backend = session.image_backend
     _require_no_lora(backend, "image")
     if kind == "file":
@@ -469,6 +478,7 @@ def load_video_checkpoint(session, path_or_id: str | os.PathLike) -> list[str]:
     model can be animated with the motion adapter already loaded. Only the UNet is used.
     """
     kind, source = _checkpoint_kind(path_or_id)
+    check_idle(session)
     backend = session.video_backend
     _require_no_lora(backend, "video")
     if kind == "file":

@@ -416,3 +416,26 @@ def test_scene_fixture_still_renders_after_unload(session, lora_file):
     fresh.image, fresh.content, fresh.motion = scene(), session.content, session.motion
     fresh.num_frames, fresh.steps = 2, 2
     assert np.array_equal(run(session, 3), run(fresh, 3))
+
+
+def test_weights_do_not_change_under_a_running_generation(session, lora_file):
+    """A load mid-run would mix weights into a result cached under the old key: refused."""
+    from ivcore.backends.fewstep import use_few_step
+
+    seen = []
+
+    def during(step, total, latents):
+        if step == 1:
+            for call in (
+                lambda: load_lora(session, lora_file),
+                lambda: unload_lora(session),
+                lambda: load_image_checkpoint(session, lora_file),
+                lambda: use_few_step(session),
+            ):
+                with pytest.raises(RuntimeError, match="running"):
+                    call()
+                seen.append(call)
+            assert lora_weights(session) == {"image": {}, "video": {}}
+
+    session.generate(seed=0, progress=False, callback=during)
+    assert len(seen) == 4

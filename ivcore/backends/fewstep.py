@@ -21,7 +21,7 @@ from typing import Any
 from diffusers import DDIMScheduler, LCMScheduler
 
 from ivcore.instructions import check_float, check_int
-from ivcore.personalize import load_lora, unload_lora
+from ivcore.personalize import check_idle, load_lora, unload_lora
 
 FEWSTEP_ADAPTER = "fewstep"
 
@@ -59,6 +59,7 @@ def use_few_step(
     loaded on the video UNet as adapter "fewstep" and removed again by `use_default_sampler`.
     Calling it again changes the settings and keeps the first saved defaults.
     """
+    check_idle(session)
     backend = session.video_backend
     saved = _SAVED.get(session)
     base = saved.scheduler if saved else backend.scheduler
@@ -91,6 +92,7 @@ def use_default_sampler(session) -> None:
 
     Without a saved state, an LCM scheduler set by hand becomes DDIM on the same schedule.
     """
+    check_idle(session)
     saved = _SAVED.pop(session, None)
     backend = session.video_backend
     if saved is None:
