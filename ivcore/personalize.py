@@ -233,6 +233,10 @@ def load_lora(
     source = _as_path_string(path_or_id, "lora")
     location, file_name, local = resolve_safetensors(source, weight_name, "lora")
     pairs = _targets(session, target)
+    for label, backend in pairs:
+        if not hasattr(backend.unet, "load_lora_adapter"):
+            kind = type(backend.unet).__name__
+            raise InstructionError("target", target, f"a target whose UNet takes peft LoRAs ({label}: {kind} does not)")
     scale = check_float(scale, "scale", -10.0, 10.0)
     unets = list({id(b.unet): b.unet for _, b in pairs}.values())
     name = _check_adapter_name(adapter_name, unets) if adapter_name is not None else None
@@ -426,6 +430,13 @@ def load_image_checkpoint(session, path_or_id: str | os.PathLike) -> list[str]:
     return list(replaced)
 
 
+def require_motion_unet(session, field: str) -> None:
+    """PIA/AnimateDiff-style P_video only: an SD UNet plus motion modules (not SVD's UNet)."""
+    kind = type(session.video_backend.unet).__name__
+    if kind != "UNetMotionModel":
+        raise InstructionError(field, kind, "a video backend on a UNetMotionModel (PIA/AnimateDiff style)")
+
+
 def unet2d_config(motion_unet: torch.nn.Module) -> dict:
     """The SD UNet2DConditionModel config whose spatial layers a UNetMotionModel carries.
 
@@ -479,6 +490,7 @@ def load_video_checkpoint(session, path_or_id: str | os.PathLike) -> list[str]:
     """
     kind, source = _checkpoint_kind(path_or_id)
     check_idle(session)
+    require_motion_unet(session, "video_backend")
     backend = session.video_backend
     _require_no_lora(backend, "video")
     if kind == "file":

@@ -439,3 +439,17 @@ def test_weights_do_not_change_under_a_running_generation(session, lora_file):
 
     session.generate(seed=0, progress=False, callback=during)
     assert len(seen) == 4
+
+
+def test_svd_backend_is_refused_clearly(lora_file, tmp_path):
+    """SVD's UNet has no peft LoRA loader in diffusers and no SD spatial layout: clear errors, no change."""
+    from ivcore.backends.fewstep import use_few_step
+
+    s = Session.tiny(seed=0, video="svd")
+    with pytest.raises(InstructionError, match="peft LoRAs"):
+        load_lora(s, lora_file, target="video")
+    assert load_lora(s, lora_file, target="image") == "style"
+    with pytest.raises(InstructionError, match="UNetMotionModel"):
+        use_few_step(s)
+    with pytest.raises(InstructionError, match="UNetMotionModel"):
+        load_video_checkpoint(s, save_ldm_checkpoint(tiny_components(1)["unet"], tmp_path / "x.safetensors"))

@@ -21,7 +21,7 @@ from typing import Any
 from diffusers import DDIMScheduler, LCMScheduler
 
 from ivcore.instructions import check_float, check_int
-from ivcore.personalize import check_idle, load_lora, unload_lora
+from ivcore.personalize import check_idle, load_lora, require_motion_unet, unload_lora
 
 FEWSTEP_ADAPTER = "fewstep"
 
@@ -60,6 +60,7 @@ def use_few_step(
     Calling it again changes the settings and keeps the first saved defaults.
     """
     check_idle(session)
+    require_motion_unet(session, "video_backend")  # LCM distillation is for epsilon-prediction SD/AnimateDiff UNets
     backend = session.video_backend
     saved = _SAVED.get(session)
     base = saved.scheduler if saved else backend.scheduler
