@@ -45,30 +45,41 @@ def make_scene(size: int) -> Image.Image:
 def save(fig, name: str) -> Path:
     """Save a figure as an optimized palette PNG (small enough to commit)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight", facecolor="white")
+    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight", facecolor="white")
     plt.close(fig)
-    image = Image.open(buf).convert("RGB").quantize(colors=96, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    image = Image.open(buf).convert("RGB")
+    image = image.quantize(colors=96, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
     path = OUT / name
     image.save(path, optimize=True)
     print(f"{path.relative_to(ROOT)}: {path.stat().st_size // 1024} KB")
     return path
 
 
-def trajectories(u: float, size: int) -> list[Trajectory]:
-    yy, xx = np.mgrid[0:size, 0:size]
-    tree = (xx >= 44 * u) & (xx <= 59 * u) & (yy >= 24 * u) & (yy <= 49 * u)
-    return [
-        Trajectory(points=[(15 * u, 49 * u), (26 * u, 44 * u), (36 * u, 52 * u)], radius=6 * u, easing="ease-in-out"),
-        Trajectory(points=[(46 * u, 14 * u), (40 * u, 30 * u)], radius=7 * u, start=0.4, end=1.0),
-        Trajectory(points=[(51 * u, 36 * u), (51 * u, 36 * u)], mask=tree, kind="anchor"),
-        Trajectory(points=[(32 * u, 32 * u), (26 * u, 32 * u)], kind="camera"),
-    ]
+def trajectories(u: float, size: int) -> dict[str, Trajectory]:
+    """The trajectories of notebooks/trajectories.ipynb."""
+    yy, xx = np.mgrid[0:size, 0:size] / u
+    crown = ((xx - 51.5) / 6.5) ** 2 + ((yy - 31.5) / 7) ** 2 <= 1
+    tree = crown | ((xx >= 50) & (xx <= 53) & (yy >= 36) & (yy <= 48))
+    return {
+        "ball": Trajectory(
+            points=[(15 * u, 49 * u), (26 * u, 44 * u), (36 * u, 52 * u)], radius=6 * u, easing="ease-in-out"
+        ),
+        "sun": Trajectory(points=[(46 * u, 14 * u), (48 * u, 30 * u)], radius=7 * u, start=0.3, end=1.0),
+        "anchor": Trajectory(points=[(51 * u, 36 * u), (51 * u, 36 * u)], mask=tree, kind="anchor"),
+        "camera": Trajectory(points=[(32 * u, 32 * u), (24 * u, 32 * u)], kind="camera"),
+    }
 
 
 def blue_sun(size: int) -> Image.Image:
     u = size / 64
     layer = Image.new("RGBA", (size, size), (0, 0, 0, 0))
     ImageDraw.Draw(layer).ellipse([38 * u, 6 * u, 54 * u, 22 * u], fill=(40, 80, 230, 255))
+    return layer
+
+
+def blue_bird(size: int) -> Image.Image:
+    layer = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    ImageDraw.Draw(layer).ellipse([0.15 * size, 0.2 * size, 0.32 * size, 0.28 * size], fill=(30, 60, 220, 255))
     return layer
 
 
@@ -80,14 +91,13 @@ def checker(size: int) -> np.ndarray:
 def fig_instructions(s: Session) -> None:
     """x with paths, the paint layer, x~' (paint + every region at its target)."""
     size = s.size[0]
-    u = size / 64
-    layer = blue_sun(size)
+    layer = blue_bird(size)
     s.paint(layer)
     colors = {"object": "white", "anchor": "lime", "camera": "cyan"}
     fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.8))
     axes[0].imshow(s.image, interpolation="nearest")
     for t in s.trajectories:
-        xs, ys = zip(*t.points)
+        xs, ys = zip(*t.points, strict=True)
         axes[0].plot(xs, ys, "-o", color=colors[t.kind], ms=2.5, lw=1.2)
         axes[0].annotate(t.kind, t.points[-1], color=colors[t.kind], fontsize=7)
     axes[0].set_title("x and trajectories r", fontsize=9)
@@ -98,7 +108,6 @@ def fig_instructions(s: Session) -> None:
     axes[2].set_title("x~' (edited)", fontsize=9)
     for ax in axes:
         ax.set_axis_off()
-    del u
     save(fig, "instructions.png")
 
 
@@ -108,20 +117,20 @@ def fig_trajectory_kinds(s: Session) -> None:
     u = size / 64
     every = trajectories(u, size)
     rows = [
-        ("object (ball, eased path)", [every[0]]),
-        ("object, start=0.4 (sun)", [every[1]]),
-        ("camera pan", [every[3]]),
-        ("camera pan + anchor (tree)", [every[2], every[3]]),
+        ("object: the ball along an eased curve", [every["ball"]]),
+        ("object with start=0.3: the sun sets", [every["sun"]]),
+        ("the same + an anchor (the tree's mask): the sun sets behind the tree", [every["sun"], every["anchor"]]),
+        ("camera pan + the ball", [every["ball"], every["camera"]]),
     ]
     s.clear_paint()
     fig, axes = plt.subplots(len(rows), 1, figsize=(9, 1.35 * len(rows)))
-    for ax, (title, trajs) in zip(axes, rows):
+    for ax, (title, trajs) in zip(axes, rows, strict=True):
         s.trajectories = trajs
         s.motion_preview(num_frames=8).grid(ax=ax, title=title)
         ax.title.set_fontsize(9)
     fig.tight_layout()
     save(fig, "trajectory_kinds.png")
-    s.trajectories = every
+    s.trajectories = [every["ball"], every["sun"], every["anchor"]]
 
 
 def fig_preview_vs_generated(s: Session) -> None:
@@ -140,7 +149,7 @@ def fig_preview_vs_generated(s: Session) -> None:
 
 def sweep(s: Session, lams: list[float]) -> list:
     if hasattr(s, "sweep"):
-        return s.sweep(lams=lams, seed=SEED)
+        return s.sweep(lams=lams, seed=SEED, progress=False)
     return [s.generate(seed=SEED, lam=lam, progress=False) for lam in lams]
 
 
@@ -154,7 +163,7 @@ def fig_lambda(s: Session) -> None:
     gap = np.abs(videos[0].frames.astype(float) - ref1).mean(axis=(0, 3)).max() or 1.0
 
     fig, axes = plt.subplots(len(lams), 2, figsize=(8, 1.25 * len(lams)), gridspec_kw={"width_ratios": [4, 1]})
-    for row, (lam, v) in enumerate(zip(lams, videos)):
+    for row, (lam, v) in enumerate(zip(lams, videos, strict=True)):
         v[::2].grid(ax=axes[row, 0])
         axes[row, 0].set_axis_on()
         axes[row, 0].set_xticks([])
@@ -206,7 +215,8 @@ def main() -> int:
     s.content = "a watercolor valley at sunset, a red ball on the grass, a tree"
     s.motion = "the ball rolls, the sun sets"
     s.content_strength = 0.0  # the tiny img2img makes noise; keep x~ = x so the pictures read
-    s.trajectories = trajectories(size / 64, size)
+    every = trajectories(size / 64, size)
+    s.trajectories = [every["ball"], every["sun"], every["anchor"]]
     fig_instructions(s)
     fig_trajectory_kinds(s)
     fig_preview_vs_generated(s)

@@ -120,7 +120,9 @@ s.num_frames, s.steps = 8, 8   # small and fast on a CPU"""),
 
 Painting is an RGBA layer over *x* (transparent where you did not paint). The widget
 `PaintCanvas` sends exactly such a layer on every stroke; here we draw a blue bird.
-`s.intermediate(edited=False)` is x~ = P_img(x, y); `s.intermediate()` is the edited x~'."""),
+`s.intermediate(edited=False)` is x~ = P_img(x, y); `s.intermediate()` is the edited x~'.
+The tiny models' img2img turns any picture into noise; `content_strength = 0` skips P_img and
+keeps your picture as x~ (useful when you bring your own intermediate image)."""),
     ("code", """\
 import matplotlib.pyplot as plt
 
@@ -310,7 +312,7 @@ the left, or `from google.colab import files; files.upload()`). Here a picture i
 W, H = s.size
 s.image = make_scene(W)
 s.content = "a watercolor painting of a valley at sunset, a red ball on the grass, a tree"
-s.content_strength = 0.5
+s.content_strength = 0.0 if TINY else 0.5   # tiny models' img2img makes noise: keep x~ = x there
 s.motion = "the ball rolls down the hill, leaves sway in the wind"
 s.negative_prompt = "blurry, low quality"
 s.intermediate(edited=False)"""),
@@ -429,8 +431,8 @@ start = time.perf_counter()
 check = s.generate(seed=0, lam=0.5)
 one_s = time.perf_counter() - start
 diff = np.abs(check.frames.astype(int) - videos[2].frames.astype(int)).max()
-print(f"sweep of {len(lams)}: {sweep_s:.1f}s; one generate: {one_s:.1f}s; "
-      f"largest pixel difference at lam=0.5: {diff}")"""),
+print(f"sweep: {len(lams)} videos in {sweep_s:.1f}s; one generate(lam=0.5): {one_s:.1f}s")
+print(f"largest pixel difference between the two lam = 0.5 videos: {diff}")"""),
     ("md", """\
 ## Frames across lambda
 
@@ -529,47 +531,51 @@ s.content_strength = 0.0 if TINY else 0.4   # 0: x~ is the picture itself
 s.motion = "the ball rolls across the meadow, the sun sets"
 s.image.resize((256, 256), Image.NEAREST)"""),
     ("md", """\
-## Four trajectories
+## Objects and an anchor
 
-The ball rolls along a curve (eased), the sun sets in the second half of the clip, the tree
-is an anchor (it stays put even when the camera moves), and the camera pans left a little."""),
-    ("code", """\
-yy, xx = np.mgrid[0:H, 0:W]
-tree = (xx >= 44 * u) & (xx <= 59 * u) & (yy >= 24 * u) & (yy <= 49 * u)   # a bool mask
-
-s.trajectories = [
-    Trajectory(points=[(15 * u, 49 * u), (26 * u, 44 * u), (36 * u, 52 * u)], radius=6 * u, easing="ease-in-out"),
-    Trajectory(points=[(46 * u, 14 * u), (40 * u, 30 * u)], radius=7 * u, start=0.4, end=1.0),
-    Trajectory(points=[(51 * u, 36 * u), (51 * u, 36 * u)], mask=tree, kind="anchor"),
-    Trajectory(points=[(32 * u, 32 * u), (26 * u, 32 * u)], kind="camera"),
-]
-s.num_frames = 8"""),
+The ball rolls along a curve (eased), and the sun sets behind the tree in the second half of
+the clip: the tree is an **anchor**, so its pixels stay as they are and on top of everything
+that moves. Its mask is the tree's own shape, a bool array."""),
     ("code", """\
 import matplotlib.pyplot as plt
 
-colors = {"object": "white", "anchor": "lime", "camera": "cyan"}
-fig, axes = plt.subplots(1, 2, figsize=(8, 4))
-axes[0].imshow(s.intermediate(edited=False), interpolation="nearest")
-for t in s.trajectories:
-    xs, ys = zip(*t.points)
-    axes[0].plot(xs, ys, "-o", color=colors[t.kind], ms=3, lw=1.5)
-    axes[0].annotate(t.kind, t.points[-1], color=colors[t.kind], fontsize=8)
-    if t.mask is not None:
-        axes[0].contour(t.mask, levels=[0.5], colors=colors[t.kind], linewidths=1)
-axes[0].set_title("x~ and the paths")
-axes[1].imshow(s.intermediate(), interpolation="nearest")
-axes[1].set_title("x~' (every region at its target)")
-for ax in axes:
-    ax.set_axis_off()
-plt.show()"""),
+yy, xx = np.mgrid[0:H, 0:W] / u   # pixel centres in scene units
+tree = (((xx - 51.5) / 6.5) ** 2 + ((yy - 31.5) / 7) ** 2 <= 1) | ((xx >= 50) & (xx <= 53) & (yy >= 36) & (yy <= 48))
+
+ball = Trajectory(points=[(15 * u, 49 * u), (26 * u, 44 * u), (36 * u, 52 * u)], radius=6 * u, easing="ease-in-out")
+sun = Trajectory(points=[(46 * u, 14 * u), (48 * u, 30 * u)], radius=7 * u, start=0.3, end=1.0)
+anchor = Trajectory(points=[(51 * u, 36 * u), (51 * u, 36 * u)], mask=tree, kind="anchor")
+camera = Trajectory(points=[(32 * u, 32 * u), (24 * u, 32 * u)], kind="camera")
+COLORS = {"object": "white", "anchor": "lime", "camera": "cyan"}
+
+
+def show_paths(title):
+    fig, axes = plt.subplots(1, 2, figsize=(8, 4))
+    axes[0].imshow(s.intermediate(edited=False), interpolation="nearest")
+    for t in s.trajectories:
+        xs, ys = zip(*t.points)
+        axes[0].plot(xs, ys, "-o", color=COLORS[t.kind], ms=3, lw=1.5)
+        axes[0].annotate(t.kind, t.points[-1], color=COLORS[t.kind], fontsize=8)
+        if t.mask is not None:
+            axes[0].contour(t.mask, levels=[0.5], colors=COLORS[t.kind], linewidths=1)
+    axes[0].set_title(f"x~ and the paths: {title}")
+    axes[1].imshow(s.intermediate(), interpolation="nearest")
+    axes[1].set_title("x~' (every region at its target)")
+    for ax in axes:
+        ax.set_axis_off()
+    plt.show()
+
+
+s.trajectories = [ball, sun, anchor]
+show_paths("objects + anchor")"""),
     ("md", """\
 ## Motion preview: no diffusion, instant
 
 `s.motion_preview()` is what the trajectory editor loops while you drag. Frame *i* of *F* sits
 at clip time i / (F - 1); holes left by moving objects are filled from the background."""),
     ("code", """\
-preview = s.motion_preview()
-preview.grid(title="motion preview")"""),
+preview_objects = s.motion_preview()
+preview_objects.grid(title="motion preview: ball, sun, anchored tree")"""),
     ("md", """\
 ## Generate, and compare side by side
 
@@ -578,19 +584,37 @@ of each time step; `"endpoint"` uses the paper's single x~' instead. lam = 0 fol
 trajectories only; raise it to mix in the unedited video."""),
     ("code", """\
 s.lam = 0.0
-video = s.generate(seed=0)
+video_objects = s.generate(seed=0)
 
 fig, axes = plt.subplots(2, 1, figsize=(12, 3.6))
-preview.grid(ax=axes[0], title="motion preview (no diffusion)")
-video.grid(ax=axes[1], title=f"generated, trajectory_mode = {s.trajectory_mode!r}, lam = {s.lam}")
+preview_objects.grid(ax=axes[0], title="motion preview (no diffusion)")
+video_objects.grid(ax=axes[1], title=f"generated, trajectory_mode = {s.trajectory_mode!r}, lam = {s.lam}")
+plt.tight_layout()
+plt.show()"""),
+    ("md", """\
+## A camera pan
+
+A `"camera"` trajectory moves the whole frame by its handle's displacement (edges are
+replicated): here the view pans to the right while the ball rolls. Its mask is ignored, and an
+anchor would stay put in frame coordinates (like a caption), so this set has none."""),
+    ("code", """\
+s.trajectories = [ball, camera]
+show_paths("object + camera")
+preview_camera = s.motion_preview()
+video_camera = s.generate(seed=0)
+
+fig, axes = plt.subplots(2, 1, figsize=(12, 3.6))
+preview_camera.grid(ax=axes[0], title="motion preview: ball + camera pan")
+video_camera.grid(ax=axes[1], title="generated")
 plt.tight_layout()
 plt.show()"""),
     ("code", """\
 from IPython.display import HTML
 
-HTML('<div style="display:flex;gap:12px;align-items:flex-start">'
-     f"<div>{preview._repr_html_()}<br>motion preview</div>"
-     f"<div>{video._repr_html_()}<br>generated</div></div>")"""),
+clips = {"preview: objects + anchor": preview_objects, "generated": video_objects,
+         "preview: camera pan": preview_camera, "generated ": video_camera}
+HTML('<div style="display:flex;flex-wrap:wrap;gap:12px">'
+     + "".join(f"<div>{v._repr_html_()}<br>{name}</div>" for name, v in clips.items()) + "</div>")"""),
     ("md", """\
 ## Try it by hand
 
