@@ -24,9 +24,7 @@ def to_rgb_image(value: Any, field: str = "image") -> Image.Image:
             with Image.open(path) as opened:
                 value = ImageOps.exif_transpose(opened).copy()
         except (UnidentifiedImageError, OSError) as err:
-            raise InstructionError(
-                field, str(value), f"{allowed} (the file is not a readable image)"
-            ) from err
+            raise InstructionError(field, str(value), f"{allowed} (the file is not a readable image)") from err
     if isinstance(value, np.ndarray):
         value = _array_to_image(value, field, allowed)
     if not isinstance(value, Image.Image):
@@ -54,9 +52,7 @@ def _array_to_image(array: np.ndarray, field: str, allowed: str) -> Image.Image:
         ):
             array = np.round(array * 255).astype(np.uint8)
         else:
-            raise InstructionError(
-                field, f"array of dtype {array.dtype}", f"{allowed} (uint8, or floats in [0, 1])"
-            )
+            raise InstructionError(field, f"array of dtype {array.dtype}", f"{allowed} (uint8, or floats in [0, 1])")
     return Image.fromarray(np.ascontiguousarray(array))
 
 

@@ -681,6 +681,59 @@ class Session:
         plan.timings["decode"] = time.perf_counter() - start
         return video
 
+    # ------------------------------------------------------------------ personalization
+    def load_lora(
+        self,
+        path_or_id: str | os.PathLike,
+        *,
+        target: str = "both",
+        scale: float = 1.0,
+        adapter_name: str | None = None,
+        weight_name: str | None = None,
+    ) -> str:
+        """Load a LoRA (.safetensors only) on P_img ("image"), P_video ("video") or "both"; returns its name."""
+        from ivcore import personalize
+
+        return personalize.load_lora(
+            self, path_or_id, target=target, scale=scale, adapter_name=adapter_name, weight_name=weight_name
+        )
+
+    def set_lora_scale(self, weights: dict[str, float] | float, *, target: str = "both") -> None:
+        """Set adapter weights ({name: weight}) or one weight for all loaded adapters."""
+        from ivcore import personalize
+
+        personalize.set_lora_scale(self, weights, target=target)
+
+    def unload_lora(self, adapter_name: str | None = None, *, target: str = "both") -> None:
+        """Remove one adapter (or all): the original weights come back exactly."""
+        from ivcore import personalize
+
+        personalize.unload_lora(self, adapter_name, target=target)
+
+    def load_image_checkpoint(self, path_or_id: str | os.PathLike) -> list[str]:
+        """DreamBooth folder or single-file .safetensors checkpoint for P_img."""
+        from ivcore import personalize
+
+        return personalize.load_image_checkpoint(self, path_or_id)
+
+    def load_video_checkpoint(self, path_or_id: str | os.PathLike) -> list[str]:
+        """SD1.5 checkpoint for P_video's spatial layers (PIA's motion modules are kept)."""
+        from ivcore import personalize
+
+        return personalize.load_video_checkpoint(self, path_or_id)
+
+    def use_few_step(self, **kwargs: Any) -> None:
+        """Fast previews: LCM sampler, 4 steps, guidance 1 (optionally an AnimateLCM-style LoRA)."""
+        from ivcore.backends import fewstep
+
+        fewstep.use_few_step(self, **kwargs)
+
+    def use_default_sampler(self) -> None:
+        """Undo `use_few_step`: the previous scheduler, steps and guidance come back."""
+        from ivcore.backends import fewstep
+
+        fewstep.use_default_sampler(self)
+
     # ------------------------------------------------------------------ editing history
     def commit(self) -> None:
         """Make the edited intermediate x~' the new base image.

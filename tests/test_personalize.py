@@ -453,3 +453,17 @@ def test_svd_backend_is_refused_clearly(lora_file, tmp_path):
         use_few_step(s)
     with pytest.raises(InstructionError, match="UNetMotionModel"):
         load_video_checkpoint(s, save_ldm_checkpoint(tiny_components(1)["unet"], tmp_path / "x.safetensors"))
+
+
+def test_session_methods_wire_to_personalize(session, tmp_path):
+    """The Session's own methods reach the same code: load, scale, unload round trip."""
+    import inspect
+
+    from ivcore import Session
+
+    for name in ("load_lora", "set_lora_scale", "unload_lora", "use_few_step", "use_default_sampler"):
+        assert callable(getattr(Session, name)) and inspect.getdoc(getattr(Session, name))
+    session.use_few_step(steps=3)
+    assert session.steps == 3 and type(session.video_backend.scheduler).__name__ == "LCMScheduler"
+    session.use_default_sampler()
+    assert session.steps == 2 and type(session.video_backend.scheduler).__name__ == "DDIMScheduler"
