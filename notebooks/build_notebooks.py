@@ -59,6 +59,8 @@ else:  # CPU: tiny random-init models, built offline in seconds (noise-like fram
 W, H = s.size
 TINY = W <= 64  # the tiny preset is 64 x 64; its img2img output is noise, so it keeps x~ = x
 u = W / 64      # the scene is drawn in a 64-unit space; u converts units to pixels
+if TINY:
+    s.steps = 6  # on a CPU: fewer denoising steps keep the notebook quick
 s'''
 
 WIDGET_GUARD = '''\
@@ -114,7 +116,7 @@ image as it is). `motion` is the prompt of the video model P_video."""),
 s.content = "a watercolor valley at sunset, a red ball on the grass"
 s.content_strength = 0.6
 s.motion = "the ball rolls, the sun sets"
-s.num_frames, s.steps = 8, 8   # small and fast on a CPU"""),
+s.num_frames, s.steps = 8, 6   # small and fast on a CPU"""),
     ("md", """\
 ## 3. Paint a stroke, in code
 
@@ -300,6 +302,8 @@ save_memory(s)
 if DEVICE == "cuda":
     s.num_frames = 16 if torch.cuda.get_device_properties(0).total_memory > 20 * 2**30 else 12
     torch.cuda.empty_cache()
+else:  # a CPU run is a smoke test of the cells
+    s.steps = 4
 print(s.num_frames, "frames,", s.steps, "steps")"""),
     ("md", """\
 ## Image, content, motion
