@@ -268,9 +268,8 @@ LCM-LoRA on P_img only and switch its sampler to `LCMScheduler`; P_video stays S
 FEW_STEP = False
 if FEW_STEP and not TINY:
     from diffusers import LCMScheduler
-    from ivcore.personalize import load_lora
 
-    load_lora(s, "latent-consistency/lcm-lora-sdv1-5", target="image")
+    s.load_lora("latent-consistency/lcm-lora-sdv1-5", target="image")
     s.image_backend.scheduler = LCMScheduler.from_config(s.image_backend.scheduler.config)
     s.image_steps, s.image_guidance = 4, 1.0
 print(f"P_img: {s.image_steps} steps, guidance {s.image_guidance}; P_video: {s.steps} steps")"""),
