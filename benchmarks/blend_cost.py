@@ -423,7 +423,9 @@ def load_average() -> str:
         return "n/a"
 
 
-def run(configs: list[Config], repeats: int, warmup: int = 1, seed: int = 0) -> tuple[list[Row], dict[str, dict]]:
+def run(
+    configs: list[Config], repeats: int, warmup: int = 1, seed: int = 0, verbose: bool = False
+) -> tuple[list[Row], dict[str, dict]]:
     """Measure every configuration; returns the table rows and the raw results per config."""
     rows: list[Row] = []
     results: dict[str, dict] = {}
@@ -431,6 +433,8 @@ def run(configs: list[Config], repeats: int, warmup: int = 1, seed: int = 0) -> 
         result = measure_config(config, repeats, warmup=warmup, seed=seed)
         results[config.name] = result
         rows.extend(rows_for(config.name, result))
+        if verbose:  # partial results as soon as a configuration is done
+            print(format_table(rows_for(config.name, result)), file=sys.stderr, flush=True)
     return rows, results
 
 
@@ -501,7 +505,7 @@ def main(argv: list[str] | None = None) -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     configs = default_configs(args.steps, args.quick)
     load_before = load_average()
-    rows, results = run(configs, args.repeats, warmup=args.warmup)
+    rows, results = run(configs, args.repeats, warmup=args.warmup, verbose=True)
     text = report(rows, results, configs, args, f"{load_before} / {load_average()}")
     print(text)
     if args.write_results:
