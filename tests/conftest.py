@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageDraw
+
+# The tiny models gain nothing from intra-op threads, and on a 2-core runner that also hosts
+# notebook kernels and a browser, OpenMP threads oversubscribe the cores (measured: a tiny
+# generate 1.8 s with one thread, 11.5 s with two under load).
+torch.set_num_threads(1)
 
 
 def scene(size: int = 64) -> Image.Image:
