@@ -19,7 +19,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,7 @@ class _Plan:
     """The inputs of one generation, snapshotted from the session and passed through the stages."""
 
     key: str
+    plain_key: str  # the key of the same run without any edit (what lam = 1 everywhere computes)
     seed: int
     shape: tuple[int, ...]
     steps: int
@@ -71,6 +72,12 @@ class _Plan:
     @property
     def num_frames(self) -> int:
         return self.shape[2]
+
+    def for_schedules(self, schedules: Sequence[Sequence[float]]) -> _Plan:
+        """When every step's lam is 1 the edit is never used: drop it (no encode, plain cache key)."""
+        if self.edit_images is None or any(v != 1.0 for s in schedules for v in s):
+            return self
+        return replace(self, key=self.plain_key, edit_images=None, masks=None)
 
 
 class _Release:
@@ -552,8 +559,8 @@ class Session:
         lam = self._lam if lam is None else check_lam(lam)
         with self._exclusive():
             clock = time.perf_counter()
-            plan = self._plan(seed, num_frames, steps, guidance)
             schedule = lam_schedule(lam, steps)
+            plan = self._plan(seed, num_frames, steps, guidance).for_schedules([schedule])
             key = fingerprint("denoise", plan.key, schedule)
             latents = self.cache.get_or_compute(
                 "denoise", key, lambda: self._denoise(plan, [schedule], callback, progress)
@@ -590,8 +597,8 @@ class Session:
         checked = [check_lam(v) for v in lams]
         seed, num_frames, steps, guidance = self._resolve(seed, num_frames, steps, guidance)
         with self._exclusive():
-            plan = self._plan(seed, num_frames, steps, guidance)
             schedules = [lam_schedule(v, steps) for v in checked]
+            plan = self._plan(seed, num_frames, steps, guidance).for_schedules(schedules)
             latents = self._denoise(plan, schedules, callback, progress)
             return [self._decode(plan, latents[i : i + 1]) for i in range(len(schedules))]
 
@@ -622,13 +629,16 @@ class Session:
         width, height = self.size
         shape = backend.latent_shape(num_frames, height, width)
         scheduler = backend.scheduler
-        key = fingerprint(
-            model_key(backend), [x_tilde], edit_images if has_edit else None, motion, negative, seed, shape,
-            steps, guidance, motion_scale, type(scheduler).__name__, dict(scheduler.config),
-            trajectory_strength if masks is not None else 0.0, masks,
+        common = (
+            model_key(backend), [x_tilde], motion, negative, seed, shape, steps, guidance, motion_scale,
+            type(scheduler).__name__, dict(scheduler.config),
         )  # fmt: skip
+        key = fingerprint(
+            common, edit_images if has_edit else None, trajectory_strength if masks is not None else 0.0, masks
+        )
         return _Plan(
-            key=key, seed=seed, shape=shape, steps=steps, guidance=guidance, motion_scale=motion_scale,
+            key=key, plain_key=fingerprint(common, None, 0.0, None),
+            seed=seed, shape=shape, steps=steps, guidance=guidance, motion_scale=motion_scale,
             x_tilde=x_tilde, edit_images=edit_images if has_edit else None, text=self._text(backend, motion),
             uncond=self._text(backend, negative), masks=masks, trajectory_strength=trajectory_strength,
             timings=timings,

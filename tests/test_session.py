@@ -27,6 +27,7 @@ def test_stats_has_every_stage(session):
 
 def test_changing_only_lam_reruns_only_denoise_and_decode(session):
     session.paint(red_stroke())
+    session.lam = 0.5
     session.generate(progress=False)
     before = misses(session)
     session.lam = 0.4
@@ -251,3 +252,12 @@ def test_observers_hear_changes_and_cannot_break_the_session(session):
     with pytest.warns(UserWarning):
         session.motion = "x"
     assert heard[-1] == "video"
+
+
+def test_lam_one_with_an_edit_reuses_the_plain_video(session):
+    """lam = 1 never uses x~': no encode of it, and the plain run's cache entry is reused."""
+    plain = session.generate(progress=False)
+    before = misses(session)
+    session.paint(red_stroke())
+    assert session.generate(progress=False) is plain
+    assert delta(before, misses(session)) == {"text": 0, "image": 1, "encode": 0, "denoise": 0, "decode": 0}
