@@ -51,6 +51,19 @@ def active_branches(lam: float, has_edit: bool) -> tuple[bool, bool]:
     return True, True
 
 
+def _owners(latents: torch.Tensor, branches: list[tuple[bool, bool]]) -> list[int]:
+    """For each item, the first item with the same latents and branches (its predictions are equal).
+
+    Every schedule of a sweep starts from the same noise, so at the first step (and as long as
+    per-step schedules agree) several items need the very same UNet rows: compute them once.
+    """
+    owner: list[int] = []
+    for item in range(len(branches)):
+        same = (o for o in set(owner) if branches[o] == branches[item] and torch.equal(latents[o], latents[item]))
+        owner.append(next(same, item))
+    return owner
+
+
 @torch.no_grad()
 def denoise(
     backend,
@@ -70,6 +83,7 @@ def denoise(
     progress: bool = True,
     eta: float = 0.0,
     after_step: Callable[[object, int, torch.Tensor], torch.Tensor] | None = None,
+    batch_items: bool = False,
 ) -> torch.Tensor:
     """Run the sampler from `latents` (L, 4, F, h, w) with the Eq. 4 blend at every step.
 
@@ -82,7 +96,9 @@ def denoise(
     called; `timesteps` defaults to all of them. `callback(step, total, latents)` runs after
     each step; `cancel`, when set, stops the loop between steps by raising `Cancelled`.
     `after_step(scheduler, step, latents)` may adjust the latents after each step (trajectory
-    guidance).
+    guidance). With several schedules, `batch_items` puts all of them in one UNet call per step
+    (fast on a GPU); otherwise each schedule gets the very call `generate` would make, so a sweep
+    reproduces single runs bitwise (and a CPU gains nothing from bigger batches).
     """
     timesteps = scheduler.timesteps if timesteps is None else timesteps
     schedules = [list(lams)] if lams and not isinstance(lams[0], (list, tuple)) else [list(x) for x in lams]
@@ -96,24 +112,29 @@ def denoise(
     for i, t in enumerate(tqdm(timesteps, desc="denoise", disable=not progress, leave=False)):
         if cancel is not None and cancel.is_set():
             raise Cancelled(f"generation cancelled before step {i + 1} of {total}")
-        rows, conditions, plan = [], [], []
-        for item, schedule in enumerate(schedules):
-            use_base, use_edit = active_branches(float(schedule[i]), edited is not None)
-            for used, condition in ((use_base, base), (use_edit, edited)):
-                if used:
-                    rows.append(item)
-                    conditions.append(condition)
-            plan.append((use_base, use_edit))
-        eps_rows = backend.predict(scheduler, latents[rows], t, conditions, text, uncond, guidance)
+        branches = [active_branches(float(schedule[i]), edited is not None) for schedule in schedules]
+        owner = _owners(latents, branches)
+        uniques = sorted(set(owner))
+        per_branch: dict[int, dict[str, torch.Tensor]] = {}
+        for group in [uniques] if batch_items else [[u] for u in uniques]:
+            rows, conditions, names = [], [], []
+            for item in group:
+                for name, used, condition in zip(("base", "edit"), branches[item], (base, edited), strict=True):
+                    if used:
+                        rows.append(item)
+                        conditions.append(condition)
+                        names.append((item, name))
+            eps_rows = backend.predict(scheduler, latents[rows], t, conditions, text, uncond, guidance)
+            for (item, name), eps in zip(names, eps_rows, strict=True):
+                per_branch.setdefault(item, {})[name] = eps
 
-        eps_hat, row = [], 0
-        for item, (use_base, use_edit) in enumerate(plan):
-            if use_base and use_edit:
-                eps_hat.append(blend(eps_rows[row], eps_rows[row + 1], float(schedules[item][i])))
-                row += 2
+        eps_hat = []
+        for item, schedule in enumerate(schedules):
+            eps = per_branch[owner[item]]
+            if "base" in eps and "edit" in eps:
+                eps_hat.append(blend(eps["base"], eps["edit"], float(schedule[i])))
             else:
-                eps_hat.append(eps_rows[row])
-                row += 1
+                eps_hat.append(eps.get("base", eps.get("edit")))
         latents = scheduler.step(torch.stack(eps_hat), t, latents, **extra, return_dict=False)[0]
         if after_step is not None:
             latents = after_step(scheduler, i, latents)

@@ -586,9 +586,12 @@ class Session:
     ) -> list[Video]:
         """One Video per lambda, denoised together in one batched run (cheaper than one by one).
 
-        Every lambda starts from the same noise, so each video equals `generate(lam=...)` up to
-        float rounding of the larger batch (deterministic samplers: DDIM, Euler, DPM++). The
-        session's `lam` and `last_video` are left as they are.
+        Every lambda starts from the same noise and UNet rows shared by several lambdas (the
+        first step) are computed once. On the CPU each lambda otherwise gets the very UNet call
+        `generate` makes, so the videos equal `generate(lam=...)` bitwise; on CUDA all lambdas
+        share one batched call per step (equal up to float rounding of the larger batch).
+        Deterministic samplers (DDIM, Euler, DPM++) only. The session's `lam` and `last_video`
+        are left as they are.
         """
         if isinstance(lams, (str, bytes)) or not isinstance(lams, Sequence) or len(lams) == 0:
             raise InstructionError(
@@ -677,6 +680,7 @@ class Session:
             backend, scheduler, latents, plan.text, plan.uncond, base, edited,
             schedules if len(schedules) > 1 else schedules[0], guidance=plan.guidance, generator=generator,
             callback=callback, cancel=self._cancel, progress=progress, after_step=guide.after_step if guide else None,
+            batch_items=backend.device.type == "cuda",
         )  # fmt: skip
         plan.timings["denoise"] = time.perf_counter() - start
         return out

@@ -20,7 +20,8 @@ def test_sweep_matches_generate_per_lambda(session):
     for lam, video in zip(lams, videos, strict=True):
         session.generate(seed=3, lam=lam, progress=False)
         single = decode(session.last_latents).numpy()
-        assert np.abs(video.frames.astype(int) - session.last_video.frames).max() <= 1
+        # on the CPU each lambda gets the very UNet call generate makes: bitwise equal
+        assert np.array_equal(video.frames, session.last_video.frames)
         assert video.frames.shape == session.last_video.frames.shape
         # float frames of the batched run agree within 1e-5 of the range
         assert np.abs(np.asarray(video.frames, float) / 255 - single).max() <= 1 / 255 + 1e-5
