@@ -93,10 +93,11 @@ def write_results(text: str, args: argparse.Namespace) -> None:
         f" on {datetime.date.today()}: 2-core CPU, torch {torch.__version__}, Python {platform.python_version()};"
         f" {torch.get_num_threads()} torch threads. Medians of alternating rounds after a warm-up.\n\n"
         + text
-        + "\n\nThe sweep runs the same UNet rows as the five generations (lam 0 and 1 need one branch, the"
-        " three blends two), so the saving comes from batching them into one call per step and from doing"
-        " the per-run work once. Each swept video equals `generate(lam=...)` within 1e-5 of the range"
-        " (tests/test_sweep_align.py).\n"
+        + "\n\nAll five start from the same noise, so at the first step the three blends need the very same"
+        " UNet rows: the sweep computes them once, and does the per-run work (timesteps, noise, encode"
+        " lookups) once. On the CPU each lambda otherwise gets the call `generate` makes, so each swept"
+        " video equals `generate(lam=...)` bitwise (tests/test_sweep_align.py); on CUDA all lambdas go"
+        " in one batched UNet call per step.\n"
     )
     text_all = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
     start = text_all.find("## Lambda sweep")
