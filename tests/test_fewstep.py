@@ -16,15 +16,6 @@ from ivcore.images import composite
 from ivcore.personalize import lora_weights
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and a busy 2-core runner makes them much slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def run(s: Session, seed: int = 0) -> np.ndarray:
     return s.generate(seed=seed, progress=False).frames
 

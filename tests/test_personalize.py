@@ -36,15 +36,6 @@ from ivcore.personalize import (
 ATTENTION = ["to_q", "to_k", "to_v", "to_out.0"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and a busy 2-core runner makes them much slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # ---------------------------------------------------------------------- helpers
 def save_lora(model, folder: Path, name: str, config: LoraConfig) -> Path:
     """Attach a random (non-zero B) peft LoRA to `model` and save it as diffusers' pipeline format."""

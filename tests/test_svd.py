@@ -21,15 +21,6 @@ from ivcore.images import composite
 FRAMES, STEPS = 3, 2
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads; on a busy 2-core runner threads made this file 8x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def image_backend():
     """P_img of the tiny PIA preset (stateless between calls, so one per module is enough)."""

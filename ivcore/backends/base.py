@@ -58,3 +58,37 @@ class VideoBackend(Protocol):
     ) -> torch.Tensor: ...
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor: ...
+
+
+class SDComponents:
+    """The SD1.5-family parts both P_img and PIA's P_video hold, under diffusers' names.
+
+    Keeping them as plain attributes lets users and tests reach the modules (build a reference
+    pipeline over them, swap the scheduler, load LoRAs); `weights_version` is bumped whenever
+    weights change in place, and is part of every cache key.
+    """
+
+    def __init__(self, unet, vae, text_encoder, tokenizer, scheduler, *, size: int, name: str):
+        self.unet = unet
+        self.vae = vae
+        self.text_encoder = text_encoder
+        self.tokenizer = tokenizer
+        self.scheduler = scheduler
+        self.size = size
+        self.name = name
+        self.weights_version = 0
+        self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+
+    @property
+    def device(self) -> torch.device:
+        return self.unet.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.unet.dtype
+
+    def encode_prompt(self, prompt: str) -> torch.Tensor:
+        """CLIP embeddings (1, 77, D) of one prompt."""
+        from ivcore.backends.text import encode_prompt
+
+        return encode_prompt(self.text_encoder, self.tokenizer, prompt, self.device)

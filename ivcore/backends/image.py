@@ -13,7 +13,7 @@ from diffusers.image_processor import VaeImageProcessor
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
-from ivcore.backends.text import encode_prompt
+from ivcore.backends.base import SDComponents
 
 
 def guidance_embedding(w: float, dim: int, dtype: torch.dtype) -> torch.Tensor:
@@ -28,7 +28,7 @@ def guidance_embedding(w: float, dim: int, dtype: torch.dtype) -> torch.Tensor:
     return emb
 
 
-class ImageBackend:
+class ImageBackend(SDComponents):
     """Img2img (P_img of Eq. 1) over diffusers components.
 
     Attributes carry diffusers' names (`unet`, `vae`, `text_encoder`, `tokenizer`, `scheduler`)
@@ -36,29 +36,8 @@ class ImageBackend:
     """
 
     def __init__(self, unet, vae, text_encoder, tokenizer, scheduler, *, size: int = 512, name: str = ""):
-        self.unet = unet
-        self.vae = vae
-        self.text_encoder = text_encoder
-        self.tokenizer = tokenizer
-        self.scheduler = scheduler
-        self.size = size
-        self.name = name
-        # Bumped whenever weights change in place (LoRA load/unload, scale): part of every cache key.
-        self.weights_version = 0
-        self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+        super().__init__(unet, vae, text_encoder, tokenizer, scheduler, size=size, name=name)
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
-
-    @property
-    def device(self) -> torch.device:
-        return self.unet.device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.unet.dtype
-
-    def encode_prompt(self, prompt: str) -> torch.Tensor:
-        """CLIP embeddings (1, 77, D) of one prompt."""
-        return encode_prompt(self.text_encoder, self.tokenizer, prompt, self.device)
 
     @torch.no_grad()
     def img2img(

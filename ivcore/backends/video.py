@@ -14,7 +14,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from diffusers.video_processor import VideoProcessor
 from PIL import Image
 
-from ivcore.backends.text import encode_prompt
+from ivcore.backends.base import SDComponents
 
 # PIA's motion-scale table (per-frame weights of the image condition, by distance to frame 0).
 # Copied as data from the PIA paper's released statistics, which diffusers also ships.
@@ -32,7 +32,7 @@ def motion_mask_weights(num_frames: int, motion_scale: int) -> list[float]:
     return table[:num_frames]
 
 
-class PIAVideoBackend:
+class PIAVideoBackend(SDComponents):
     """Image-to-video (P_video of Eq. 1) with PIA's condition layout.
 
     Attributes use diffusers' names (`unet`, `vae`, `text_encoder`, `tokenizer`, `scheduler`),
@@ -57,27 +57,10 @@ class PIAVideoBackend:
                 f"video unet: in_channels is {unet.config.in_channels}; a PIA-style UNet with 9 input "
                 "channels (noisy latents, mask, image latents) is needed"
             )
-        self.unet = unet
-        self.vae = vae
-        self.text_encoder = text_encoder
-        self.tokenizer = tokenizer
-        self.scheduler = scheduler
-        self.size = size
+        super().__init__(unet, vae, text_encoder, tokenizer, scheduler, size=size, name=name)
         self.num_frames = num_frames
         self.fps = fps
-        self.name = name
-        # Bumped whenever weights change in place (LoRA load/unload, scale): part of every cache key.
-        self.weights_version = 0
-        self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
         self.video_processor = VideoProcessor(vae_scale_factor=self.vae_scale_factor)
-
-    @property
-    def device(self) -> torch.device:
-        return self.unet.device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.unet.dtype
 
     @property
     def max_frames(self) -> int:
@@ -86,10 +69,6 @@ class PIAVideoBackend:
     def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, ...]:
         f = self.vae_scale_factor
         return (1, 4, num_frames, height // f, width // f)
-
-    def encode_prompt(self, prompt: str) -> torch.Tensor:
-        """CLIP embeddings (1, 77, D) of one prompt."""
-        return encode_prompt(self.text_encoder, self.tokenizer, prompt, self.device)
 
     def initial_noise(self, shape: Sequence[int], generator: torch.Generator) -> torch.Tensor:
         """The starting latents: the first draw from the generator, as in PIAPipeline."""
