@@ -159,7 +159,25 @@ class Studio(w.VBox):
         self.upload.observe(self._on_upload, "value")
         self.generate_button.on_click(lambda _: self.generate())
         self.cancel_button.on_click(lambda _: self.cancel())
+        if hasattr(session, "observe"):
+            session.observe(self._on_session_change)
         self.refresh(base=True)
+
+    def _on_session_change(self, field: str) -> None:
+        """A notebook cell changed the session: show it. The app's own edits come back as no-ops."""
+        session = self.session
+        if field in ("image", "commit"):
+            self.paint.clear()
+            self.paint.refresh()
+            if field == "commit" and self.editor.trajectories:
+                self.editor.trajectories = []
+            self.refresh(base=True)
+        elif field in ("content", "motion"):
+            box = getattr(self, field)
+            if box.value != getattr(session, field):
+                box.value = getattr(session, field)
+        elif field == "lam" and isinstance(session.lam, float) and abs(self.lam.value - session.lam) > 1e-9:
+            self.lam.value = session.lam
 
     # -- instructions ----------------------------------------------------------------------------
     def _set(self, name: str, value: Any, *, refresh_base: bool = False) -> None:
@@ -183,11 +201,8 @@ class Studio(w.VBox):
 
     def set_image(self, image: Any) -> None:
         """A new Image Instruction x (PIL, array or path): clears the paint and refreshes every view."""
-        self.session.image = image  # the session resizes it and drops its paint layer
-        self.paint.clear()
-        self.paint.refresh()
+        self.session.image = image  # resized, paint dropped; _on_session_change redraws the views
         self.show_error("")
-        self.refresh(base=True)
 
     def show_error(self, message: str) -> None:
         """Errors are shown in the app, not only in a log."""

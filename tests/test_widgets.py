@@ -431,3 +431,16 @@ def test_studio_upload_sets_the_image(s: Session) -> None:
     assert "image" in st.error.value
     assert np.asarray(s.image)[32, 32].tolist() == [0, 0, 255]
     assert st.wait(60)
+
+
+def test_studio_follows_changes_made_in_code(s: Session) -> None:
+    """Setting the session from a notebook cell updates the app (Session.observe)."""
+    st = Studio(s)
+    s.image = Image.new("RGB", (64, 64), (0, 200, 0))
+    assert Image.open(io.BytesIO(st.paint.image)).getpixel((5, 5)) == (0, 200, 0)
+    s.content = "a green field"
+    s.motion = "grass waves"
+    s.lam = 0.25
+    assert (st.content.value, st.motion.value, st.lam.value) == ("a green field", "grass waves", 0.25)
+    assert st.wait(60)
+    assert s.content == "a green field" and s.lam == 0.25
