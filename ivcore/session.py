@@ -236,8 +236,10 @@ class Session:
 
     @image.setter
     def image(self, value: Any) -> None:
-        image = fit_to(to_rgb_image(value, "image"), self.size)
+        source = to_rgb_image(value, "image")
+        image = fit_to(source, self.size)
         with self._lock:
+            self._source_size = source.size
             self._image = image
             self._paint = None
         self._notify("image")
@@ -288,7 +290,17 @@ class Session:
         return None if self._paint is None else self._paint.copy()
 
     def paint(self, layer: Any) -> None:
-        """Set the RGBA paint layer over x (the whole layer: the canvas sends it on each stroke end)."""
+        """Set the RGBA paint layer over x (the whole layer: the canvas sends it on each stroke end).
+
+        The layer has the size of `s.image` (the model's size), or of the picture as it was given
+        to `s.image =`, in which case it is cropped and scaled the same way.
+        """
+        source = getattr(self, "_source_size", self.size)
+        if getattr(layer, "size", None) == source != self.size or (
+            isinstance(layer, np.ndarray) and layer.shape[1::-1] == source != self.size
+        ):
+            # painted over the picture as the user gave it: crop and scale it like the image
+            layer = fit_to(to_paint_layer(layer, source), self.size)
         layer = to_paint_layer(layer, self.size)
         with self._lock:
             self._paint = None if layer.getextrema()[3][1] == 0 else layer

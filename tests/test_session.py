@@ -261,3 +261,15 @@ def test_lam_one_with_an_edit_reuses_the_plain_video(session):
     session.paint(red_stroke())
     assert session.generate(progress=False) is plain
     assert delta(before, misses(session)) == {"text": 0, "image": 1, "encode": 0, "denoise": 0, "decode": 0}
+
+
+def test_paint_layer_of_the_original_picture_size_is_fitted(session):
+    session.image = Image.new("RGB", (200, 100), (10, 10, 10))
+    layer = np.zeros((100, 200, 4), np.uint8)
+    layer[:, 90:110] = (255, 0, 0, 255)  # a vertical bar in the middle of the given picture
+    session.paint(layer)
+    fitted = np.asarray(session.paint_layer)
+    assert fitted.shape == (64, 64, 4)
+    assert fitted[32, 32, 3] == 255 and fitted[32, 2, 3] == 0
+    with pytest.raises(InstructionError, match="paint"):
+        session.paint(np.zeros((50, 50, 4), np.uint8))
