@@ -39,7 +39,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
@@ -58,6 +57,7 @@ from ivcore.backends.tiny import (  # noqa: E402
     tiny_tokenizer,
 )
 from ivcore.backends.video import PIAVideoBackend  # noqa: E402
+from ivcore.samples import scene  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Blend cost"
@@ -165,18 +165,6 @@ def default_configs(steps: int, quick: bool = False) -> list[Config]:
 
 
 # ---------------------------------------------------------------------------------- inputs
-def scene(size: int) -> Image.Image:
-    """A deterministic picture with structure: sky gradient, ground and a sun."""
-    y = np.linspace(0, 1, size)[:, None]
-    sky = np.stack([80 + 100 * y, 120 + 80 * y, 220 - 60 * y], axis=-1) * np.ones((1, size, 1))
-    img = Image.fromarray(sky.astype(np.uint8))
-    draw = ImageDraw.Draw(img)
-    draw.rectangle([0, size * 2 // 3, size, size], fill=(60, 140, 60))
-    r = size // 8
-    draw.ellipse([size // 4 - r, size // 4 - r, size // 4 + r, size // 4 + r], fill=(250, 220, 80))
-    return img
-
-
 def paint_layer(size: int) -> np.ndarray:
     """An RGBA layer with one opaque red bar: a canvas stroke, so x~' differs from x~."""
     layer = np.zeros((size, size, 4), np.uint8)

@@ -5,24 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw
+
+from ivcore.samples import scene
 
 # The tiny models gain nothing from intra-op threads, and on a 2-core runner that also hosts
 # notebook kernels and a browser, OpenMP threads oversubscribe the cores (measured: a tiny
 # generate 1.8 s with one thread, 11.5 s with two under load).
 torch.set_num_threads(1)
-
-
-def scene(size: int = 64) -> Image.Image:
-    """A small synthetic picture: sky gradient, ground and a sun, so frames have structure."""
-    y = np.linspace(0, 1, size)[:, None]
-    sky = np.stack([80 + 100 * y, 120 + 80 * y, 220 - 60 * y], axis=-1) * np.ones((1, size, 1))
-    img = Image.fromarray(sky.astype(np.uint8))
-    draw = ImageDraw.Draw(img)
-    draw.rectangle([0, size * 2 // 3, size, size], fill=(60, 140, 60))
-    r = size // 8
-    draw.ellipse([size // 4 - r, size // 4 - r, size // 4 + r, size // 4 + r], fill=(250, 220, 80))
-    return img
 
 
 def red_stroke(size: int = 64) -> np.ndarray:

@@ -40,6 +40,8 @@ from diffusers.video_processor import VideoProcessor
 from PIL import Image
 from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
 
+from ivcore.backends.base import SDComponents
+
 DEFAULT_SVD_MODEL = "stabilityai/stable-video-diffusion-img2vid-xt"
 CLIP_SIZE = 224  # the pipeline resizes every conditioning image to 224 x 224 for CLIP
 PROBE_STEPS = 25  # steps of the scheduler copy used to read init_noise_sigma (see init_noise_sigma)
@@ -144,7 +146,7 @@ def guidance_ramp(min_guidance: float, max_guidance: float, num_frames: int, lik
     return ramp.to(like.device, like.dtype).view(1, num_frames, 1, 1, 1)
 
 
-class SVDVideoBackend:
+class SVDVideoBackend(SDComponents):
     """Image-to-video (P_video of Eq. 1) with Stable Video Diffusion, implementing `VideoBackend`.
 
     Attributes use diffusers' names (`unet`, `vae`, `image_encoder`, `feature_extractor`,
@@ -180,32 +182,17 @@ class SVDVideoBackend:
         name: str = "",
     ):
         check_time_ids(unet)
-        self.unet = unet
-        self.vae = vae
+        # no text: text_encoder and tokenizer stay None (SVD is conditioned on the image only)
+        super().__init__(unet, vae, None, None, scheduler, size=size, name=name)
         self.image_encoder = image_encoder
         self.feature_extractor = feature_extractor
-        self.scheduler = scheduler
-        self.text_encoder = None
-        self.tokenizer = None
-        self.size = size
         self.num_frames = int(num_frames or unet.config.num_frames)
-        self.name = name
-        self.weights_version = 0
         self.fps = fps
         self.motion_bucket_id = motion_bucket_id
         self.noise_aug_strength = noise_aug_strength
         self.min_guidance = min_guidance
         self.decode_chunk_size = decode_chunk_size
-        self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
         self.video_processor = VideoProcessor(do_resize=True, vae_scale_factor=self.vae_scale_factor)
-
-    @property
-    def device(self) -> torch.device:
-        return self.unet.device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.unet.dtype
 
     @property
     def max_frames(self) -> int:
@@ -224,10 +211,10 @@ class SVDVideoBackend:
     def init_noise_sigma(self) -> torch.Tensor | float:
         """The scheduler's `init_noise_sigma` as it is once `set_timesteps` has run.
 
-        The Session draws the noise before it calls `set_timesteps`, and a fresh Euler scheduler
-        reports the sigma of its training schedule (14.6 for SVD's config) instead of the
-        sampling schedule's sigma_max (700). So a scheduler that was never set is read through a
-        set copy. With SVD's Karras config the value does not depend on the number of steps.
+        The Session calls `set_timesteps` before drawing the noise; for direct use without it, a
+        fresh Euler scheduler reports the sigma of its training schedule (14.6 for SVD's config)
+        instead of the sampling schedule's sigma_max (700), so a scheduler that was never set is
+        read through a set copy. With SVD's Karras config the value does not depend on the steps.
         """
         if getattr(self.scheduler, "num_inference_steps", None) is not None:
             return self.scheduler.init_noise_sigma
