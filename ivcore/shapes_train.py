@@ -1,0 +1,498 @@
+"""Train the shapes-world models: `python -m ivcore train-shapes --out DIR`.
+
+Three stages, in order, each resumable from its last checkpoint (also after a restart):
+
+1. ``vae``: the tiny preset's AutoencoderKL on single world pictures (MSE + a small KL term);
+   its `scaling_factor` is then set to 1 / std of the latents, as SD's is.
+2. ``image``: P_img, the tiny 2D UNet with a trainable CLIP text encoder, on (picture, content
+   caption) pairs; v-prediction; captions dropped 10% of the time for classifier-free guidance.
+3. ``video``: P_video, PIA's layout (UNetMotionModel from the 2D UNet plus a motion adapter with
+   a 9-channel conv_in) and its own trainable text encoder, on (clip, motion caption) pairs. The
+   condition channels are PIA's: motion-mask weights of motion_scale 0 and the first frame's
+   latents repeated; for "path" clips (and a quarter of "move" clips) one latent per frame of the
+   cut-and-paste animation `ivcore.trajectory.animate` along the true path, so the model learns
+   to turn such collages into clean frames (trajectory path mode).
+
+Everything is seeded: data come from `ivcore.world` with seeds derived from (seed, stage, step),
+noise from a generator seeded the same way, so a run stopped at any step and resumed gives the
+same weights as an uninterrupted one. Built on `accelerate`: `accelerate launch -m ivcore
+train-shapes ...` spreads the batch over several GPUs. Beside the weights: `card.md` (data,
+steps, wall time, losses, metrics), `losses.png` and `train_state/` (checkpoints).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from ivcore import shapes_models as sm
+from ivcore import world
+from ivcore.backends.video import motion_mask_weights
+from ivcore.trajectory import animate
+
+STAGES = ("vae", "image", "video")
+
+
+@dataclass
+class StageConfig:
+    steps: int
+    batch: int
+    lr: float
+    warmup: int = 100
+    final_lr_ratio: float = 0.1  # cosine from lr to lr * ratio over `steps`
+    ema: float = 0.0  # EMA decay of the exported weights (0: no EMA)
+    checkpoint_every: int = 250
+
+
+@dataclass
+class TrainConfig:
+    """The whole recipe as data (written into the model card)."""
+
+    seed: int = 0
+    vae: StageConfig = field(default_factory=lambda: StageConfig(steps=2500, batch=32, lr=1e-3, ema=0.0))
+    image: StageConfig = field(default_factory=lambda: StageConfig(steps=6000, batch=32, lr=1e-3, ema=0.999))
+    video: StageConfig = field(default_factory=lambda: StageConfig(steps=12000, batch=4, lr=1e-3, ema=0.999))
+    pool: int = 800  # clips kept encoded for the video stage; one is replaced each step
+    text_dropout: float = 0.1
+    collage_for_moves: float = 0.25
+    kl_weight: float = 1e-6
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        d = dict(d)
+        for stage in STAGES:
+            if stage in d:
+                d[stage] = StageConfig(**d[stage])
+        return cls(**d)
+
+
+def _seed(*parts: int) -> int:
+    """A 63-bit seed from integers (stable across runs and platforms)."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+def _lr_factor(cfg: StageConfig, step: int) -> float:
+    if step < cfg.warmup:
+        return (step + 1) / cfg.warmup
+    p = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return cfg.final_lr_ratio + (1 - cfg.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p))
+
+
+def _pixels(frames: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> float (N, 3, H, W) in [-1, 1], the VAE's input range."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+# ------------------------------------------------------------------------------------ checkpoints
+
+
+class Checkpoint:
+    """One stage's resumable state: trainable weights, EMA, optimizer, step, losses, wall time.
+
+    Weights are safetensors; the optimizer state is loaded with `weights_only=True` (tensors and
+    numbers only, never arbitrary pickles). Writes go to a temporary folder renamed into place,
+    so a run killed mid-write leaves the previous checkpoint intact.
+    """
+
+    def __init__(self, root: Path, stage: str):
+        self.folder = Path(root) / "train_state" / stage
+
+    @property
+    def state(self) -> dict:
+        path = self.folder / "state.json"
+        return json.loads(path.read_text()) if path.is_file() else {"step": 0, "losses": [], "wall_s": 0.0}
+
+    def save(self, modules: dict, ema: dict | None, optimizer, state: dict) -> None:
+        tmp = self.folder.with_name(self.folder.name + ".tmp")
+        tmp.mkdir(parents=True, exist_ok=True)
+        save_file(_flat(modules), str(tmp / "weights.safetensors"))
+        if ema:
+            save_file({k: v.contiguous() for k, v in ema.items()}, str(tmp / "ema.safetensors"))
+        if optimizer is not None:
+            torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        (tmp / "state.json").write_text(json.dumps(state))
+        old = self.folder.with_name(self.folder.name + ".old")
+        if self.folder.exists():
+            self.folder.rename(old)
+        tmp.rename(self.folder)
+        if old.exists():
+            for f in old.iterdir():
+                f.unlink()
+            old.rmdir()
+
+    def load(self, modules: dict, optimizer=None) -> dict | None:
+        """Restore weights (and optimizer); returns the EMA tensors or None."""
+        weights = self.folder / "weights.safetensors"
+        if not weights.is_file():
+            return None
+        flat = load_file(str(weights))
+        for name, module in modules.items():
+            prefix = name + "."
+            module.load_state_dict({k[len(prefix) :]: v for k, v in flat.items() if k.startswith(prefix)})
+        if optimizer is not None and (self.folder / "optimizer.pt").is_file():
+            optimizer.load_state_dict(torch.load(self.folder / "optimizer.pt", weights_only=True))
+        ema = self.folder / "ema.safetensors"
+        return load_file(str(ema)) if ema.is_file() else {}
+
+
+def _flat(modules: dict) -> dict[str, torch.Tensor]:
+    return {f"{name}.{k}": v.detach().contiguous() for name, m in modules.items() for k, v in m.state_dict().items()}
+
+
+class EMA:
+    """Exponential moving average of parameters with the usual warm-up (1 + s) / (10 + s)."""
+
+    def __init__(self, modules: dict, decay: float, saved: dict | None = None):
+        self.decay = decay
+        self.shadow = {k: v.detach().clone().float() for k, v in _flat(modules).items()}
+        if saved:
+            self.shadow.update(saved)
+
+    @torch.no_grad()
+    def update(self, modules: dict, step: int) -> None:
+        d = min(self.decay, (1 + step) / (10 + step))
+        for k, v in _flat(modules).items():
+            if v.dtype.is_floating_point:
+                self.shadow[k].lerp_(v.float(), 1 - d)
+            else:
+                self.shadow[k].copy_(v)
+
+    def copy_to(self, modules: dict) -> None:
+        for name, module in modules.items():
+            prefix = name + "."
+            module.load_state_dict({k[len(prefix) :]: v for k, v in self.shadow.items() if k.startswith(prefix)})
+
+
+# ------------------------------------------------------------------------------------ the loop
+
+
+def _tokens(tokenizer, captions: list[str]) -> torch.Tensor:
+    """Token ids as `ivcore.backends.text.encode_prompt` makes them (padded to 77)."""
+    return tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                     return_tensors="pt").input_ids  # fmt: skip
+
+
+def _drop(captions: list[str], rng: np.random.Generator, p: float) -> list[str]:
+    """Replace captions by "" with probability p (classifier-free guidance learns the empty prompt)."""
+    return ["" if rng.random() < p else c for c in captions]
+
+
+def _train_stage(root: Path, name: str, cfg: StageConfig, modules: dict, loss_fn, accelerator, progress: bool) -> None:
+    """The shared loop: AdamW, warm-up + cosine, grad-norm clip 1, EMA, checkpoints, resume."""
+    ckpt = Checkpoint(root, name)
+    params = [p for m in modules.values() for p in m.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
+    saved_ema = ckpt.load(modules, optimizer)
+    state = ckpt.state
+    if state.get("done"):
+        return
+    ema = EMA(modules, cfg.ema, saved_ema) if cfg.ema else None
+    prepared = accelerator.prepare(*modules.values(), optimizer)
+    *wrapped, optimizer = prepared if isinstance(prepared, tuple) else (prepared,)
+    live = dict(zip(modules, wrapped, strict=True))
+    for m in live.values():
+        m.train()
+    start, recent = int(state["step"]), []
+    clock = time.perf_counter()
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=f"train {name}", disable=not progress)
+    for step in bar:
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.lr * _lr_factor(cfg, step)
+        loss = loss_fn(live, step)
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if ema:
+            ema.update(modules, step)
+        recent.append(float(accelerator.gather(loss.detach()).mean()))
+        if len(recent) == 10:
+            state["losses"].append([step + 1, float(np.mean(recent))])
+            bar.set_postfix(loss=f"{state['losses'][-1][1]:.4f}")
+            recent = []
+        done = step + 1 == cfg.steps
+        if (step + 1) % cfg.checkpoint_every == 0 or done:
+            now = time.perf_counter()
+            state.update(step=step + 1, wall_s=state["wall_s"] + now - clock, done=done)
+            clock = now
+            if accelerator.is_main_process:
+                ckpt.save(modules, ema.shadow if ema else None, optimizer, state)
+            accelerator.wait_for_everyone()
+    for m in modules.values():
+        m.eval()
+
+
+def _stage_weights(root: Path, name: str, modules: dict, use_ema: bool = True) -> dict:
+    """Load a stage's trained (EMA when there is one) weights into `modules`; returns its state."""
+    ckpt = Checkpoint(root, name)
+    ema = ckpt.load(modules)
+    if ema is None:
+        raise FileNotFoundError(f"train-shapes: stage {name!r} has no checkpoint in {ckpt.folder}; run it first")
+    if ema and use_ema:
+        shadow = EMA(modules, 1.0, ema)
+        shadow.copy_to(modules)
+    for m in modules.values():
+        m.eval()
+    return ckpt.state
+
+
+def _picture_batch(seed: int, stage: int, step: int, n: int) -> tuple[np.ndarray, list[str]]:
+    """n world pictures (uint8) and their content captions for one step."""
+    rng = np.random.default_rng(_seed(seed, stage, step))
+    pictures, captions = [], []
+    for _ in range(n):
+        scene = world.random_scene(rng)
+        camera = (float(rng.integers(-30, 30)), 0.0) if scene.background == "sky" else (0.0, 0.0)
+        pictures.append(world.render(scene, camera))
+        captions.append(scene.caption(with_background=bool(rng.random() < 0.7)))
+    return np.stack(pictures), captions
+
+
+def train_vae(root: Path, cfg: TrainConfig, accelerator, progress: bool = True):
+    torch.manual_seed(_seed(cfg.seed, 0))
+    vae = sm.new_vae()
+    modules = {"vae": vae}
+
+    def loss_fn(live, step):
+        pictures, _ = _picture_batch(cfg.seed, 0, step, cfg.vae.batch)
+        x = _pixels(pictures).to(accelerator.device)
+        generator = torch.Generator().manual_seed(_seed(cfg.seed, 0, step, 1))
+        model = _unwrap(live["vae"])
+        posterior = model.encode(x).latent_dist
+        z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator).to(x.device)
+        recon = model.decode(z).sample
+        return F.mse_loss(recon, x) + cfg.kl_weight * posterior.kl().mean()
+
+    _train_stage(root, "vae", cfg.vae, modules, loss_fn, accelerator, progress)
+    state = Checkpoint(root, "vae").state
+    if "scaling_factor" not in state and state.get("done"):
+        pictures, _ = _picture_batch(cfg.seed, 0, 10**6, 256)
+        with torch.no_grad():
+            latents = vae.encode(_pixels(pictures)).latent_dist.mean
+        state["scaling_factor"] = float(1.0 / latents.std())
+        Checkpoint(root, "vae").save(modules, None, None, state)
+
+
+def trained_vae(root: Path):
+    vae = sm.new_vae()
+    state = _stage_weights(root, "vae", {"vae": vae})
+    if "scaling_factor" in state:
+        vae.register_to_config(scaling_factor=state["scaling_factor"])
+    return vae
+
+
+def _unwrap(module):
+    return module.module if hasattr(module, "module") else module
+
+
+def _encode(vae, pictures: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Posterior mean and std of pictures, times the scaling factor (what the UNets see)."""
+    with torch.no_grad():
+        dist = vae.encode(_pixels(pictures).to(vae.device)).latent_dist
+    sf = vae.config.scaling_factor
+    return dist.mean * sf, dist.std * sf
+
+
+def train_image(root: Path, cfg: TrainConfig, accelerator, progress: bool = True):
+    vae = trained_vae(root).to(accelerator.device)
+    tokenizer = sm.shapes_tokenizer()
+    torch.manual_seed(_seed(cfg.seed, 1))
+    modules = {"unet": sm.new_image_unet(), "text_encoder": sm.new_text_encoder(tokenizer)}
+    scheduler = sm.image_scheduler()
+
+    def loss_fn(live, step):
+        rng = np.random.default_rng(_seed(cfg.seed, 1, step, 1))
+        pictures, captions = _picture_batch(cfg.seed, 1, step, cfg.image.batch)
+        mean, std = _encode(vae, pictures)
+        generator = torch.Generator().manual_seed(_seed(cfg.seed, 1, step, 2))
+        z = mean + std * torch.randn(mean.shape, generator=generator).to(mean.device)
+        noise = torch.randn(z.shape, generator=generator).to(z.device)
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (len(z),), generator=generator).to(z.device)
+        ids = _tokens(tokenizer, _drop(captions, rng, cfg.text_dropout)).to(z.device)
+        embeds = live["text_encoder"](ids)[0]
+        pred = live["unet"](scheduler.add_noise(z, noise, t), t, encoder_hidden_states=embeds).sample
+        return F.mse_loss(pred, scheduler.get_velocity(z, noise, t))
+
+    _train_stage(root, "image", cfg.image, modules, loss_fn, accelerator, progress)
+
+
+class ClipPool:
+    """Encoded training clips for the video stage; slot `step % size` gets a fresh clip each step.
+
+    What a slot holds at any step follows from (seed, step) alone, so a resumed run rebuilds the
+    very pool an uninterrupted run would have.
+    """
+
+    def __init__(self, vae, cfg: TrainConfig, step: int, progress: bool = True):
+        self.vae, self.cfg, self.size = vae, cfg, cfg.pool
+        self.slots: list[dict | None] = [None] * self.size
+        for j in tqdm(range(self.size), desc="encode clip pool", disable=not progress, leave=False):
+            last = self._last_refresh(j, step)
+            self.slots[j] = self._make(self.size + last if last is not None else j)
+
+    def _last_refresh(self, slot: int, step: int) -> int | None:
+        """The last step < `step` that refreshed `slot` (None: it still holds its first clip)."""
+        if step <= slot:
+            return None
+        return slot + ((step - 1 - slot) // self.size) * self.size
+
+    def refresh(self, step: int) -> None:
+        self.slots[step % self.size] = self._make(self.size + step)
+
+    def _make(self, number: int) -> dict:
+        seed = _seed(self.cfg.seed, 2, number) % world.TRAIN_SEEDS.stop
+        clip = world.random_clip(seed)
+        rng = np.random.default_rng(seed)
+        collage = clip.kind == "path" or (clip.kind == "move" and rng.random() < self.cfg.collage_for_moves)
+        pictures = clip.frames
+        if collage:
+            pictures = np.concatenate([pictures, animate(clip.frames[0], [clip.trajectory], len(clip.frames))])
+        mean, std = _encode(self.vae, pictures)
+        f = len(clip.frames)
+        return {
+            "mean": mean[:f], "std": std[:f], "cond_mean": mean[f:] if collage else mean[:1],
+            "cond_std": std[f:] if collage else std[:1], "motion": clip.motion,
+        }  # fmt: skip
+
+
+def train_video(root: Path, cfg: TrainConfig, accelerator, progress: bool = True):
+    vae = trained_vae(root).to(accelerator.device)
+    tokenizer = sm.shapes_tokenizer()
+    torch.manual_seed(_seed(cfg.seed, 2))
+    modules = {"unet": sm.new_video_unet(), "text_encoder": sm.new_text_encoder(tokenizer)}
+    scheduler = sm.video_scheduler()
+    if Checkpoint(root, "video").state.get("done"):
+        return
+    pool = ClipPool(vae, cfg, Checkpoint(root, "video").state["step"], progress)
+    frames = world.FRAMES
+    mask = torch.tensor(motion_mask_weights(frames, 0)).view(1, 1, frames, 1, 1)
+
+    def loss_fn(live, step):
+        pool.refresh(step)
+        rng = np.random.default_rng(_seed(cfg.seed, 2, step, 1))
+        picks = [pool.slots[j] for j in rng.integers(0, pool.size, cfg.video.batch)]
+        generator = torch.Generator().manual_seed(_seed(cfg.seed, 2, step, 2))
+
+        def sample(mean, std):
+            return mean + std * torch.randn(mean.shape, generator=generator).to(mean.device)
+
+        z = torch.stack([sample(p["mean"], p["std"]) for p in picks]).permute(0, 2, 1, 3, 4)  # (B, 4, F, h, w)
+        cond = torch.stack([sample(p["cond_mean"], p["cond_std"]).expand(frames, -1, -1, -1) for p in picks])
+        cond = cond.permute(0, 2, 1, 3, 4)
+        noise = torch.randn(z.shape, generator=generator).to(z.device)
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (len(z),), generator=generator).to(z.device)
+        noisy = scheduler.add_noise(z, noise, t)
+        model_in = torch.cat([noisy, mask.to(z.device).expand(len(z), 1, frames, *z.shape[-2:]), cond], dim=1)
+        ids = _tokens(tokenizer, _drop([p["motion"] for p in picks], rng, cfg.text_dropout)).to(z.device)
+        embeds = live["text_encoder"](ids)[0].repeat_interleave(frames, dim=0)
+        pred = live["unet"](model_in, t, encoder_hidden_states=embeds).sample
+        return F.mse_loss(pred, scheduler.get_velocity(z, noise, t))
+
+    _train_stage(root, "video", cfg.video, modules, loss_fn, accelerator, progress)
+
+
+# ------------------------------------------------------------------------------------ export and CLI
+
+
+def export(root: Path, cfg: TrainConfig) -> dict[str, Path]:
+    """Write the trained (EMA) weights as diffusers folders: root/image (SD layout), root/video (PIA)."""
+    root = Path(root)
+    vae = trained_vae(root)
+    tokenizer = sm.shapes_tokenizer()
+    written = {}
+    for stage, make_unet, make_scheduler in (
+        ("image", sm.new_image_unet, sm.image_scheduler),
+        ("video", sm.new_video_unet, sm.video_scheduler),
+    ):
+        if not (Checkpoint(root, stage).folder / "weights.safetensors").is_file():
+            continue
+        modules = {"unet": make_unet(), "text_encoder": sm.new_text_encoder(tokenizer)}
+        _stage_weights(root, stage, modules)
+        written[stage] = sm.save_model_folder(
+            root / stage, modules["unet"], vae, modules["text_encoder"], tokenizer, make_scheduler()
+        )
+    write_card(root, cfg)
+    return written
+
+
+def write_card(root: Path, cfg: TrainConfig, metrics: dict | None = None) -> Path:
+    """card.md (data, recipe, steps, wall time, losses, metrics) and losses.png beside the weights."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    root = Path(root)
+    states = {s: Checkpoint(root, s).state for s in STAGES}
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3))
+    for ax, (name, state) in zip(axes, states.items(), strict=True):
+        if state["losses"]:
+            steps, losses = zip(*state["losses"], strict=True)
+            ax.plot(steps, losses, lw=0.8)
+            ax.set_yscale("log")
+        ax.set_title(f"{name} loss")
+        ax.set_xlabel("step")
+    fig.tight_layout()
+    fig.savefig(root / "losses.png", dpi=80)
+    plt.close(fig)
+    metrics_path = root / "metrics.json"
+    if metrics is None and metrics_path.is_file():
+        metrics = json.loads(metrics_path.read_text())
+    device = "CUDA GPU" if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
+    lines = [
+        "# Shapes-world models (InteractiveVideo toolkit)",
+        "",
+        "Tiny diffusion models trained from scratch on `ivcore.world` (64 x 64 pictures, 8-frame clips of coloured",
+        "shapes), for demos, teaching and tests without a GPU or a download. Recipe: `ivcore/shapes_train.py`.",
+        "",
+        f"Trained on: {device}. Seed {cfg.seed}.",
+        "",
+        "| stage | steps | batch | lr | EMA | wall time | loss (last 200 steps) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, state in states.items():
+        c = getattr(cfg, name)
+        tail = [v for s, v in state["losses"] if s > state["step"] - 200]
+        loss = f"{np.mean(tail):.4f}" if tail else "-"
+        lines.append(
+            f"| {name} | {state['step']} / {c.steps} | {c.batch} | {c.lr:g} | {c.ema or '-'} | "
+            f"{state['wall_s'] / 60:.1f} min | {loss} |"
+        )
+    lines += ["", "Data: `ivcore.world.random_clip` with training seeds (held-out seeds are >= 10^9).",
+              f"Video stage: a pool of {cfg.pool} encoded clips, one replaced per step; path clips and "
+              f"{cfg.collage_for_moves:.0%} of move clips condition on the `animate` collage per frame.",
+              "", "![losses](losses.png)", ""]  # fmt: skip
+    if metrics:
+        lines += ["## Metrics (benchmarks/quality.py, held-out seeds)", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {v} |" for k, v in metrics.items()]
+    lines += ["", "## Recipe", "", "```json", json.dumps(asdict(cfg), indent=2), "```", ""]
+    path = root / "card.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def train(root: str | os.PathLike, cfg: TrainConfig | None = None, stages=STAGES, progress: bool = True) -> dict:
+    """Run (or resume) the stages in order, then export the weights and the card."""
+    from accelerate import Accelerator
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    config_path = root / "config.json"
+    if cfg is None:
+        cfg = TrainConfig.from_dict(json.loads(config_path.read_text())) if config_path.is_file() else TrainConfig()
+    config_path.write_text(json.dumps(asdict(cfg), indent=2))
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    runners = {"vae": train_vae, "image": train_image, "video": train_video}
+    for stage in stages:
+        runners[stage](root, cfg, accelerator, progress)
+    return export(root, cfg) if accelerator.is_main_process else {}
