@@ -174,6 +174,25 @@ class Session:
         return cls(image_backend, video_backend, spec=spec, **options)
 
     @classmethod
+    def shapes(cls, seed: int = 0, folder: str | os.PathLike | None = None, **kwargs: Any) -> Session:
+        """Trained shapes-world models (64x64, 8 frames) shipped in the package: offline, CPU, a second.
+
+        Unlike `tiny()`, these models were trained (`python -m ivcore train-shapes`) on the world
+        of `ivcore.world`, so painting, motion text, trajectories and lambda visibly do what the
+        paper says. They load through `from_pretrained` like real SD1.5 + PIA folders. `folder`
+        points at your own trained models (the `--out` of train-shapes) instead of the shipped ones.
+        """
+        from ivcore.shapes_models import SESSION_DEFAULTS, shipped_folder
+
+        root = Path(folder) if folder is not None else shipped_folder()
+        options = {**SESSION_DEFAULTS, "seed": seed, **kwargs}
+        content_strength = options.pop("content_strength")
+        session = cls.from_pretrained(root / "image", root / "video", device="cpu", dtype=torch.float32, **options)
+        session._spec = {"preset": "shapes", "seed": seed, **({"folder": str(folder)} if folder is not None else {})}
+        session.content_strength = content_strength
+        return session
+
+    @classmethod
     def from_pretrained(
         cls,
         image_model: str | os.PathLike | None = None,
@@ -833,6 +852,8 @@ class Session:
         models = dict(data.get("models") or {})
         if models.get("preset") == "tiny" and not {"image_model", "video_model"} & set(model_kwargs):
             session = cls.tiny(seed=models.get("seed", 0), video=models.get("video", "pia"))
+        elif models.get("preset") == "shapes" and not {"image_model", "video_model"} & set(model_kwargs):
+            session = cls.shapes(seed=models.get("seed", 0), folder=models.get("folder"))
         else:
             models.pop("preset", None)
             models.update(model_kwargs)

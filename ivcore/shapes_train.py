@@ -187,8 +187,13 @@ def _drop(captions: list[str], rng: np.random.Generator, p: float) -> list[str]:
     return ["" if rng.random() < p else c for c in captions]
 
 
-def _train_stage(root: Path, name: str, cfg: StageConfig, modules: dict, loss_fn, accelerator, progress: bool) -> None:
-    """The shared loop: AdamW, warm-up + cosine, grad-norm clip 1, EMA, checkpoints, resume."""
+def _train_stage(
+    root: Path, name: str, cfg: StageConfig, modules: dict, loss_fn, accelerator, progress: bool, stop_after=None
+) -> None:
+    """The shared loop: AdamW, warm-up + cosine, grad-norm clip 1, EMA, checkpoints, resume.
+
+    `stop_after` ends this call after that many steps (checkpointed), as a kill would, minus the loss.
+    """
     ckpt = Checkpoint(root, name)
     params = [p for m in modules.values() for p in m.parameters()]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
@@ -221,13 +226,16 @@ def _train_stage(root: Path, name: str, cfg: StageConfig, modules: dict, loss_fn
             bar.set_postfix(loss=f"{state['losses'][-1][1]:.4f}")
             recent = []
         done = step + 1 == cfg.steps
-        if (step + 1) % cfg.checkpoint_every == 0 or done:
+        stop = stop_after is not None and step + 1 - start >= stop_after
+        if (step + 1) % cfg.checkpoint_every == 0 or done or stop:
             now = time.perf_counter()
             state.update(step=step + 1, wall_s=state["wall_s"] + now - clock, done=done)
             clock = now
             if accelerator.is_main_process:
                 ckpt.save(modules, ema.shadow if ema else None, optimizer, state)
             accelerator.wait_for_everyone()
+        if stop:
+            break
     for m in modules.values():
         m.eval()
 
@@ -258,7 +266,7 @@ def _picture_batch(seed: int, stage: int, step: int, n: int) -> tuple[np.ndarray
     return np.stack(pictures), captions
 
 
-def train_vae(root: Path, cfg: TrainConfig, accelerator, progress: bool = True):
+def train_vae(root: Path, cfg: TrainConfig, accelerator, progress: bool = True, stop_after=None):
     torch.manual_seed(_seed(cfg.seed, 0))
     vae = sm.new_vae()
     modules = {"vae": vae}
@@ -273,7 +281,7 @@ def train_vae(root: Path, cfg: TrainConfig, accelerator, progress: bool = True):
         recon = model.decode(z).sample
         return F.mse_loss(recon, x) + cfg.kl_weight * posterior.kl().mean()
 
-    _train_stage(root, "vae", cfg.vae, modules, loss_fn, accelerator, progress)
+    _train_stage(root, "vae", cfg.vae, modules, loss_fn, accelerator, progress, stop_after)
     state = Checkpoint(root, "vae").state
     if "scaling_factor" not in state and state.get("done"):
         pictures, _ = _picture_batch(cfg.seed, 0, 10**6, 256)
@@ -303,7 +311,7 @@ def _encode(vae, pictures: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     return dist.mean * sf, dist.std * sf
 
 
-def train_image(root: Path, cfg: TrainConfig, accelerator, progress: bool = True):
+def train_image(root: Path, cfg: TrainConfig, accelerator, progress: bool = True, stop_after=None):
     vae = trained_vae(root).to(accelerator.device)
     tokenizer = sm.shapes_tokenizer()
     torch.manual_seed(_seed(cfg.seed, 1))
@@ -323,7 +331,7 @@ def train_image(root: Path, cfg: TrainConfig, accelerator, progress: bool = True
         pred = live["unet"](scheduler.add_noise(z, noise, t), t, encoder_hidden_states=embeds).sample
         return F.mse_loss(pred, scheduler.get_velocity(z, noise, t))
 
-    _train_stage(root, "image", cfg.image, modules, loss_fn, accelerator, progress)
+    _train_stage(root, "image", cfg.image, modules, loss_fn, accelerator, progress, stop_after)
 
 
 class ClipPool:
@@ -365,7 +373,7 @@ class ClipPool:
         }  # fmt: skip
 
 
-def train_video(root: Path, cfg: TrainConfig, accelerator, progress: bool = True):
+def train_video(root: Path, cfg: TrainConfig, accelerator, progress: bool = True, stop_after=None):
     vae = trained_vae(root).to(accelerator.device)
     tokenizer = sm.shapes_tokenizer()
     torch.manual_seed(_seed(cfg.seed, 2))
@@ -398,7 +406,7 @@ def train_video(root: Path, cfg: TrainConfig, accelerator, progress: bool = True
         pred = live["unet"](model_in, t, encoder_hidden_states=embeds).sample
         return F.mse_loss(pred, scheduler.get_velocity(z, noise, t))
 
-    _train_stage(root, "video", cfg.video, modules, loss_fn, accelerator, progress)
+    _train_stage(root, "video", cfg.video, modules, loss_fn, accelerator, progress, stop_after)
 
 
 # ------------------------------------------------------------------------------------ export and CLI
@@ -481,8 +489,13 @@ def write_card(root: Path, cfg: TrainConfig, metrics: dict | None = None) -> Pat
     return path
 
 
-def train(root: str | os.PathLike, cfg: TrainConfig | None = None, stages=STAGES, progress: bool = True) -> dict:
-    """Run (or resume) the stages in order, then export the weights and the card."""
+def train(
+    root: str | os.PathLike, cfg: TrainConfig | None = None, stages=STAGES, progress: bool = True, stop_after=None
+) -> dict:
+    """Run (or resume) the stages in order, then export the weights and the card.
+
+    `stop_after` (steps) pauses each stage after that many steps in this call; run again to go on.
+    """
     from accelerate import Accelerator
 
     root = Path(root)
@@ -494,5 +507,7 @@ def train(root: str | os.PathLike, cfg: TrainConfig | None = None, stages=STAGES
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     runners = {"vae": train_vae, "image": train_image, "video": train_video}
     for stage in stages:
-        runners[stage](root, cfg, accelerator, progress)
+        runners[stage](root, cfg, accelerator, progress, stop_after)
+        if not Checkpoint(root, stage).state.get("done"):
+            break  # a later stage needs this one finished
     return export(root, cfg) if accelerator.is_main_process else {}
