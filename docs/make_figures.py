@@ -1,8 +1,10 @@
 """Make the pictures of docs/ with the code they document: python docs/make_figures.py
 
-Runs offline on a CPU in under a minute with `Session.tiny()` (random-init models: generated
-frames are noise-like, while the image, paint, trajectory and motion-preview pictures are the
-real thing). Writes small palette PNGs to docs/images/.
+Runs offline on a CPU in about a minute with `Session.shapes()`: small diffusion models trained
+on the shapes world of `ivcore.world` (64 x 64 pictures, 8-frame clips), so the generated frames
+show the method working: the red circle moves as the motion text says, the painted yellow
+square stands at lambda 0 and fades out towards lambda 1, the dragged square follows its path.
+Writes small palette PNGs to docs/images/.
 """
 
 from __future__ import annotations
@@ -16,30 +18,18 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
+from PIL import Image  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ivcore import Session, Trajectory  # noqa: E402
+from ivcore import Session, Trajectory, world  # noqa: E402
+from ivcore.shapes_eval import painted_square  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "images"
 SEED = 0
-
-
-def make_scene(size: int) -> Image.Image:
-    """The notebooks' picture: sky, hills, a sun, a red ball and a tree (64-unit space)."""
-    u = size / 64
-    y = np.linspace(0, 1, size)[:, None, None]
-    sky = np.array([70, 130, 230]) * (1 - y) + np.array([250, 190, 150]) * y
-    img = Image.fromarray((sky * np.ones((1, size, 1))).astype(np.uint8))
-    d = ImageDraw.Draw(img)
-    d.polygon([(0, 64 * u), (0, 44 * u), (26 * u, 38 * u), (64 * u, 46 * u), (64 * u, 64 * u)], fill=(50, 120, 60))
-    d.ellipse([40 * u, 8 * u, 52 * u, 20 * u], fill=(255, 230, 90))
-    d.ellipse([10 * u, 44 * u, 20 * u, 54 * u], fill=(220, 40, 40))
-    d.rectangle([50 * u, 36 * u, 53 * u, 48 * u], fill=(90, 60, 30))
-    d.ellipse([45 * u, 25 * u, 58 * u, 38 * u], fill=(30, 90, 40))
-    return img
+# The notebooks' scene: a red circle and a white square on a sky over grass (64 x 64 world pixels).
+SCENE = world.Scene("sky", (world.Shape("circle", "red", 18, 18, 14), world.Shape("square", "white", 46, 34, 14)))
 
 
 def save(fig, name: str) -> Path:
@@ -55,32 +45,23 @@ def save(fig, name: str) -> Path:
     return path
 
 
-def trajectories(u: float, size: int) -> dict[str, Trajectory]:
-    """The trajectories of notebooks/trajectories.ipynb."""
-    yy, xx = np.mgrid[0:size, 0:size] / u
-    crown = ((xx - 51.5) / 6.5) ** 2 + ((yy - 31.5) / 7) ** 2 <= 1
-    tree = crown | ((xx >= 50) & (xx <= 53) & (yy >= 36) & (yy <= 48))
+def curve(start, bend, end, n: int = 9) -> list[tuple[float, float]]:
+    """n points of the quadratic Bezier curve from `start` to `end`, pulled towards `bend`."""
+    s = np.linspace(0, 1, n)[:, None]
+    p = (1 - s) ** 2 * np.array(start) + 2 * (1 - s) * s * np.array(bend) + s**2 * np.array(end)
+    return [(float(x), float(y)) for x, y in p]
+
+
+def trajectories() -> dict[str, Trajectory]:
+    """The trajectories of notebooks/trajectories.ipynb, plus two for the kinds figure."""
+    square, circle = world.shape_mask(SCENE, 1), world.shape_mask(SCENE, 0)
     return {
-        "ball": Trajectory(
-            points=[(15 * u, 49 * u), (26 * u, 44 * u), (36 * u, 52 * u)], radius=6 * u, easing="ease-in-out"
-        ),
-        "sun": Trajectory(points=[(46 * u, 14 * u), (48 * u, 30 * u)], radius=7 * u, start=0.3, end=1.0),
-        "anchor": Trajectory(points=[(51 * u, 36 * u), (51 * u, 36 * u)], mask=tree, kind="anchor"),
-        "camera": Trajectory(points=[(32 * u, 32 * u), (24 * u, 32 * u)], kind="camera"),
+        "square": Trajectory(points=curve((46, 34), (38, 54), (24, 44)), mask=square),
+        "anchor": Trajectory(points=[(18, 18), (18, 18)], mask=circle, kind="anchor"),
+        "drop": Trajectory(points=[(18, 18), (18, 40)], mask=circle, start=0.5),
+        "across": Trajectory(points=[(46, 34), (30, 22), (14, 20)], mask=square, easing="ease-in-out"),
+        "camera": Trajectory(points=[(32, 32), (16, 32)], kind="camera"),
     }
-
-
-def blue_sun(size: int) -> Image.Image:
-    u = size / 64
-    layer = Image.new("RGBA", (size, size), (0, 0, 0, 0))
-    ImageDraw.Draw(layer).ellipse([38 * u, 6 * u, 54 * u, 22 * u], fill=(40, 80, 230, 255))
-    return layer
-
-
-def blue_bird(size: int) -> Image.Image:
-    layer = Image.new("RGBA", (size, size), (0, 0, 0, 0))
-    ImageDraw.Draw(layer).ellipse([0.15 * size, 0.2 * size, 0.32 * size, 0.28 * size], fill=(30, 60, 220, 255))
-    return layer
 
 
 def checker(size: int) -> np.ndarray:
@@ -91,9 +72,9 @@ def checker(size: int) -> np.ndarray:
 def fig_instructions(s: Session) -> None:
     """x with paths, the paint layer, x~' (paint + every region at its target)."""
     size = s.size[0]
-    layer = blue_bird(size)
+    layer, _ = painted_square(SCENE, "yellow")
     s.paint(layer)
-    colors = {"object": "white", "anchor": "lime", "camera": "cyan"}
+    colors = {"object": "magenta", "anchor": "lime", "camera": "cyan"}
     fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.8))
     axes[0].imshow(s.image, interpolation="nearest")
     for t in s.trajectories:
@@ -113,15 +94,14 @@ def fig_instructions(s: Session) -> None:
 
 def fig_trajectory_kinds(s: Session) -> None:
     """One row per kind of trajectory, as the motion preview shows it (no diffusion)."""
-    size = s.size[0]
-    u = size / 64
-    every = trajectories(u, size)
+    every = trajectories()
     rows = [
-        ("object: the ball along an eased curve", [every["ball"]]),
-        ("object with start=0.3: the sun sets", [every["sun"]]),
-        ("the same + an anchor (the tree's mask): the sun sets behind the tree", [every["sun"], every["anchor"]]),
-        ("camera pan + the ball", [every["ball"], every["camera"]]),
-    ]
+        ("object: the white square along a curve (its mask)", [every["square"]]),
+        ("object with start=0.5: the red circle drops in the second half", [every["drop"]]),
+        ("the square dragged across an anchor (the red circle's mask): the circle stays on top",
+         [every["across"], every["anchor"]]),
+        ("camera pan (the content slides left: the camera pans right)", [every["camera"]]),
+    ]  # fmt: skip
     s.clear_paint()
     fig, axes = plt.subplots(len(rows), 1, figsize=(9, 1.35 * len(rows)))
     for ax, (title, trajs) in zip(axes, rows, strict=True):
@@ -130,17 +110,18 @@ def fig_trajectory_kinds(s: Session) -> None:
         ax.title.set_fontsize(9)
     fig.tight_layout()
     save(fig, "trajectory_kinds.png")
-    s.trajectories = [every["ball"], every["sun"], every["anchor"]]
+    s.trajectories = [every["square"], every["anchor"]]
 
 
 def fig_preview_vs_generated(s: Session) -> None:
     s.clear_paint()
+    s.motion = "the white square follows the path"
     s.lam = 0.0
     preview = s.motion_preview()
     video = s.generate(seed=SEED, progress=False)
     fig, axes = plt.subplots(2, 1, figsize=(9, 2.8))
     preview.grid(ax=axes[0], title="s.motion_preview(): trajectories on x~, no diffusion")
-    video.grid(ax=axes[1], title="s.generate(lam=0): tiny random models, so noise-like frames")
+    video.grid(ax=axes[1], title="s.generate(lam=0): the shapes models, the square follows its path")
     for ax in axes:
         ax.title.set_fontsize(9)
     fig.tight_layout()
@@ -156,7 +137,9 @@ def sweep(s: Session, lams: list[float]) -> list:
 def fig_lambda(s: Session) -> None:
     """Frames across lambda (rows), their distance to both ends, and a per-step schedule."""
     s.trajectories = []
-    s.paint(blue_sun(s.size[0]))
+    s.motion = "the red circle moves down"
+    layer, painted = painted_square(SCENE, "yellow")
+    s.paint(layer)
     lams = [0.0, 0.25, 0.5, 0.75, 1.0]
     videos = sweep(s, lams)
     ref1 = videos[-1].frames.astype(float)
@@ -180,8 +163,12 @@ def fig_lambda(s: Session) -> None:
     def dist(a, b):
         return float(np.sqrt(np.mean((a.frames.astype(float) - b.frames.astype(float)) ** 2)))
 
+    def square_iou(video) -> float:
+        segs = [world.segment(frame, "yellow") for frame in video.frames]
+        return float(np.mean([(seg & painted).sum() / max(1, (seg | painted).sum()) for seg in segs]))
+
     ends = dist(videos[0], videos[-1]) or 1.0
-    fig, ax = plt.subplots(figsize=(4.6, 3))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(8.4, 3))
     ax.plot(lams, [dist(v, videos[-1]) / ends for v in videos], "o-", label="to the lam=1 video (x~)")
     ax.plot(lams, [dist(v, videos[0]) / ends for v in videos], "s-", label="to the lam=0 video (x~')")
     ax.plot([0, 1], [1, 0], "--", color="gray", lw=0.8)
@@ -189,6 +176,10 @@ def fig_lambda(s: Session) -> None:
     ax.set_xlabel("lambda")
     ax.set_ylabel("relative RMS distance")
     ax.legend(fontsize=8)
+    ax2.plot(lams, [square_iou(v) for v in videos], "o-", color="goldenrod")
+    ax2.set_xlabel("lambda")
+    ax2.set_ylabel("IoU with the painted square")
+    ax2.set_ylim(-0.05, 1.05)
     fig.tight_layout()
     save(fig, "lambda_distance.png")
 
@@ -209,14 +200,13 @@ def fig_lambda(s: Session) -> None:
 
 def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
-    s = Session.tiny(seed=SEED)
-    size = s.size[0]
-    s.image = make_scene(size)
-    s.content = "a watercolor valley at sunset, a red ball on the grass, a tree"
-    s.motion = "the ball rolls, the sun sets"
-    s.content_strength = 0.0  # the tiny img2img makes noise; keep x~ = x so the pictures read
-    every = trajectories(size / 64, size)
-    s.trajectories = [every["ball"], every["sun"], every["anchor"]]
+    s = Session.shapes(seed=SEED)
+    s.image = world.render(SCENE)
+    s.content = SCENE.caption()
+    s.motion = "the white square follows the path"
+    s.content_strength = 0.0  # x~ = x: the scene's masks fit x~ exactly
+    every = trajectories()
+    s.trajectories = [every["square"], every["anchor"]]
     fig_instructions(s)
     fig_trajectory_kinds(s)
     fig_preview_vs_generated(s)

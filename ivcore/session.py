@@ -182,13 +182,17 @@ class Session:
         paper says. They load through `from_pretrained` like real SD1.5 + PIA folders. `folder`
         points at your own trained models (the `--out` of train-shapes) instead of the shipped ones.
         """
+        from ivcore.backends.presets import load_backends
         from ivcore.shapes_models import SESSION_DEFAULTS, shipped_folder
 
         root = Path(folder) if folder is not None else shipped_folder()
         options = {**SESSION_DEFAULTS, "seed": seed, **kwargs}
         content_strength = options.pop("content_strength")
-        session = cls.from_pretrained(root / "image", root / "video", device="cpu", dtype=torch.float32, **options)
-        session._spec = {"preset": "shapes", "seed": seed, **({"folder": str(folder)} if folder is not None else {})}
+        image_backend, video_backend, _ = load_backends(
+            root / "image", root / "video", device="cpu", dtype=torch.float32
+        )
+        spec = {"preset": "shapes", "seed": seed, **({"folder": str(folder)} if folder is not None else {})}
+        session = cls(image_backend, video_backend, spec=spec, **options)
         session.content_strength = content_strength
         return session
 
@@ -222,6 +226,11 @@ class Session:
             options["guidance"] = 3.0  # SVD's max_guidance_scale; PIA's 7.5 is far too strong for it
         options.update(kwargs)
         return cls(image_backend, video_backend, spec=spec, **options)
+
+    @property
+    def models(self) -> dict:
+        """Which models this session runs: {"preset": "tiny"|"shapes", ...} or the model ids/folders."""
+        return dict(self._spec)
 
     # ------------------------------------------------------------------ change notification
     def observe(self, callback: Callable[[str], None]) -> Callable[[], None]:

@@ -211,7 +211,7 @@ def score_anchor(session, index: int, lam: float = 0.0, seed: int = 0) -> float 
     _reset(session, clip.frames[0], clip.motion)
     anchored = still[0]
     shape = clip.scene.shapes[anchored]
-    anchor = Trajectory(points=[(shape.x, shape.y)], mask=world.shape_mask(clip.scene, anchored), kind="anchor")
+    anchor = Trajectory(points=[(shape.x, shape.y)] * 2, mask=world.shape_mask(clip.scene, anchored), kind="anchor")
     session.trajectories = [clip.trajectory, anchor]
     session.trajectory_mode = "path"
     session.lam = lam

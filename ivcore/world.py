@@ -111,6 +111,11 @@ class Clip:
 # ------------------------------------------------------------------------------------ rendering
 
 
+def hex_colour(rgb: tuple[int, int, int]) -> str:
+    """(r, g, b) -> "#rrggbb", as colour pickers and CSS take it."""
+    return "#" + "".join(f"{v:02x}" for v in rgb)
+
+
 def _background(name: str, size: int, camera: tuple[float, float]) -> np.ndarray:
     """The background seen from `camera` (the view's offset in world pixels)."""
     if name in PLAIN_BACKGROUNDS:

@@ -38,6 +38,7 @@ class PaintCanvas(SafeStateMixin, anywidget.AnyWidget):
     width = t.Int(64, min=1).tag(sync=True)
     height = t.Int(64, min=1).tag(sync=True)
     color = t.Unicode("#ff0000").tag(sync=True)
+    swatches = t.List(t.Unicode(), help="one-click brush colours ('#rrggbb') beside the picker").tag(sync=True)
     brush_size = t.Float(6.0, min=0.5, max=512.0).tag(sync=True)
     opacity = t.Float(1.0, min=0.0, max=1.0).tag(sync=True)
     tool = t.Enum(["brush", "eraser"], "brush").tag(sync=True)
@@ -53,6 +54,12 @@ class PaintCanvas(SafeStateMixin, anywidget.AnyWidget):
     max_bytes: int = 16 * 1024 * 1024
 
     def __init__(self, session: Any, *, show_edited: bool = True, **kwargs: Any):
+        if getattr(session, "models", {}).get("preset") == "shapes":
+            # the shapes models know the world's colours: offer them, starting with yellow
+            from ivcore.world import PALETTE, hex_colour
+
+            kwargs.setdefault("swatches", [hex_colour(c) for c in PALETTE.values()])
+            kwargs.setdefault("color", hex_colour(PALETTE["yellow"]))
         super().__init__(show_edited=show_edited, **kwargs)
         self.session = session
         self._jobs = Jobs(on_error=self._job_failed)

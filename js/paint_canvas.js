@@ -2,7 +2,7 @@
 //
 // Model traits (see ivwidgets/paint.py):
 //   image (bytes, PNG of x), width, height (native size of x),
-//   color ("#rrggbb"), brush_size (px at native resolution), opacity (0..1), tool ("brush" | "eraser"),
+//   color ("#rrggbb"), swatches (list of "#rrggbb": one-click colours beside the picker), brush_size (px at native resolution), opacity (0..1), tool ("brush" | "eraser"),
 //   strokes (list of stroke dicts: the undo history, plain data so it survives a page reload),
 //   undone (list of stroke dicts: the redo stack),
 //   layer (bytes, PNG of the full RGBA layer; written on every stroke end, never on every move),
@@ -82,8 +82,9 @@ function render({ model, el: root }) {
   const undoBtn = el("button", { textContent: "Undo", className: "ivw-undo" });
   const redoBtn = el("button", { textContent: "Redo", className: "ivw-redo" });
   const clearBtn = el("button", { textContent: "Clear", className: "ivw-clear" });
+  const swatches = el("span", { className: "ivw-swatches" });
   const toolbar = el("div", { className: "ivw-toolbar" }, [
-    brushBtn, eraserBtn, color, size, opacity, undoBtn, redoBtn, clearBtn,
+    brushBtn, eraserBtn, color, swatches, size, opacity, undoBtn, redoBtn, clearBtn,
   ]);
   const error = el("div", { className: "ivw-error", role: "alert" });
   const editedImg = el("img", { className: "ivw-edited", alt: "edited intermediate x~'" });
@@ -141,6 +142,14 @@ function render({ model, el: root }) {
     const msg = model.get("error") || "";
     error.textContent = msg;
     error.style.display = msg ? "block" : "none";
+  }
+  function showSwatches() {
+    swatches.replaceChildren(...(model.get("swatches") || []).map((hex) => {
+      const b = el("button", { className: "ivw-swatch", title: hex });
+      b.style.background = hex;
+      b.addEventListener("click", () => { setTrait("color", hex); setTrait("tool", "brush"); });
+      return b;
+    }));
   }
   function showTools() {
     color.value = model.get("color") || "#ff0000";
@@ -263,6 +272,7 @@ function render({ model, el: root }) {
     ["change:edited change:busy change:show_edited", showEdited],
     ["change:error", showError],
     ["change:color change:brush_size change:opacity change:tool", showTools],
+    ["change:swatches", showSwatches],
   ];
   for (const [name, fn] of handlers) model.on(name, fn);
   showImage();
@@ -270,6 +280,7 @@ function render({ model, el: root }) {
   showEdited();
   showError();
   showTools();
+  showSwatches();
 
   return () => {
     for (const [name, fn] of handlers) model.off(name, fn);

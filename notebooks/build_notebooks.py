@@ -27,8 +27,10 @@ def badge(name: str) -> str:
     return f"[![Open In Colab]({BADGE})]({COLAB}/{name}.ipynb)"
 
 
-# A picture drawn in code (no file to download), in a 64-unit space scaled to the model size:
-# sky, hills, a sun at (46, 14), a red ball at (15, 49), a tree at (51, 36).
+# The cell lists below keep one (kind, source) pair a line, as they read best: not ruff-formatted.
+# fmt: off
+# colab_gpu's picture, drawn in code (no file to download), in a 64-unit space scaled to the model
+# size: sky, hills, a sun at (46, 14), a red ball at (15, 49), a tree at (51, 36).
 SCENE = '''\
 import numpy as np
 from PIL import Image, ImageDraw
@@ -48,19 +50,35 @@ def make_scene(size):
     d.ellipse([45 * u, 25 * u, 58 * u, 38 * u], fill=(30, 90, 40))     # crown
     return img'''
 
-SESSION_GPU_OR_TINY = f'''\
+# The shapes world's scene of the CPU notebooks (ivcore.world: 64 x 64 pictures, 8-frame clips):
+# a red circle at (18, 18) and a white square at (46, 34), both 14 px, on a sky over grass.
+WORLD_SCENE = """\
+scene = world.Scene("sky", (world.Shape("circle", "red", 18, 18, 14), world.Shape("square", "white", 46, 34, 14)))"""
+
+SESSION_GPU_OR_SHAPES = f'''\
+import numpy as np
 import torch
-from ivcore import Session, Trajectory
+from PIL import Image
+
+from ivcore import Session, Trajectory, world
+from ivcore.shapes_eval import painted_square
 
 if torch.cuda.is_available():  # real weights: SD1.5 img2img + PIA (a few GB to download; a T4 is enough)
     s = Session.from_pretrained("{SD15}", "{SD15}", motion_adapter="{PIA}")
-else:  # CPU: tiny random-init models, built offline in seconds (noise-like frames, the same maths)
-    s = Session.tiny(seed=0)
+else:  # CPU: small diffusion models trained on the shapes world (ivcore.world), shipped in the package
+    s = Session.shapes(seed=0)
 W, H = s.size
-TINY = W <= 64  # the tiny preset is 64 x 64; its img2img output is noise, so it keeps x~ = x
-u = W / 64      # the scene is drawn in a 64-unit space; u converts units to pixels
-if TINY:
-    s.steps = 6  # on a CPU: fewer denoising steps keep the notebook quick
+u = W / world.SIZE  # the scene lives in 64 x 64 world pixels; u converts them to model pixels
+
+
+def to_model(picture):
+    """A 64 x 64 world picture, paint layer or bool mask at the model's size (as it is for the shapes models)."""
+    if isinstance(picture, np.ndarray) and picture.dtype == bool:
+        return np.asarray(Image.fromarray(picture).resize((W, H), Image.NEAREST))
+    image = picture if isinstance(picture, Image.Image) else Image.fromarray(picture)
+    return image.resize((W, H), Image.NEAREST)
+
+
 s'''
 
 WIDGET_GUARD = '''\
@@ -78,7 +96,7 @@ else:
 # --------------------------------------------------------------------------------------------
 QUICKSTART = [
     ("md", f"""\
-# InteractiveVideo quickstart (CPU, no weights)
+# InteractiveVideo quickstart (CPU, no downloads)
 
 {badge("quickstart")}
 
@@ -88,49 +106,52 @@ an **image** you give or paint on, a **content** text, a **motion** text and **t
 
 $$\\text{{video}} = P_\\text{{video}}\\big(P_\\text{{img}}(x, y),\\ y',\\ r\\big)$$
 
-This notebook runs the whole loop on the CPU with `Session.tiny()`: random-init tiny models
-(64 x 64, 8 frames) that build offline in seconds. Their frames look like noise, because the
-weights are random, but every stage of the method runs. For real pictures use
-[colab_gpu.ipynb](colab_gpu.ipynb) on a GPU."""),
+This notebook runs the whole loop on the CPU with `Session.shapes()`: small diffusion models
+(64 x 64 pictures, 8-frame clips) trained on the *shapes world* of `ivcore.world`, flat red,
+green, blue, yellow and white circles, squares and triangles on a night, grey or sky background.
+They ship with the package, so nothing is downloaded, and a clip takes a few seconds. The world
+is small, but every instruction visibly does what the paper says: the motion text moves the
+shape it names, a painted shape shows up in the video, lambda fades it out again. For real
+pictures use [colab_gpu.ipynb](colab_gpu.ipynb) on a GPU."""),
     ("code", """\
-from ivcore import InstructionError, Session, Trajectory, Video
+from ivcore import InstructionError, Session, Trajectory, Video, world
 
-s = Session.tiny(seed=0)
+s = Session.shapes(seed=0)
 s"""),
     ("md", """\
 ## 1. Image instruction *x*
 
 Any PIL image, H x W x 3 uint8 array or file path works; it is center-cropped to the model size.
-Here the picture is drawn in code."""),
-    ("code", SCENE + """
-
-
-s.image = make_scene(s.size[0])
+Here the picture comes from the shapes world: a `world.Scene` is a background and a few shapes
+(kind, colour, centre x and y, size in pixels), and `world.render` draws it."""),
+    ("code", "from PIL import Image\n\n" + WORLD_SCENE + """
+s.image = world.render(scene)  # a 64 x 64 x 3 uint8 array
 s.image.resize((256, 256), Image.NEAREST)"""),
     ("md", """\
 ## 2. Content *y* and motion *y'*
 
 `content` is the prompt of the image model P_img (img2img with `content_strength`; 0 keeps the
-image as it is). `motion` is the prompt of the video model P_video."""),
+image as it is). `motion` is the prompt of the video model P_video. The shapes models know the
+world's captions: the content names the shapes and the background, the motion says which shape
+moves where ("the red circle moves down"), that "the camera pans left", or that "nothing moves"."""),
     ("code", """\
-s.content = "a watercolor valley at sunset, a red ball on the grass"
-s.content_strength = 0.6
-s.motion = "the ball rolls, the sun sets"
-s.num_frames, s.steps = 8, 6   # small and fast on a CPU"""),
+s.content = scene.caption()   # "a red circle and a white square on sky"
+s.content_strength = 0.5
+s.motion = "the red circle moves down"
+print(f"content: {s.content!r}, motion: {s.motion!r}, {s.num_frames} frames, {s.steps} steps")"""),
     ("md", """\
-## 3. Paint a stroke, in code
+## 3. Paint a square, in code
 
 Painting is an RGBA layer over *x* (transparent where you did not paint). The widget
-`PaintCanvas` sends exactly such a layer on every stroke; here we draw a blue bird.
-`s.intermediate(edited=False)` is x~ = P_img(x, y); `s.intermediate()` is the edited x~'.
-The tiny models' img2img turns any picture into noise; `content_strength = 0` skips P_img and
-keeps your picture as x~ (useful when you bring your own intermediate image)."""),
+`PaintCanvas` sends exactly such a layer on every stroke; here `painted_square` draws a yellow
+square where the scene has room and returns the layer and its mask.
+`s.intermediate(edited=False)` is x~ = P_img(x, y); `s.intermediate()` is the edited x~'."""),
     ("code", """\
 import matplotlib.pyplot as plt
 
-size = s.size[0]
-layer = Image.new("RGBA", (size, size), (0, 0, 0, 0))
-ImageDraw.Draw(layer).ellipse([0.15 * size, 0.2 * size, 0.32 * size, 0.28 * size], fill=(30, 60, 220, 255))
+from ivcore.shapes_eval import painted_square
+
+layer, painted = painted_square(scene, "yellow")
 s.paint(layer)
 
 panels = {"x (image)": s.image, "paint layer": layer, "x~ = P_img(x, y)": s.intermediate(edited=False),
@@ -143,29 +164,37 @@ plt.show()"""),
 ## 4. Generate
 
 `lam` is the weight of Eq. 4: 1 gives the plain video of x~, 0 the video of the edited x~',
-values between blend the two noise predictions at every denoising step. The result is a
-`Video`: it plays inline, `.grid()` draws its frames, `.frames` is a uint8 array."""),
+values between blend the two noise predictions at every denoising step. At lam = 0 the video
+follows the edit: the yellow square is there, and the red circle moves down as the motion text
+says. The result is a `Video`: it plays inline, `.grid()` draws its frames, `.frames` is a
+uint8 array."""),
     ("code", """\
-s.lam = 0.5
+s.lam = 0.0
 video = s.generate(seed=0)
 video"""),
     ("code", """\
-video.grid(title=f"lam = {s.lam}")"""),
+video.grid(title=f"lam = {s.lam}: the painted square is in the video")"""),
     ("md", """\
 ## 5. Move lambda, re-run: only the denoising reruns
 
-Every stage is cached under a key of its own inputs. Changing lambda keeps the text
-embeddings, the P_img images and the VAE latents, so only `denoise` and `decode` miss."""),
+At lam = 1 the video is conditioned on the unedited x~ only, so the painted square is gone
+(values between fade it). Every stage is cached under a key of its own inputs: changing lambda
+keeps the text embeddings, the P_img images and the VAE latents, so only `denoise` and `decode`
+miss."""),
     ("code", """\
 before = s.stats
-s.lam = 0.8
-video = s.generate(seed=0)
+s.lam = 1.0
+plain = s.generate(seed=0)
 after = s.stats
 for stage in after:
     hits = after[stage]["hits"] - before[stage]["hits"]
     misses = after[stage]["misses"] - before[stage]["misses"]
     print(f"{stage:8s} hits +{hits}  misses +{misses}")
-print({k: round(v, 2) for k, v in s.last_timings.items()}, "seconds")"""),
+print({k: round(v, 2) for k, v in s.last_timings.items()}, "seconds")
+for lam, v in [(0.0, video), (1.0, plain)]:
+    yellow = [world.segment(frame, "yellow").sum() for frame in v.frames]
+    print(f"lam = {lam}: yellow pixels per frame {yellow} (the painted square has {painted.sum()})")
+plain.grid(title=f"lam = {s.lam}: the plain video of x~, no square")"""),
     ("md", """\
 ## 6. Bad input is refused, the session stays usable
 
@@ -181,7 +210,7 @@ print("lam is still", s.lam, "and the last video is", s.last_video)"""),
 ## 7. Save the clip and the session
 
 `to_mp4()` gives H.264 bytes (or writes a file); `s.save(folder)` writes JSON, PNGs and
-safetensors (no pickle), and `Session.load(folder)` rebuilds the session."""),
+safetensors (no pickle), and `Session.load(folder)` rebuilds the session, shapes models included."""),
     ("code", """\
 video.to_mp4("quickstart.mp4")
 folder = s.save("quickstart_session")
@@ -192,7 +221,8 @@ Session.load(folder)"""),
 
 `Studio(s)` puts everything above into one app: paint on the canvas, drag trajectories, type the
 texts, move the lambda slider and press Generate. It is bound to the same session `s`, so
-what you do there shows up in `s` (and the other way round)."""),
+what you do there shows up in `s` (and the other way round). Try painting a shape of another
+colour, or dragging the white square, with the motion text "the white square follows the path"."""),
     ("code", WIDGET_GUARD.format(name="Studio", var="studio")),
 ]
 
@@ -215,7 +245,9 @@ real models in fp16:
 | P_video (motion) | `{SD15}` + `{PIA}` | PIA: SD1.5 UNet + motion modules, 9-channel image condition |
 
 Without a GPU (or with `IVCORE_TINY=1` set) `Session.from_pretrained` builds the tiny random
-preset instead, so every cell still runs, just with noise-like frames."""),
+preset instead, so every cell still runs, just with noise-like frames. To see the method work
+on a CPU, use [quickstart.ipynb](quickstart.ipynb): it runs small models trained on a world of
+coloured shapes (`Session.shapes()`)."""),
     ("md", """\
 ## Install
 
@@ -396,21 +428,19 @@ $$\\hat\\epsilon_t = \\lambda\\,\\epsilon_t + (1-\\lambda)\\,\\epsilon'_t .$$
 
 So lambda = 1 gives exactly the video of x~ and lambda = 0 exactly the video of x~';
 in between, the two conditions pull on one and the same video. On a GPU this notebook uses
-real weights; on a CPU the tiny random models, whose frames are noise-like: the differences
-are small there, so the pictures below also show them amplified."""),
-    ("code", SESSION_GPU_OR_TINY),
-    ("code", SCENE + """
-
-
+real weights; on a CPU the shapes-world models of `Session.shapes()` (64 x 64, 8 frames),
+trained on flat coloured shapes. The edit here is a yellow square painted into the sky: watch
+it stand in the video at lambda = 0 and fade out as lambda goes to 1."""),
+    ("code", SESSION_GPU_OR_SHAPES),
+    ("code", WORLD_SCENE + """
 import matplotlib.pyplot as plt
 
-s.image = make_scene(W)
-s.content = "a watercolor valley at sunset, a red ball on the grass"
-s.motion = "the ball rolls, the sun sets"
-s.content_strength = 0.0 if TINY else 0.4   # 0: x~ is the picture itself
-layer = Image.new("RGBA", (W, H), (0, 0, 0, 0))  # the edit: paint the sun blue
-ImageDraw.Draw(layer).ellipse([38 * u, 6 * u, 54 * u, 22 * u], fill=(40, 80, 230, 255))
-s.paint(layer)
+s.image = to_model(world.render(scene))
+s.content = scene.caption()
+s.motion = "the red circle moves down"
+s.content_strength = 0.0                         # 0: x~ is the picture itself
+layer, painted = painted_square(scene, "yellow")  # the edit: a yellow square where the sky is free
+s.paint(to_model(layer))
 
 fig, axes = plt.subplots(1, 2, figsize=(6, 3))
 for ax, im, title in zip(axes, [s.intermediate(edited=False), s.intermediate()], ["x~  (lam = 1)", "x~'  (lam = 0)"]):
@@ -439,21 +469,48 @@ print(f"largest pixel difference between the two lam = 0.5 videos: {diff}")"""),
     ("md", """\
 ## Frames across lambda
 
-Rows are lambda values, columns frames. The right column shows |video(lambda) - video(1)|,
-amplified so that even the tiny models' small differences are visible."""),
+Rows are lambda values, columns frames: the red circle moves down in every row (the motion text
+is the same), while the painted square is solid at lambda = 0 and fades as lambda grows. The
+right column shows |video(lambda) - video(1)|: where each video still differs from the
+unedited one."""),
     ("code", """\
 ref1 = videos[-1].frames.astype(float)
-gap = np.abs(videos[0].frames.astype(float) - ref1).max() or 1.0
+gap = np.abs(videos[0].frames.astype(float) - ref1).mean(axis=(0, 3)).max() or 1.0
 fig, axes = plt.subplots(len(lams), 2, figsize=(12, 1.6 * len(lams)), gridspec_kw={"width_ratios": [4, 1]})
 for row, (lam, v) in enumerate(zip(lams, videos)):
     v.grid(ax=axes[row, 0])
     axes[row, 0].set_ylabel(f"lam = {lam}")
     axes[row, 0].set_axis_on(); axes[row, 0].set_xticks([]); axes[row, 0].set_yticks([])
-    diff = np.abs(v.frames.astype(float) - ref1).mean(axis=(0, 3)) / gap
-    axes[row, 1].imshow(diff, cmap="magma", vmin=0, vmax=diff.max() if row == 0 else None)
+    diff = np.abs(v.frames.astype(float) - ref1).mean(axis=(0, 3))
+    axes[row, 1].imshow(diff, cmap="magma", vmin=0, vmax=gap)
     axes[row, 1].set_axis_off()
 axes[0, 1].set_title("|v(lam) - v(1)|")
 plt.tight_layout()
+plt.show()"""),
+    ("md", """\
+## How much of the painted square is left?
+
+`world.segment(frame, "yellow")` finds the yellow pixels of a frame. Compared with the painted
+mask, the overlap (IoU) measures how much of the edit each video keeps: all of it at
+lambda = 0, none of it at lambda = 1."""),
+    ("code", """\
+mask = to_model(painted)
+
+
+def square_iou(video):
+    ious = []
+    for frame in video.frames:
+        yellow = world.segment(frame, "yellow")
+        ious.append((yellow & mask).sum() / max(1, (yellow | mask).sum()))
+    return float(np.mean(ious))
+
+
+ious = [square_iou(v) for v in videos]
+for lam, iou in zip(lams, ious):
+    print(f"lam = {lam:4}: IoU with the painted square {iou:.2f}")
+fig, ax = plt.subplots(figsize=(5, 3))
+ax.plot(lams, ious, "o-", color="goldenrod")
+ax.set_xlabel("lambda"); ax.set_ylabel("IoU with the painted square"); ax.set_ylim(-0.05, 1.05)
 plt.show()"""),
     ("md", """\
 ## How far is each video from the two ends?
@@ -494,7 +551,7 @@ plt.show()
 
 scheduled = s.generate(seed=0, lam=ramp)
 print(f"ramp video: distance to lam=1 {dist(scheduled, videos[-1]) / ends:.2f}, "
-      f"to lam=0 {dist(scheduled, videos[0]) / ends:.2f}")
+      f"to lam=0 {dist(scheduled, videos[0]) / ends:.2f}, IoU with the painted square {square_iou(scheduled):.2f}")
 scheduled.grid(title="lam: ramp 0 -> 1 over the steps")"""),
     ("code", """\
 scheduled"""),
@@ -523,33 +580,37 @@ end=1, kind=...)`:
 | `kind` | `"object"` moves its region, `"anchor"` pins its region still, `"camera"` pans the whole frame |
 
 The motion preview applies them to x~ without diffusion (instant); the generated video uses
-them as conditions of the video model."""),
-    ("code", SESSION_GPU_OR_TINY),
-    ("code", SCENE + """
-
-
-s.image = make_scene(W)
-s.content = "a watercolor valley at sunset, a red ball on the grass, a tree"
-s.content_strength = 0.0 if TINY else 0.4   # 0: x~ is the picture itself
-s.motion = "the ball rolls across the meadow, the sun sets"
+them as conditions of the video model. On a GPU this notebook uses real weights; on a CPU the
+shapes-world models of `Session.shapes()` (64 x 64, 8 frames), which were trained with
+trajectories: the shape you drag follows its path in the generated video."""),
+    ("code", SESSION_GPU_OR_SHAPES),
+    ("code", WORLD_SCENE + """
+s.image = to_model(world.render(scene))
+s.content = scene.caption()
+s.content_strength = 0.0   # 0: x~ is the picture itself, so the scene's masks fit it exactly
+s.motion = "the white square follows the path"
 s.image.resize((256, 256), Image.NEAREST)"""),
     ("md", """\
-## Objects and an anchor
+## An object and an anchor
 
-The ball rolls along a curve (eased), and the sun sets behind the tree in the second half of
-the clip: the tree is an **anchor**, so its pixels stay as they are and on top of everything
-that moves. Its mask is the tree's own shape, a bool array."""),
+The white square is dragged along a curve: its mask is the square's own shape
+(`world.shape_mask(scene, 1)`, a bool array), so exactly its pixels move. The red circle is an
+**anchor**: its pixels stay where they are, on top of everything that moves."""),
     ("code", """\
 import matplotlib.pyplot as plt
 
-yy, xx = np.mgrid[0:H, 0:W] / u   # pixel centres in scene units
-tree = (((xx - 51.5) / 6.5) ** 2 + ((yy - 31.5) / 7) ** 2 <= 1) | ((xx >= 50) & (xx <= 53) & (yy >= 36) & (yy <= 48))
 
-ball = Trajectory(points=[(15 * u, 49 * u), (26 * u, 44 * u), (36 * u, 52 * u)], radius=6 * u, easing="ease-in-out")
-sun = Trajectory(points=[(46 * u, 14 * u), (48 * u, 30 * u)], radius=7 * u, start=0.3, end=1.0)
-anchor = Trajectory(points=[(51 * u, 36 * u), (51 * u, 36 * u)], mask=tree, kind="anchor")
-camera = Trajectory(points=[(32 * u, 32 * u), (24 * u, 32 * u)], kind="camera")
-COLORS = {"object": "white", "anchor": "lime", "camera": "cyan"}
+def curve(start, bend, end, n=9):
+    \"\"\"n points of the quadratic Bezier curve from `start` to `end`, pulled towards `bend` (world pixels).\"\"\"
+    t = np.linspace(0, 1, n)[:, None]
+    p = (1 - t) ** 2 * np.array(start) + 2 * (1 - t) * t * np.array(bend) + t**2 * np.array(end)
+    return [(float(x * u), float(y * u)) for x, y in p]
+
+
+square = Trajectory(points=curve((46, 34), (38, 54), (24, 44)), mask=to_model(world.shape_mask(scene, 1)))
+anchor = Trajectory(points=[(18 * u, 18 * u)] * 2, mask=to_model(world.shape_mask(scene, 0)), kind="anchor")
+camera = Trajectory(points=[(32 * u, 32 * u), (16 * u, 32 * u)], kind="camera")
+COLORS = {"object": "magenta", "anchor": "lime", "camera": "cyan"}
 
 
 def show_paths(title):
@@ -569,8 +630,8 @@ def show_paths(title):
     plt.show()
 
 
-s.trajectories = [ball, sun, anchor]
-show_paths("objects + anchor")"""),
+s.trajectories = [square, anchor]
+show_paths("object + anchor")"""),
     ("md", """\
 ## Motion preview: no diffusion, instant
 
@@ -578,13 +639,14 @@ show_paths("objects + anchor")"""),
 at clip time i / (F - 1); holes left by moving objects are filled from the background."""),
     ("code", """\
 preview_objects = s.motion_preview()
-preview_objects.grid(title="motion preview: ball, sun, anchored tree")"""),
+preview_objects.grid(title="motion preview: the white square along its path, the red circle anchored")"""),
     ("md", """\
 ## Generate, and compare side by side
 
 In the default `trajectory_mode = "path"` the edited branch is conditioned on the animated frame
 of each time step; `"endpoint"` uses the paper's single x~' instead. lam = 0 follows the
-trajectories only; raise it to mix in the unedited video."""),
+trajectories only; raise it to mix in the unedited video. `world.track` finds the centre of a
+colour in every frame, so we can check where the white square went."""),
     ("code", """\
 s.lam = 0.0
 video_objects = s.generate(seed=0)
@@ -593,28 +655,40 @@ fig, axes = plt.subplots(2, 1, figsize=(12, 3.6))
 preview_objects.grid(ax=axes[0], title="motion preview (no diffusion)")
 video_objects.grid(ax=axes[1], title=f"generated, trajectory_mode = {s.trajectory_mode!r}, lam = {s.lam}")
 plt.tight_layout()
-plt.show()"""),
+plt.show()
+
+
+def centres(video, colour):
+    return " ".join("-" if c is None else f"({c[0] / u:.0f},{c[1] / u:.0f})" for c in world.track(video.frames, colour))
+
+
+print("white square, preview:  ", centres(preview_objects, "white"))
+print("white square, generated:", centres(video_objects, "white"))
+print("red circle, generated:  ", centres(video_objects, "red"))"""),
     ("md", """\
 ## A camera pan
 
 A `"camera"` trajectory moves the whole frame by its handle's displacement (edges are
-replicated): here the view pans to the right while the ball rolls. Its mask is ignored, and an
-anchor would stay put in frame coordinates (like a caption), so this set has none."""),
+replicated): its handle moves left, so the picture's content slides left and the view pans to
+the right, which is what the motion text "the camera pans right" says in the shapes world. Its
+mask is ignored, and an anchor would stay put in frame coordinates (like a caption), so this
+set has none."""),
     ("code", """\
-s.trajectories = [ball, camera]
-show_paths("object + camera")
+s.trajectories = [camera]
+s.motion = "the camera pans right"
+show_paths("camera")
 preview_camera = s.motion_preview()
 video_camera = s.generate(seed=0)
 
 fig, axes = plt.subplots(2, 1, figsize=(12, 3.6))
-preview_camera.grid(ax=axes[0], title="motion preview: ball + camera pan")
+preview_camera.grid(ax=axes[0], title="motion preview: camera pan")
 video_camera.grid(ax=axes[1], title="generated")
 plt.tight_layout()
 plt.show()"""),
     ("code", """\
 from IPython.display import HTML
 
-clips = {"preview: objects + anchor": preview_objects, "generated": video_objects,
+clips = {"preview: object + anchor": preview_objects, "generated": video_objects,
          "preview: camera pan": preview_camera, "generated ": video_camera}
 HTML('<div style="display:flex;flex-wrap:wrap;gap:12px">'
      + "".join(f"<div>{v._repr_html_()}<br>{name}</div>" for name, v in clips.items()) + "</div>")"""),
@@ -623,10 +697,12 @@ HTML('<div style="display:flex;flex-wrap:wrap;gap:12px">'
 
 `TrajectoryEditor(s)` shows x~: press on a handle and drag to the target, add path points,
 mark anchors and brush masks; the preview follows the drag. Its trajectories land in
-`s.trajectories`."""),
+`s.trajectories`. With the shapes models, give the shape you drag the world's motion text for
+it, as above: `s.motion = "the red circle follows the path"`."""),
     ("code", WIDGET_GUARD.format(name="TrajectoryEditor", var="editor")),
 ]
 
+# fmt: on
 
 NOTEBOOKS = {
     "quickstart": (QUICKSTART, False),
