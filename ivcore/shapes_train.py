@@ -81,6 +81,11 @@ def _seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
+def _data_seed(cfg: TrainConfig, accelerator) -> int:
+    """The seed of this process's data: the recipe seed on one process, a distinct one per GPU otherwise."""
+    return cfg.seed if accelerator.num_processes == 1 else _seed(cfg.seed, 1000 + accelerator.process_index)
+
+
 def _lr_factor(cfg: StageConfig, step: int) -> float:
     if step < cfg.warmup:
         return (step + 1) / cfg.warmup
@@ -270,11 +275,12 @@ def train_vae(root: Path, cfg: TrainConfig, accelerator, progress: bool = True, 
     torch.manual_seed(_seed(cfg.seed, 0))
     vae = sm.new_vae()
     modules = {"vae": vae}
+    data_seed = _data_seed(cfg, accelerator)
 
     def loss_fn(live, step):
-        pictures, _ = _picture_batch(cfg.seed, 0, step, cfg.vae.batch)
+        pictures, _ = _picture_batch(data_seed, 0, step, cfg.vae.batch)
         x = _pixels(pictures).to(accelerator.device)
-        generator = torch.Generator().manual_seed(_seed(cfg.seed, 0, step, 1))
+        generator = torch.Generator().manual_seed(_seed(data_seed, 0, step, 1))
         model = _unwrap(live["vae"])
         posterior = model.encode(x).latent_dist
         z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator).to(x.device)
@@ -317,12 +323,13 @@ def train_image(root: Path, cfg: TrainConfig, accelerator, progress: bool = True
     torch.manual_seed(_seed(cfg.seed, 1))
     modules = {"unet": sm.new_image_unet(), "text_encoder": sm.new_text_encoder(tokenizer)}
     scheduler = sm.image_scheduler()
+    data_seed = _data_seed(cfg, accelerator)
 
     def loss_fn(live, step):
-        rng = np.random.default_rng(_seed(cfg.seed, 1, step, 1))
-        pictures, captions = _picture_batch(cfg.seed, 1, step, cfg.image.batch)
+        rng = np.random.default_rng(_seed(data_seed, 1, step, 1))
+        pictures, captions = _picture_batch(data_seed, 1, step, cfg.image.batch)
         mean, std = _encode(vae, pictures)
-        generator = torch.Generator().manual_seed(_seed(cfg.seed, 1, step, 2))
+        generator = torch.Generator().manual_seed(_seed(data_seed, 1, step, 2))
         z = mean + std * torch.randn(mean.shape, generator=generator).to(mean.device)
         noise = torch.randn(z.shape, generator=generator).to(z.device)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (len(z),), generator=generator).to(z.device)
@@ -341,8 +348,9 @@ class ClipPool:
     very pool an uninterrupted run would have.
     """
 
-    def __init__(self, vae, cfg: TrainConfig, step: int, progress: bool = True):
+    def __init__(self, vae, cfg: TrainConfig, step: int, progress: bool = True, data_seed: int | None = None):
         self.vae, self.cfg, self.size = vae, cfg, cfg.pool
+        self.data_seed = cfg.seed if data_seed is None else data_seed
         self.slots: list[dict | None] = [None] * self.size
         for j in tqdm(range(self.size), desc="encode clip pool", disable=not progress, leave=False):
             last = self._last_refresh(j, step)
@@ -358,7 +366,7 @@ class ClipPool:
         self.slots[step % self.size] = self._make(self.size + step)
 
     def _make(self, number: int) -> dict:
-        seed = _seed(self.cfg.seed, 2, number) % world.TRAIN_SEEDS.stop
+        seed = _seed(self.data_seed, 2, number) % world.TRAIN_SEEDS.stop
         clip = world.random_clip(seed)
         rng = np.random.default_rng(seed)
         collage = clip.kind == "path" or (clip.kind == "move" and rng.random() < self.cfg.collage_for_moves)
@@ -381,15 +389,16 @@ def train_video(root: Path, cfg: TrainConfig, accelerator, progress: bool = True
     scheduler = sm.video_scheduler()
     if Checkpoint(root, "video").state.get("done"):
         return
-    pool = ClipPool(vae, cfg, Checkpoint(root, "video").state["step"], progress)
+    data_seed = _data_seed(cfg, accelerator)
+    pool = ClipPool(vae, cfg, Checkpoint(root, "video").state["step"], progress, data_seed)
     frames = world.FRAMES
     mask = torch.tensor(motion_mask_weights(frames, 0)).view(1, 1, frames, 1, 1)
 
     def loss_fn(live, step):
         pool.refresh(step)
-        rng = np.random.default_rng(_seed(cfg.seed, 2, step, 1))
+        rng = np.random.default_rng(_seed(data_seed, 2, step, 1))
         picks = [pool.slots[j] for j in rng.integers(0, pool.size, cfg.video.batch)]
-        generator = torch.Generator().manual_seed(_seed(cfg.seed, 2, step, 2))
+        generator = torch.Generator().manual_seed(_seed(data_seed, 2, step, 2))
 
         def sample(mean, std):
             return mean + std * torch.randn(mean.shape, generator=generator).to(mean.device)
