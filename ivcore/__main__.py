@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--video-model", help="SD1.5 base for PIA, id or folder (real weights)")
     demo.add_argument("--motion-adapter", help="PIA condition adapter id or folder")
     demo.add_argument("--device", help="cuda or cpu (default: cuda when available)")
+    from ivcore import cli_generate
+
+    cli_generate.add_parser(sub)
     train = sub.add_parser("train-shapes", help="train the shapes-world models (resumable)")
     train.add_argument("--out", required=True, help="folder for weights, checkpoints, card.md and losses.png")
     train.add_argument("--stages", default="vae,image,video", help="comma-separated, in order (default: all)")
@@ -206,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
         run_demo(args)
     elif args.command == "train-shapes":
         run_train_shapes(args)
+    elif args.command == "generate":
+        from ivcore import cli_generate
+
+        return cli_generate.run(args)
     return 0
 
 

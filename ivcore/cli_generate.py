@@ -1,0 +1,158 @@
+"""`python -m ivcore generate`: one video from instructions given on the command line, for scripts.
+
+    python -m ivcore generate --image x.png --content "a red circle on grey" --motion "the red circle moves left" \\
+        [--paint layer.png] [--trajectories traj.json] [--lam 0.5 | --lam-schedule 0,1] [--seed 0] \\
+        [--model shapes|tiny|HUB_ID_OR_FOLDER] --out clip.mp4
+    python -m ivcore generate --session saved_folder [--lam 0.2 ...] --out clip.mp4
+
+Bad input exits with status 2 and one line on stderr naming the option and what is allowed; a
+model or runtime failure exits with 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("generate", help="one video from instructions given as options")
+    p.add_argument("--out", required=True, help="the mp4 to write (H.264)")
+    p.add_argument("--session", help="a folder written by Session.save: its instructions and models")
+    p.add_argument("--image", help="the image instruction x (a picture file)")
+    p.add_argument("--content", help="content text y (P_img prompt)")
+    p.add_argument("--content-strength", type=float, help="img2img strength in [0, 1] (0 keeps x)")
+    p.add_argument("--motion", help="motion text y' (P_video prompt)")
+    p.add_argument("--paint", help="an RGBA PNG painted over x (transparent where nothing is painted)")
+    p.add_argument("--trajectories", help="a JSON file: a list of trajectories as Trajectory.to_dict() writes them")
+    p.add_argument("--trajectory-mode", choices=("path", "endpoint"))
+    lam = p.add_mutually_exclusive_group()
+    lam.add_argument("--lam", type=float, help="Eq. 4 weight in [0, 1] (1: ignore the edits, 0: follow them)")
+    lam.add_argument("--lam-schedule", help="per-step weights, comma-separated, resampled over the steps: 0,1 ramps up")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--steps", type=int)
+    p.add_argument("--frames", type=int)
+    p.add_argument("--guidance", type=float)
+    p.add_argument(
+        "--model", default=None,
+        help="shapes (default: trained shapes-world models), tiny (random-init), a train-shapes folder, "
+        "or an SD1.5-family hub id or folder for P_img",
+    )  # fmt: skip
+    p.add_argument("--video-model", help="SD1.5 base for PIA (default: --model), or an SVD model")
+    p.add_argument("--motion-adapter", help="PIA condition adapter id or folder")
+    p.add_argument("--device", help="cuda or cpu (default: cuda when available)")
+    return p
+
+
+class BadInput(ValueError):
+    """A command-line value that cannot be used; its message is the one line the user sees."""
+
+
+def _session(args: argparse.Namespace):
+    from ivcore import Session
+
+    if args.session:
+        if not Path(args.session).is_dir():
+            raise BadInput(f"--session: {args.session!r} is not a folder (one written by Session.save)")
+        kwargs = {}
+        if args.model not in (None, "shapes", "tiny"):
+            kwargs = {"image_model": args.model, "video_model": args.video_model or args.model}
+        return Session.load(args.session, **kwargs)
+    if not args.image:
+        raise BadInput("--image: missing; give a picture file (or --session FOLDER)")
+    model = args.model or "shapes"
+    if model == "shapes":
+        return Session.shapes()
+    if model == "tiny":
+        return Session.tiny()
+    if (Path(model) / "video" / "unet").is_dir() and (Path(model) / "image").is_dir():
+        return Session.shapes(folder=model)  # a `train-shapes --out` folder
+    import torch
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return Session.from_pretrained(
+        model, args.video_model or model, motion_adapter=args.motion_adapter, device=device,
+        dtype=torch.float16 if device != "cpu" else None,
+    )  # fmt: skip
+
+
+def _file(option: str, path: str) -> Path:
+    if not Path(path).is_file():
+        raise BadInput(f"{option}: {path!r} is not a file")
+    return Path(path)
+
+
+def _picture(option: str, path: str, mode: str):
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(_file(option, path)) as im:
+            return im.convert(mode)
+    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+        raise BadInput(f"{option}: {path!r} is not a picture PIL can read ({type(exc).__name__})") from None
+
+
+def _apply(session, args: argparse.Namespace) -> None:
+    """Set the instructions given as options, in the order the method uses them."""
+    if args.image:
+        session.image = _picture("--image", args.image, "RGB")
+    if args.paint:
+        session.paint(_picture("--paint", args.paint, "RGBA"))
+    for name in ("content", "content_strength", "motion", "trajectory_mode", "steps", "guidance", "lam"):
+        value = getattr(args, name)
+        if value is not None:
+            setattr(session, name, value)
+    if args.frames is not None:
+        session.num_frames = args.frames
+    if args.lam_schedule is not None:
+        try:
+            weights = [float(v) for v in args.lam_schedule.split(",")]
+        except ValueError:
+            allowed = "numbers in [0, 1] separated by commas"
+            raise BadInput(f"--lam-schedule: {args.lam_schedule!r}; give {allowed}") from None
+        session.lam = weights
+    if args.trajectories:
+        try:
+            data = json.loads(_file("--trajectories", args.trajectories).read_text())
+        except json.JSONDecodeError as exc:
+            raise BadInput(f"--trajectories: {args.trajectories!r} is not JSON ({exc})") from None
+        session.trajectories = data["trajectories"] if isinstance(data, dict) and "trajectories" in data else data
+
+
+def run(args: argparse.Namespace) -> int:
+    from ivcore import InstructionError
+
+    start = time.perf_counter()
+    try:
+        session = _session(args)
+        _apply(session, args)
+    except (BadInput, InstructionError) as exc:
+        print(f"ivcore generate: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (OSError, ValueError) as exc:  # models that cannot be found or loaded
+        print(f"ivcore generate: error: {exc}".splitlines()[0], file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        video = session.generate(seed=args.seed, progress=True)
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        video.to_mp4(out)
+    except InstructionError as exc:
+        print(f"ivcore generate: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (OSError, RuntimeError) as exc:
+        print(f"ivcore generate: error: {exc}".splitlines()[0], file=sys.stderr)
+        return EXIT_FAILED
+    lam = session.lam if isinstance(session.lam, float) else f"schedule of {len(session.lam)}"
+    print(
+        f"[ivcore] wrote {out} ({out.stat().st_size} bytes, {video.num_frames} frames at {video.fps} fps) "
+        f"with models {session.models}, lam {lam}, {len(session.trajectories)} trajectories, "
+        f"paint {'yes' if session.paint_layer is not None else 'no'}, in {time.perf_counter() - start:.1f}s"
+    )
+    return 0
