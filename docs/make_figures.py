@@ -198,8 +198,28 @@ def fig_lambda(s: Session) -> None:
     save(fig, "lambda_schedule.png")
 
 
+def fig_demo() -> None:
+    """README's picture: what `python -m ivcore demo` makes (the same instructions, the same seed)."""
+    from ivcore.samples import shapes_demo
+
+    s = Session.shapes(seed=SEED)
+    shapes_demo(s)
+    video = s.generate(seed=0, progress=False)
+    panels = [("x", s.image), ("paint", s.paint_layer), ("x~' (edited)", s.intermediate())]
+    panels += [(f"frame {i}", f) for i, f in enumerate(video.frames)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(1.3 * len(panels), 1.7))
+    for ax, (title, im) in zip(axes, panels, strict=True):
+        ax.imshow(np.asarray(im), interpolation="nearest")
+        ax.set_title(title, fontsize=8)
+        ax.set_axis_off()
+    fig.suptitle(f"python -m ivcore demo: motion {s.motion!r}, the white square dragged, lam = {s.lam}", fontsize=9)
+    fig.tight_layout()
+    save(fig, "demo.png")
+
+
 def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
+    fig_demo()
     s = Session.shapes(seed=SEED)
     s.image = world.render(SCENE)
     s.content = SCENE.caption()

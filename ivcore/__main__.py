@@ -38,15 +38,6 @@ def demo_paint(size: int) -> Image.Image:
     return layer
 
 
-def _demo_scene():
-    from ivcore.world import Scene, Shape
-
-    return Scene("sky", (Shape("circle", "red", 16, 14, 14), Shape("square", "white", 44, 20, 12)))
-
-
-DEMO_PATH = [(44.0, 20.0), (50.0, 30.0), (46.0, 40.0), (36.0, 44.0)]
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ivcore", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -172,24 +163,22 @@ def _write(session, args: argparse.Namespace, video) -> Path:
 
 def run_shapes_demo(args: argparse.Namespace, start: float) -> Path:
     """The shapes-world demo: every instruction at once, on trained models, in seconds on a CPU."""
-    from ivcore import Session, Trajectory, world
-    from ivcore.shapes_eval import painted_square
+    from ivcore import Session
+    from ivcore.samples import shapes_demo
 
     session = Session.shapes(seed=0)
     print(
         f"[ivcore] models: the trained shapes-world models shipped with ivcore, loaded in "
         f"{time.perf_counter() - start:.1f}s"
     )
-    scene = _demo_scene()
-    session.image = args.image if args.image else world.render(scene)
-    session.content = args.content or scene.caption()
-    mover, dragged = scene.shapes[0], scene.shapes[1]
-    session.motion = args.motion or f"the {mover.name} moves down"
-    layer, _ = painted_square(scene, "yellow")
-    session.paint(layer)
-    drag = Trajectory(points=DEMO_PATH, mask=world.shape_mask(scene, 1))
-    session.trajectories = [drag]
-    session.lam = 0.25 if args.lam is None else args.lam
+    scene = shapes_demo(session, lam=0.25 if args.lam is None else args.lam)
+    if args.image:
+        session.image = args.image
+    if args.content:
+        session.content = args.content
+    if args.motion:
+        session.motion = args.motion
+    dragged = scene.shapes[1]
     if args.steps:
         session.steps = args.steps
     print(
@@ -198,7 +187,7 @@ def run_shapes_demo(args: argparse.Namespace, start: float) -> Path:
     )
     print(
         f"[ivcore] paint: a yellow square; motion: {session.motion!r}; trajectory: the {dragged.name} "
-        f"dragged along {len(DEMO_PATH)} points; lam={session.lam} (0 = follow the edits, 1 = ignore them)"
+        f"dragged along a curve; lam={session.lam} (0 = follow the edits, 1 = ignore them)"
     )
     return _write(session, args, session.generate(seed=args.seed, progress=True))
 

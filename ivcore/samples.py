@@ -16,3 +16,24 @@ def scene(size: int = 64) -> Image.Image:
     r = size // 8
     draw.ellipse([size // 4 - r, size // 4 - r, size // 4 + r, size // 4 + r], fill=(250, 220, 80))
     return img
+
+
+def shapes_demo(session, lam: float = 0.25):
+    """Set the demo's instructions on a shapes session (`python -m ivcore demo`, README's picture).
+
+    A red circle and a white square on sky; content = the caption; a yellow square painted on x;
+    motion "the red circle moves down"; the white square dragged along a curve; `lam`. Returns the scene.
+    """
+    from ivcore.shapes_eval import painted_square
+    from ivcore.trajectory import Trajectory
+    from ivcore.world import Scene, Shape, render, shape_mask
+
+    scene = Scene("sky", (Shape("circle", "red", 16, 14, 14), Shape("square", "white", 44, 20, 12)))
+    session.image = render(scene)
+    session.content = scene.caption()
+    session.motion = f"the {scene.shapes[0].name} moves down"
+    session.paint(painted_square(scene, "yellow")[0])
+    path = [(44.0, 20.0), (50.0, 30.0), (46.0, 40.0), (36.0, 44.0)]
+    session.trajectories = [Trajectory(points=path, mask=shape_mask(scene, 1))]
+    session.lam = lam
+    return scene
