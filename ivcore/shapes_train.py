@@ -463,7 +463,7 @@ def export(root: Path, cfg: TrainConfig) -> dict[str, Path]:
     return written
 
 
-def write_card(root: Path, cfg: TrainConfig, metrics: dict | None = None) -> Path:
+def write_card(root: Path, cfg: TrainConfig, metrics: list[dict] | None = None) -> Path:
     """card.md (data, recipe, steps, wall time, losses, metrics) and losses.png beside the weights."""
     import matplotlib
 
@@ -510,9 +510,11 @@ def write_card(root: Path, cfg: TrainConfig, metrics: dict | None = None) -> Pat
               f"Video stage: a pool of {cfg.pool} encoded clips, one replaced per step; path clips and "
               f"{cfg.collage_for_moves:.0%} of move clips condition on the `animate` collage per frame.",
               "", "![losses](losses.png)", ""]  # fmt: skip
-    if metrics:
-        lines += ["## Metrics (benchmarks/quality.py, held-out seeds)", "", "| metric | value |", "|---|---|"]
-        lines += [f"| {k} | {v} |" for k, v in metrics.items()]
+    if metrics:  # rows written by `benchmarks/quality.py --json DIR/metrics.json`
+        lines += ["## Metrics (benchmarks/quality.py, held-out seeds)", "", "| metric | target | measured | pass |"]
+        lines += ["|---|---|---|---|"]
+        for r in metrics:
+            lines.append(f"| {r['metric']} | {r['target']} | {r['value']:.3g} | {'yes' if r['passed'] else 'no'} |")
     lines += ["", "## Recipe", "", "```json", json.dumps(asdict(cfg), indent=2), "```", ""]
     path = root / "card.md"
     path.write_text("\n".join(lines))
