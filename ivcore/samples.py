@@ -18,6 +18,13 @@ def scene(size: int = 64) -> Image.Image:
     return img
 
 
+def shapes_scene():
+    """A red circle and a white square on sky: the shapes sessions' first picture and the demo's scene."""
+    from ivcore.world import Scene, Shape
+
+    return Scene("sky", (Shape("circle", "red", 16, 14, 14), Shape("square", "white", 44, 20, 12)))
+
+
 def shapes_demo(session, lam: float = 0.25):
     """Set the demo's instructions on a shapes session (`python -m ivcore demo`, README's picture).
 
@@ -26,9 +33,9 @@ def shapes_demo(session, lam: float = 0.25):
     """
     from ivcore.shapes_eval import painted_square
     from ivcore.trajectory import Trajectory
-    from ivcore.world import Scene, Shape, render, shape_mask
+    from ivcore.world import render, shape_mask
 
-    scene = Scene("sky", (Shape("circle", "red", 16, 14, 14), Shape("square", "white", 44, 20, 12)))
+    scene = shapes_scene()
     session.image = render(scene)
     session.content = scene.caption()
     session.motion = f"the {scene.shapes[0].name} moves down"

@@ -179,10 +179,14 @@ class Session:
 
         Unlike `tiny()`, these models were trained (`python -m ivcore train-shapes`) on the world
         of `ivcore.world`, so painting, motion text, trajectories and lambda visibly do what the
-        paper says. They load through `from_pretrained` like real SD1.5 + PIA folders. `folder`
-        points at your own trained models (the `--out` of train-shapes) instead of the shipped ones.
+        paper says. They load through the loader `from_pretrained` uses for real SD1.5 + PIA folders,
+        on the CPU in float32 (IVCORE_TINY does not apply). The session starts with a world scene as
+        its image and its caption as content. `folder`: your own trained models (the `--out` of
+        train-shapes) instead of the shipped ones.
         """
+        from ivcore import world
         from ivcore.backends.presets import load_backends
+        from ivcore.samples import shapes_scene
         from ivcore.shapes_models import SESSION_DEFAULTS, shipped_folder
 
         root = Path(folder) if folder is not None else shipped_folder()
@@ -194,6 +198,10 @@ class Session:
         spec = {"preset": "shapes", "seed": seed, **({"folder": str(folder)} if folder is not None else {})}
         session = cls(image_backend, video_backend, spec=spec, **options)
         session.content_strength = content_strength
+        # start from a picture of the world (not grey): Studio(Session.shapes()) is ready to paint on
+        scene = shapes_scene()
+        session.image = world.render(scene)
+        session.content = scene.caption()
         return session
 
     @classmethod

@@ -15,6 +15,7 @@ from diffusers.video_processor import VideoProcessor
 from PIL import Image
 
 from ivcore.backends.base import SDComponents
+from ivcore.backends.fallback import SplitLimits
 
 # PIA's motion-scale table (per-frame weights of the image condition, by distance to frame 0).
 # Copied as data from the PIA paper's released statistics, which diffusers also ships.
@@ -32,11 +33,13 @@ def motion_mask_weights(num_frames: int, motion_scale: int) -> list[float]:
     return table[:num_frames]
 
 
-class PIAVideoBackend(SDComponents):
+class PIAVideoBackend(SplitLimits, SDComponents):
     """Image-to-video (P_video of Eq. 1) with PIA's condition layout.
 
     Attributes use diffusers' names (`unet`, `vae`, `text_encoder`, `tokenizer`, `scheduler`),
-    so a reference `PIAPipeline` can be built over the very same modules.
+    so a reference `PIAPipeline` can be built over the very same modules. `max_rows` and
+    `max_decode_frames` (None: no limit) split UNet calls and decodes; an out-of-memory error
+    lowers them (`ivcore.backends.fallback`).
     """
 
     def __init__(
@@ -114,6 +117,8 @@ class PIAVideoBackend(SDComponents):
 
         `latents` is (N, 4, F, h, w), `conditions` N tensors (1, 5, F, h, w). With guidance > 1
         the UNet sees rows [uncond x N, text x N], which for N = 1 is exactly PIAPipeline's batch.
+        At most `max_rows` rows go through the UNet at once (all of them when None); rows are
+        independent, so the split changes nothing but float rounding of the batch size.
         """
         n, num_frames = latents.shape[0], latents.shape[2]
         use_cfg = guidance > 1
@@ -122,7 +127,12 @@ class PIAVideoBackend(SDComponents):
         model_in = torch.cat([model_in, torch.cat([condition] * 2) if use_cfg else condition], dim=1)
         rows = [uncond.expand(n, -1, -1), text.expand(n, -1, -1)] if use_cfg else [text.expand(n, -1, -1)]
         embeds = torch.cat(rows).to(self.dtype).repeat_interleave(num_frames, dim=0)
-        eps = self.unet(model_in, t, encoder_hidden_states=embeds).sample
+
+        def run(start: int, stop: int) -> torch.Tensor:
+            rows_embeds = embeds[start * num_frames : stop * num_frames]
+            return self.unet(model_in[start:stop], t, encoder_hidden_states=rows_embeds).sample
+
+        eps = self._split_rows(run, model_in.shape[0], num_frames)
         if not use_cfg:
             return eps
         eps_uncond, eps_text = eps.chunk(2)
@@ -130,9 +140,12 @@ class PIAVideoBackend(SDComponents):
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """Video latents (1, 4, F, h, w) -> float frames (F, H, W, 3) in [0, 1], as PIAPipeline does."""
+        """Video latents (1, 4, F, h, w) -> float frames (F, H, W, 3) in [0, 1], as PIAPipeline does.
+
+        Frames are decoded independently (a 2-D VAE), at most `max_decode_frames` per call.
+        """
         latents = 1 / self.vae.config.scaling_factor * latents
         _, c, f, h, w = latents.shape
-        flat = latents.permute(0, 2, 1, 3, 4).reshape(f, c, h, w)
-        frames = self.vae.decode(flat.to(self.vae.dtype)).sample.float()
+        flat = latents.permute(0, 2, 1, 3, 4).reshape(f, c, h, w).to(self.vae.dtype)
+        frames = self._split_frames(lambda start, stop: self.vae.decode(flat[start:stop]).sample.float(), f)
         return (frames / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1)
