@@ -653,6 +653,24 @@ class Session:
             latents = self._denoise(plan, schedules, callback, progress)
             return [self._decode(plan, latents[i : i + 1]) for i in range(len(schedules))]
 
+    def memory_plan(
+        self,
+        *,
+        num_frames: int | None = None,
+        guidance: float | None = None,
+        lam: float | Sequence[float] | None = None,
+    ) -> dict[str, int]:
+        """Estimated peak device memory of the next `generate`: {part: bytes, ..., "total": their sum}.
+
+        Weights per module and dtype, the activations of one video UNet call (its rows follow
+        lam, guidance and `video_backend.max_rows`) and the VAE decode, traced on the meta
+        device (nothing is allocated or run). Keywords override the settings as in `generate`.
+        See `ivcore.memory` and docs/memory.md.
+        """
+        from ivcore import memory
+
+        return memory.session_plan(self, num_frames=num_frames, guidance=guidance, lam=lam)
+
     def cancel(self) -> None:
         """Ask a running generation to stop between steps (thread-safe)."""
         self._cancel.set()

@@ -195,13 +195,34 @@ def centroid(mask: np.ndarray, min_pixels: int = 12) -> tuple[float, float] | No
 
 
 def classify_shape(mask: np.ndarray) -> str | None:
-    """circle, square or triangle from how much of its bounding box a blob fills (None if empty)."""
+    """circle, square or triangle: the ideal shape filling the blob's bounding box that overlaps it most.
+
+    Comparing against drawn shapes (IoU) rather than thresholding the fill ratio keeps soft,
+    generated edges (a square with rounded corners) in their class. None for fewer than 12 pixels.
+    """
     mask = np.asarray(mask, bool)
     if mask.sum() < 12:
         return None
     ys, xs = np.nonzero(mask)
-    fill = mask.sum() / ((ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1))
-    return "square" if fill > 0.9 else "circle" if fill > 0.66 else "triangle"
+    y0, x0 = ys.min(), xs.min()
+    h, w = ys.max() - y0 + 1, xs.max() - x0 + 1
+    blob = mask[y0 : y0 + h, x0 : x0 + w]
+    best, best_iou = None, -1.0
+    for kind in SHAPES:
+        ideal = Image.new("L", (int(w), int(h)), 0)
+        box = [0, 0, w - 1, h - 1]
+        draw = ImageDraw.Draw(ideal)
+        if kind == "circle":
+            draw.ellipse(box, fill=1)
+        elif kind == "square":
+            draw.rectangle(box, fill=1)
+        else:
+            draw.polygon([((w - 1) / 2, 0), (w - 1, h - 1), (0, h - 1)], fill=1)
+        ideal = np.asarray(ideal, bool)
+        iou = (ideal & blob).sum() / (ideal | blob).sum()
+        if iou > best_iou:
+            best, best_iou = kind, iou
+    return best
 
 
 def track(frames: np.ndarray, colour: str) -> list[tuple[float, float] | None]:

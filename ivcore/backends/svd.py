@@ -19,6 +19,7 @@ zero embeddings for the unconditional rows, the per-frame guidance ramp, fps - 1
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,6 +42,7 @@ from PIL import Image
 from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from ivcore.backends.base import SDComponents
+from ivcore.backends.fallback import OutOfMemoryError, SplitLimits, free_memory
 
 DEFAULT_SVD_MODEL = "stabilityai/stable-video-diffusion-img2vid-xt"
 CLIP_SIZE = 224  # the pipeline resizes every conditioning image to 224 x 224 for CLIP
@@ -146,7 +148,7 @@ def guidance_ramp(min_guidance: float, max_guidance: float, num_frames: int, lik
     return ramp.to(like.device, like.dtype).view(1, num_frames, 1, 1, 1)
 
 
-class SVDVideoBackend(SDComponents):
+class SVDVideoBackend(SplitLimits, SDComponents):
     """Image-to-video (P_video of Eq. 1) with Stable Video Diffusion, implementing `VideoBackend`.
 
     Attributes use diffusers' names (`unet`, `vae`, `image_encoder`, `feature_extractor`,
@@ -155,7 +157,9 @@ class SVDVideoBackend(SDComponents):
     The Session's `guidance` is the pipeline's `max_guidance_scale` (last frame); frame 0 gets
     `min_guidance`. `fps`, `motion_bucket_id`, `noise_aug_strength`, `min_guidance` and
     `decode_chunk_size` are SVD's micro-conditioning and decode settings; changing one bumps
-    `weights_version`, so cached results of other settings are never reused.
+    `weights_version`, so cached results of other settings are never reused. `max_rows` splits
+    UNet calls as for PIA (lowered on out-of-memory); the decode is not split automatically,
+    because the temporal decoder mixes the frames of a chunk (see `decode`).
     """
 
     fps = _Setting()
@@ -325,9 +329,15 @@ class SVDVideoBackend(SDComponents):
             embeds = torch.cat([torch.zeros_like(embeds), embeds])
             time_ids = torch.cat([time_ids, time_ids])
         model_in = torch.cat([scheduler.scale_model_input(x, t), image_latents.to(x.dtype)], dim=2)
-        eps = self.unet(
-            model_in, t, encoder_hidden_states=embeds.to(self.dtype), added_time_ids=time_ids, return_dict=False
-        )[0]
+        embeds = embeds.to(self.dtype)
+
+        def run(start: int, stop: int) -> torch.Tensor:  # rows are independent videos: split freely
+            return self.unet(
+                model_in[start:stop], t, encoder_hidden_states=embeds[start:stop],
+                added_time_ids=time_ids[start:stop], return_dict=False,
+            )[0]  # fmt: skip
+
+        eps = self._split_rows(run, model_in.shape[0], model_in.shape[1])
         if use_cfg:
             eps_uncond, eps_cond = eps.chunk(2)
             ramp = guidance_ramp(self.min_guidance, guidance, x.shape[1], eps)
@@ -340,6 +350,8 @@ class SVDVideoBackend(SDComponents):
 
         The temporal decoder mixes frames within a chunk: `decode_chunk_size` None decodes all
         frames at once (the pipeline's default, best temporal consistency); smaller saves memory.
+        Because a smaller chunk changes the frames, an out-of-memory error here is not split
+        automatically (unlike the UNet rows): it is re-raised with a warning that names the setting.
         """
         flat = to_svd_layout(latents).flatten(0, 1)
         flat = 1 / self.vae.config.scaling_factor * flat
@@ -347,7 +359,19 @@ class SVDVideoBackend(SDComponents):
         frames = []
         for i in range(0, flat.shape[0], chunk):
             part = flat[i : i + chunk].to(self.vae.dtype)
-            frames.append(self.vae.decode(part, num_frames=part.shape[0]).sample)
+            try:
+                frames.append(self.vae.decode(part, num_frames=part.shape[0]).sample)
+            except OutOfMemoryError:
+                frames.clear()
+                free_memory(self.device)
+                warnings.warn(
+                    f"SVD decode: out of memory decoding {part.shape[0]} frames at once; set "
+                    f"video_backend.decode_chunk_size = {max(1, part.shape[0] // 2)} (or lower) and generate "
+                    "again (the temporal decoder mixes the frames of a chunk, so the video changes slightly)",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                raise
         frames = torch.cat(frames).float()
         return (frames * 0.5 + 0.5).clamp(0, 1).permute(0, 2, 3, 1)
 
