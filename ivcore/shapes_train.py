@@ -207,7 +207,7 @@ def _train_stage(
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
     saved_ema = ckpt.load(modules, optimizer)
     state = ckpt.state
-    if state.get("done"):
+    if state["step"] >= cfg.steps:  # finished; raise `steps` to train on (a warm restart of the cosine)
         return
     ema = EMA(modules, cfg.ema, saved_ema) if cfg.ema else None
     prepared = accelerator.prepare(*modules.values(), optimizer)
@@ -406,7 +406,7 @@ def train_video(root: Path, cfg: TrainConfig, accelerator, progress: bool = True
     torch.manual_seed(_seed(cfg.seed, 2))
     modules = {"unet": sm.new_video_unet(), "text_encoder": sm.new_text_encoder(tokenizer)}
     scheduler = sm.video_scheduler()
-    if Checkpoint(root, "video").state.get("done"):
+    if Checkpoint(root, "video").state["step"] >= cfg.video.steps:
         return
     data_seed = _data_seed(cfg, accelerator)
     pool = ClipPool(vae, cfg, Checkpoint(root, "video").state["step"], progress, data_seed)
@@ -540,6 +540,6 @@ def train(
     runners = {"vae": train_vae, "image": train_image, "video": train_video}
     for stage in stages:
         runners[stage](root, cfg, accelerator, progress, stop_after)
-        if not Checkpoint(root, stage).state.get("done"):
+        if Checkpoint(root, stage).state["step"] < getattr(cfg, stage).steps:
             break  # a later stage needs this one finished
     return export(root, cfg) if accelerator.is_main_process else {}
