@@ -136,7 +136,7 @@ world's captions: the content names the shapes and the background, the motion sa
 moves where ("the red circle moves down"), that "the camera pans left", or that "nothing moves"."""),
     ("code", """\
 s.content = scene.caption()   # "a red circle and a white square on sky"
-s.content_strength = 0.5
+s.content_strength = 0.3   # light img2img: the shapes stay where they are
 s.motion = "the red circle moves down"
 print(f"content: {s.content!r}, motion: {s.motion!r}, {s.num_frames} frames, {s.steps} steps")"""),
     ("md", """\
