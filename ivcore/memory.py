@@ -1,0 +1,435 @@
+"""Memory plan: an estimate of the peak device memory of the next generation (issue 11).
+
+What a generation holds at its peak, on the video backend's device:
+
+- weights: every parameter and buffer of P_img's and P_video's modules on that device, per
+  module and dtype (shared modules, such as SD1.5's VAE and CLIP in both pipelines, once);
+- the activations of one video UNet call: the rows of that call (1 or 2 branches times 2 with
+  classifier-free guidance, at most `video_backend.max_rows`), each F frames at the session's size;
+- the VAE decode, which runs after the last UNet call, and the VAE encode of the conditioning
+  images, which runs before the first (one image, or one per frame for trajectories in path
+  mode): the stages never overlap, so each counts only what it needs beyond the largest before
+  it, and the parts add up to the peak (weights + the largest stage).
+
+Activations are not guessed from formulas: the very modules are rebuilt on the meta device
+(same class, config, attention processors, slicing and chunking switches; no memory, no
+compute) and one call is traced with a dispatch mode that follows the bytes of every tensor
+alive, so any architecture, size and option is covered. On the meta device
+`scaled_dot_product_attention` is counted as the fused kernel it is on CUDA (flash or
+memory-efficient: the output only, no L x L score matrix) and on the CPU (PyTorch's flash
+kernel); attention processors that do not call it (attention slicing, the classic processor)
+are traced as they run. Not counted: the CUDA context (~0.3-0.5 GiB outside PyTorch's
+allocator), cuDNN/cuBLAS workspaces and allocator fragmentation.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+from torch.utils import _pytree as pytree
+from torch.utils._python_dispatch import TorchDispatchMode
+
+MODULE_NAMES = ("unet", "vae", "text_encoder", "image_encoder")
+# switches that change activations: attention slicing/feed-forward chunking, VAE slicing/tiling
+COPIED_ATTRIBUTES = ("_chunk_size", "_chunk_dim", "use_slicing", "use_tiling", "use_framewise_decoding")
+_META_CACHE: dict[tuple, torch.nn.Module] = {}
+_TRACE_CACHE: dict[tuple, int] = {}
+
+
+class PeakTracker(TorchDispatchMode):
+    """Follows the bytes of the tensors that the traced ops allocate; `peak` is the most alive at once.
+
+    A storage counts from the first op that returns it until the last tensor on it is freed.
+    Views of tensors made before the trace (weights, inputs) are not new memory and are skipped.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.current = 0
+        self.peak = 0
+        self._bytes: dict[int, int] = {}
+        self._refs: dict[int, int] = {}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        inputs = {t.untyped_storage()._cdata for t in pytree.tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)}
+        for tensor in pytree.tree_leaves(out):
+            if isinstance(tensor, torch.Tensor):
+                self._track(tensor, inputs)
+        return out
+
+    def _track(self, tensor: torch.Tensor, inputs: set[int]) -> None:
+        storage = tensor.untyped_storage()
+        key = storage._cdata
+        if key not in self._bytes:
+            if key in inputs:  # a view (or in-place result) of memory that existed before the trace
+                return
+            self._bytes[key] = storage.nbytes()
+            self._refs[key] = 0
+            self.current += self._bytes[key]
+            self.peak = max(self.peak, self.current)
+        self._refs[key] += 1
+        weakref.finalize(tensor, self._release, key)
+
+    def _release(self, key: int) -> None:
+        self._refs[key] -= 1
+        if self._refs[key] == 0:
+            self.current -= self._bytes.pop(key)
+            del self._refs[key]
+
+
+class FusedAttention(TorchFunctionMode):
+    """Counts `scaled_dot_product_attention` on meta tensors as the fused kernels allocate it.
+
+    On the meta device SDPA would take its math path and materialize the (L x L) scores (16 GiB
+    for one 16-frame 512 x 512 row of SD1.5); CUDA's flash and memory-efficient kernels and the
+    CPU's flash kernel allocate the output only. A function mode is thread-local, so a
+    generation running in another thread (the widgets' background thread) is never affected.
+    """
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is F.scaled_dot_product_attention and args and args[0].device.type == "meta":
+            query, value = args[0], args[2] if len(args) > 2 else kwargs["value"]
+            return query.new_empty(query.shape[:-1] + (value.shape[-1],))
+        return func(*args, **kwargs)
+
+
+def trace_peak(fn: Callable[[], Any]) -> int:
+    """Peak bytes of the tensors `fn` allocates while it runs (meta tensors allocate nothing real)."""
+    with torch.no_grad(), FusedAttention(), PeakTracker() as tracker:
+        result = fn()
+        del result
+    return tracker.peak
+
+
+def _settings(module: torch.nn.Module) -> tuple:
+    """What, besides the config, changes a module's activations: processors and the copied switches."""
+    found = []
+    for name, sub in module.named_modules():
+        values = tuple(
+            (a, getattr(sub, a)) for a in COPIED_ATTRIBUTES if isinstance(getattr(sub, a, None), (int, bool))
+        )
+        processor = getattr(sub, "processor", None)
+        if values or processor is not None:
+            found.append((name, values, type(processor).__name__, getattr(processor, "slice_size", None)))
+    return tuple(found)
+
+
+def module_key(module: torch.nn.Module) -> tuple:
+    """What identifies an architecture for the caches: class, config and dtype (never `id`, which is reused)."""
+    config = getattr(module, "config", None)
+    if config is not None and not isinstance(config, dict):
+        config = config.to_dict()  # transformers' PretrainedConfig
+    frozen = json.dumps(dict(config), sort_keys=True, default=str) if config is not None else ""
+    return (type(module).__qualname__, frozen, str(next(module.parameters()).dtype))
+
+
+def meta_copy(module: torch.nn.Module) -> torch.nn.Module:
+    """The module rebuilt on the meta device: same class, config, dtype, processors and switches.
+
+    Built from the config (never by copying weights), so a 1.3 B-parameter UNet costs nothing.
+    Stateless attention processors are shared with the original; processors holding weights
+    (IP-Adapter) are left at their default. LoRA layers are not rebuilt (small activations).
+    """
+    if next(module.parameters()).device.type == "meta":
+        return module
+    dtype = next(module.parameters()).dtype
+    config = getattr(module, "config", None)
+    key = module_key(module)
+    meta = _META_CACHE.get(key)
+    if meta is None:
+        from accelerate import init_empty_weights
+
+        with init_empty_weights(include_buffers=True):
+            if hasattr(type(module), "from_config"):
+                meta = type(module).from_config(config)
+            else:  # transformers models: the config object is the constructor's argument
+                meta = type(module)(copy.deepcopy(config))
+        meta = meta.to(device="meta", dtype=dtype).eval()  # stragglers built by hand (SVD's mix factors)
+        _META_CACHE[key] = meta
+    originals = dict(module.named_modules())
+    for name, sub in meta.named_modules():
+        source = originals.get(name)
+        if source is None:
+            continue
+        for attribute in COPIED_ATTRIBUTES:
+            if hasattr(source, attribute):
+                setattr(sub, attribute, getattr(source, attribute))
+        processor = getattr(source, "processor", None)
+        if processor is not None and not isinstance(processor, torch.nn.Module) and hasattr(sub, "set_processor"):
+            sub.processor = processor
+    return meta
+
+
+def _meta_like(shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
+    return torch.empty(tuple(shape), device="meta", dtype=dtype)
+
+
+def unet_inputs(backend, rows: int, num_frames: int, height: int, width: int) -> tuple[tuple, dict]:
+    """Meta (args, kwargs) of one video UNet call with `rows` rows, as the backend's `predict` builds them."""
+    unet = backend.unet
+    dtype = next(unet.parameters()).dtype
+    f = backend.vae_scale_factor
+    h, w = height // f, width // f
+    channels = int(unet.config.in_channels)
+    t = torch.tensor(500)
+    if type(unet).__name__ == "UNetSpatioTemporalConditionModel":  # SVD: (B, F, C, h, w), one token per row
+        sample = _meta_like((rows, num_frames, channels, h, w), dtype)
+        embeds = _meta_like((rows, 1, unet.config.cross_attention_dim), dtype)
+        return (sample, t), dict(encoder_hidden_states=embeds, added_time_ids=_meta_like((rows, 3), dtype))
+    tokens = int(getattr(getattr(backend, "tokenizer", None), "model_max_length", 77) or 77)
+    sample = _meta_like((rows, channels, num_frames, h, w), dtype)
+    embeds = _meta_like((rows * num_frames, min(tokens, 77), unet.config.cross_attention_dim), dtype)
+    return (sample, t), dict(encoder_hidden_states=embeds)
+
+
+def _cached(key: tuple, compute: Callable[[], int]) -> int:
+    if key not in _TRACE_CACHE:
+        if len(_TRACE_CACHE) > 256:
+            _TRACE_CACHE.clear()
+        _TRACE_CACHE[key] = compute()
+    return _TRACE_CACHE[key]
+
+
+def unet_activation_bytes(backend, rows: int, num_frames: int, height: int, width: int) -> int:
+    """Bytes one video UNet call with `rows` rows allocates at its peak, its inputs included."""
+    meta = meta_copy(backend.unet)
+    args, kwargs = unet_inputs(backend, rows, num_frames, height, width)
+    inputs = sum(t.nbytes for t in pytree.tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor))
+    key = ("unet", module_key(meta), _settings(meta), rows, num_frames, height, width)
+    return inputs + _cached(key, lambda: trace_peak(lambda: meta(*args, **kwargs)))
+
+
+def decode_bytes(backend, num_frames: int, height: int, width: int) -> int:
+    """Bytes the backend's `decode` of F frames allocates at its peak (its chunking and casts included)."""
+    meta_vae = meta_copy(backend.vae)
+    clone = copy.copy(backend)  # the backend's own decode code, over the meta VAE
+    clone.vae = meta_vae
+    f = backend.vae_scale_factor
+    latents = _meta_like((1, meta_vae.config.latent_channels, num_frames, height // f, width // f), meta_vae.dtype)
+    limits = tuple(getattr(backend, a, None) for a in ("max_decode_frames", "decode_chunk_size"))
+    key = ("decode", type(backend).__name__, module_key(meta_vae), _settings(meta_vae), limits, tuple(latents.shape))
+    return _cached(key, lambda: trace_peak(lambda: clone.decode(latents)))
+
+
+def encode_bytes(backend, num_images: int, height: int, width: int) -> int:
+    """Bytes one VAE encode of `num_images` conditioning images allocates at its peak.
+
+    The Session encodes x~ (one image) and x~' (one, or one per frame in trajectory path mode)
+    in separate calls; the posterior's mean stands for its sample (same bytes).
+    """
+    meta_vae = meta_copy(backend.vae)
+    pixels = _meta_like((num_images, meta_vae.config.in_channels, height, width), meta_vae.dtype)
+    key = ("encode", module_key(meta_vae), _settings(meta_vae), tuple(pixels.shape))
+    return _cached(key, lambda: trace_peak(lambda: meta_vae.encode(pixels).latent_dist.mean))
+
+
+def weight_bytes(backends: dict[str, Any], device: torch.device) -> dict[str, int]:
+    """{"weights:<backend>.<module>:<dtype>": bytes} of the parameters and buffers on `device`.
+
+    A module shared by two backends is counted once, under the first; tensors elsewhere (a
+    module moved to the CPU by hand) are not on the device and do not count.
+    """
+    parts: dict[str, int] = {}
+    seen: set[int] = set()
+    for owner, backend in backends.items():
+        for name in MODULE_NAMES:
+            module = getattr(backend, name, None)
+            if not isinstance(module, torch.nn.Module) or id(module) in seen:
+                continue
+            seen.add(id(module))
+            for tensor in [*module.parameters(), *module.buffers()]:
+                if tensor.device.type != device.type:
+                    continue
+                key = f"weights:{owner}.{name}:{str(tensor.dtype).removeprefix('torch.')}"
+                parts[key] = parts.get(key, 0) + tensor.numel() * tensor.element_size()
+    return parts
+
+
+def rows_per_call(guidance: float, lams: Sequence[float], has_edit: bool, max_rows: int | None) -> int:
+    """UNet rows of one denoising call: branches (2 when some step blends) x 2 with guidance, capped."""
+    branches = 2 if has_edit and any(0.0 < float(v) < 1.0 for v in lams) else 1
+    rows = branches * (2 if guidance > 1 else 1)
+    return rows if max_rows is None else max(1, min(rows, max_rows))
+
+
+def plan(
+    image_backend,
+    video_backend,
+    *,
+    num_frames: int,
+    height: int,
+    width: int,
+    guidance: float,
+    lams: Sequence[float],
+    has_edit: bool,
+    encoded_images: int = 1,
+) -> dict[str, int]:
+    """Bytes per part of the next generation's peak on the video backend's device, plus "total".
+
+    Parts: "weights:<backend>.<module>:<dtype>", "activations:video.unet" (one UNet call with
+    the rows `rows_per_call` gives), "decode:video.vae" (what the decode needs beyond the UNet
+    call) and "encode:video.vae" (what encoding `encoded_images` conditioning images at once
+    needs beyond both). The stages run one after the other, so each counts only what it adds
+    to the largest before it, and "total", the sum of the parts, is weights + the largest stage.
+    """
+    device = video_backend.device
+    parts = weight_bytes({"image": image_backend, "video": video_backend}, device)
+    rows = rows_per_call(guidance, lams, has_edit, getattr(video_backend, "max_rows", None))
+    stages = {
+        "activations:video.unet": unet_activation_bytes(video_backend, rows, num_frames, height, width),
+        "decode:video.vae": decode_bytes(video_backend, num_frames, height, width),
+        "encode:video.vae": encode_bytes(video_backend, encoded_images, height, width),
+    }
+    largest = 0
+    for name, value in stages.items():
+        parts[name] = max(0, value - largest)
+        largest = max(largest, value)
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+def session_plan(session, *, num_frames: int | None = None, guidance: float | None = None, lam=None) -> dict[str, int]:
+    """`plan` for a Session's settings (what `Session.memory_plan` returns); keywords as in `generate`."""
+    from ivcore.instructions import check_lam, lam_schedule
+
+    _, num_frames, steps, guidance = session._resolve(None, num_frames, None, guidance)
+    lams = lam_schedule(session.lam if lam is None else check_lam(lam), steps)
+    width, height = session.size
+    trajectories = session.trajectories
+    has_edit = session.paint_layer is not None or bool(trajectories)
+    per_frame = bool(trajectories) and session.trajectory_mode == "path"  # x~' is one image per frame
+    return plan(
+        session.image_backend, session.video_backend, num_frames=num_frames, height=height, width=width,
+        guidance=guidance, lams=lams, has_edit=has_edit, encoded_images=num_frames if per_frame else 1,
+    )  # fmt: skip
+
+
+def format_plan(parts: dict[str, int], budget: int | None = None) -> str:
+    """The plan as a small text table (GiB, or MiB below 1 GiB in all; with what is left of `budget` bytes)."""
+    scale, unit = (2**30, "GiB") if parts["total"] >= 2**30 else (2**20, "MiB")
+    rows = [(name, value) for name, value in parts.items() if name != "total"]
+    rows.append(("total (estimated peak)", parts["total"]))
+    if budget is not None:
+        rows.append(("left of the budget", budget - parts["total"]))
+    return "\n".join(f"{name:<40} {value / scale:9.2f} {unit}" for name, value in rows)
+
+
+def sd15_pia_plan(
+    *,
+    num_frames: int = 16,
+    size: int = 512,
+    guidance: float = 7.5,
+    lam: float = 0.5,
+    dtype: torch.dtype = torch.float16,
+    attention: str = "sdpa",
+    vae_slicing: bool = False,
+    forward_chunking: int = 0,
+    trajectory_path: bool = False,
+    **options: Any,
+) -> dict[str, int]:
+    """The plan for full-size SD1.5 img2img + PIA (built on the meta device from `backends.configs`).
+
+    Defaults are the T4 case of docs/memory.md: 16 frames at 512 x 512, guidance 7.5,
+    0 < lam < 1 with an edit (the 4-row call), fp16, diffusers' default attention (SDPA).
+    `attention` "classic" (materialized scores, no SDPA) or "sliced" (the spatial attention one
+    frame of one row at a time, scores materialized per slice), `vae_slicing`
+    (`vae.enable_slicing()`), `forward_chunking` (a chunk size for
+    `unet.enable_forward_chunking(chunk_size, dim=1)`; 0: off), `trajectory_path` (x~' is one
+    image per frame, all encoded in one call) and
+    `options` set on the video backend (`max_rows`, `max_decode_frames`) show what each option
+    does to the peak.
+    """
+    from diffusers.models.attention_processor import AttnProcessor, SlicedAttnProcessor
+
+    from ivcore.backends.configs import SD15_UNET_CONFIG, build_sd15_pia
+    from ivcore.backends.image import ImageBackend
+    from ivcore.backends.video import PIAVideoBackend
+
+    m = build_sd15_pia("meta", dtype)
+    image = ImageBackend(m["unet"], m["vae"], m["text_encoder"], None, None, size=size, name="sd15")
+    video = PIAVideoBackend(
+        m["motion_unet"], m["vae"], m["text_encoder"], None, None, size=size, num_frames=num_frames, name="pia"
+    )
+    if attention == "classic":
+        video.unet.set_attn_processor(AttnProcessor())
+    elif attention == "sliced":  # the spatial layers, 8 heads (one frame of one row) at a time
+        heads = SD15_UNET_CONFIG["attention_head_dim"]  # SD1.5's legacy name for its 8 heads
+        video.unet.set_attn_processor(
+            {
+                name: processor if "motion_modules" in name else SlicedAttnProcessor(heads)
+                for name, processor in video.unet.attn_processors.items()
+            }
+        )
+    if vae_slicing:
+        video.vae.enable_slicing()
+    if forward_chunking:  # chunks of the sequence: pixels in spatial blocks, frames in motion modules
+        video.unet.enable_forward_chunking(chunk_size=forward_chunking, dim=1)
+    for name, value in options.items():
+        setattr(video, name, value)
+    return plan(
+        image, video, num_frames=num_frames, height=size, width=size, guidance=guidance, lams=[lam], has_edit=True,
+        encoded_images=num_frames if trajectory_path else 1,
+    )  # fmt: skip
+
+
+# the option rows of docs/memory.md's table: `python -m ivcore.memory` prints them (not the
+# feed-forward chunking row: `sd15_pia_plan(forward_chunking=1)` traces 4096 chunks per spatial
+# block, which takes minutes)
+T4_VARIANTS: dict[str, dict[str, Any]] = {
+    "defaults (SDPA, all 16 frames decoded at once)": {},
+    "lam = 1 or no edit (2 rows)": {"lam": 1.0},
+    "max_rows = 2": {"max_rows": 2},
+    "max_rows = 1": {"max_rows": 1},
+    "max_decode_frames = 4": {"max_decode_frames": 4},
+    "VAE slicing (one frame per decode)": {"vae_slicing": True},
+    "max_rows = 1 + VAE slicing": {"max_rows": 1, "vae_slicing": True},
+    "attention slicing instead of SDPA": {"attention": "sliced"},
+    "classic attention (no SDPA)": {"attention": "classic"},
+    "trajectories in path mode (16 images encoded at once)": {"trajectory_path": True},
+    "path mode + max_decode_frames = 4": {"trajectory_path": True, "max_decode_frames": 4},
+    "path mode + VAE slicing (encode and decode)": {"trajectory_path": True, "vae_slicing": True},
+    "8 frames": {"num_frames": 8},
+    "fp32 weights and activations": {"dtype": torch.float32},
+}
+
+
+def main() -> None:
+    """Print the full-size plan and the option table of docs/memory.md (meta device: any machine, seconds)."""
+    torch.set_num_threads(1)
+    print(format_plan(sd15_pia_plan(), budget=15 * 2**30))
+    print()
+    columns = ("UNet", "decode+", "encode+", "peak")
+    print(f"{'option (16 frames, 512 x 512, 0 < lam < 1, fp16)':<56}" + "".join(f"{c:>9}" for c in columns) + "  GiB")
+    for name, kwargs in T4_VARIANTS.items():
+        parts = sd15_pia_plan(**kwargs)
+        values = [parts[k] for k in ("activations:video.unet", "decode:video.vae", "encode:video.vae", "total")]
+        print(f"{name:<56}" + "".join(f"{v / 2**30:9.2f}" for v in values))
+
+
+__all__ = [
+    "FusedAttention",
+    "PeakTracker",
+    "decode_bytes",
+    "encode_bytes",
+    "format_plan",
+    "meta_copy",
+    "plan",
+    "rows_per_call",
+    "sd15_pia_plan",
+    "session_plan",
+    "trace_peak",
+    "unet_activation_bytes",
+    "weight_bytes",
+]
+
+if __name__ == "__main__":
+    main()
