@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--content", help="content text (default: the scene's caption)")
     demo.add_argument("--motion", help="motion text (default: one that fits the scene)")
-    demo.add_argument("--lam", type=float, help="Eq. 4 weight in [0, 1] (default: 0.25 shapes, 0.5 otherwise)")
+    demo.add_argument("--lam", type=float, help="Eq. 4 weight in [0, 1] (default: 0 shapes, 0.5 otherwise)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--steps", type=int, help="denoising steps (default: the preset's)")
     demo.add_argument("--frames", type=int, help="number of frames (default: the preset's)")
@@ -171,7 +171,7 @@ def run_shapes_demo(args: argparse.Namespace, start: float) -> Path:
         f"[ivcore] models: the trained shapes-world models shipped with ivcore, loaded in "
         f"{time.perf_counter() - start:.1f}s"
     )
-    scene = shapes_demo(session, lam=0.25 if args.lam is None else args.lam)
+    scene = shapes_demo(session, lam=0.0 if args.lam is None else args.lam)
     if args.image:
         session.image = args.image
     if args.content:

@@ -22,14 +22,14 @@ def shapes_scene():
     """A red circle and a white square on sky: the shapes sessions' first picture and the demo's scene."""
     from ivcore.world import Scene, Shape
 
-    return Scene("sky", (Shape("circle", "red", 16, 14, 14), Shape("square", "white", 44, 20, 12)))
+    return Scene("sky", (Shape("circle", "red", 14, 14, 14), Shape("square", "white", 48, 32, 12)))
 
 
-def shapes_demo(session, lam: float = 0.25):
+def shapes_demo(session, lam: float = 0.0):
     """Set the demo's instructions on a shapes session (`python -m ivcore demo`, README's picture).
 
     A red circle and a white square on sky; content = the caption; a yellow square painted on x;
-    motion "the red circle moves down"; the white square dragged along a curve; `lam`. Returns the scene.
+    motion "the red circle moves right"; the white square dragged along a curve; `lam`. Returns the scene.
     """
     from ivcore.shapes_eval import painted_square
     from ivcore.trajectory import Trajectory
@@ -38,9 +38,9 @@ def shapes_demo(session, lam: float = 0.25):
     scene = shapes_scene()
     session.image = render(scene)
     session.content = scene.caption()
-    session.motion = f"the {scene.shapes[0].name} moves down"
-    session.paint(painted_square(scene, "yellow")[0])
-    path = [(44.0, 20.0), (50.0, 30.0), (46.0, 40.0), (36.0, 44.0)]
+    session.motion = f"the {scene.shapes[0].name} moves right"
+    session.paint(painted_square(scene, "yellow", size=12, at=(14, 36))[0])
+    path = [(48.0, 32.0), (44.0, 24.0), (36.0, 24.0), (30.0, 30.0)]
     session.trajectories = [Trajectory(points=path, mask=shape_mask(scene, 1))]
     session.lam = lam
     return scene

@@ -122,16 +122,22 @@ def horizon_shift(frames: np.ndarray) -> float:
 # ------------------------------------------------------------------------------------ Eq. 4 and paint
 
 
-def painted_square(scene: world.Scene, colour: str = "yellow", size: int = 14) -> tuple[Image.Image, np.ndarray]:
-    """An RGBA layer with a filled square of `colour` where the scene has room, and its mask."""
+def painted_square(
+    scene: world.Scene, colour: str = "yellow", size: int = 14, at: tuple[int, int] | None = None
+) -> tuple[Image.Image, np.ndarray]:
+    """An RGBA layer with a filled square of `colour` centred `at` (default: where the scene has room), and its mask."""
     taken = [(s.x - s.size / 2, s.y - s.size / 2, s.x + s.size / 2, s.y + s.size / 2) for s in scene.shapes]
-    for y in range(size // 2 + 4, world.SIZE - size // 2 - 3, 4):
-        for x in range(size // 2 + 4, world.SIZE - size // 2 - 3, 4):
-            if world._free(x, y, size, taken):
-                layer = Image.new("RGBA", (world.SIZE, world.SIZE), (0, 0, 0, 0))
-                box = [x - size // 2, y - size // 2, x + size // 2 - 1, y + size // 2 - 1]
-                ImageDraw.Draw(layer).rectangle(box, fill=(*world.PALETTE[colour], 255))
-                return layer, np.asarray(layer)[..., 3] > 0
+    spots = [at] if at is not None else [
+        (x, y)
+        for y in range(size // 2 + 4, world.SIZE - size // 2 - 3, 4)
+        for x in range(size // 2 + 4, world.SIZE - size // 2 - 3, 4)
+    ]  # fmt: skip
+    for x, y in spots:
+        if at is not None or world._free(x, y, size, taken):
+            layer = Image.new("RGBA", (world.SIZE, world.SIZE), (0, 0, 0, 0))
+            box = [x - size // 2, y - size // 2, x + size // 2 - 1, y + size // 2 - 1]
+            ImageDraw.Draw(layer).rectangle(box, fill=(*world.PALETTE[colour], 255))
+            return layer, np.asarray(layer)[..., 3] > 0
     raise ValueError("painted_square: no free spot in the scene")
 
 

@@ -514,7 +514,11 @@ def write_card(root: Path, cfg: TrainConfig, metrics: list[dict] | None = None) 
         lines += ["## Metrics (benchmarks/quality.py, held-out seeds)", "", "| metric | target | measured | pass |"]
         lines += ["|---|---|---|---|"]
         for r in metrics:
-            lines.append(f"| {r['metric']} | {r['target']} | {r['value']:.3g} | {'yes' if r['passed'] else 'no'} |")
+            verdict = "-" if r["target"].startswith("(") else "yes" if r["passed"] else "no"
+            lines.append(f"| {r['metric']} | {r['target']} | {r['value']:.3g} | {verdict} |")
+    notes = root / "notes.md"  # free text a trainer adds (schedule changes, hardware, ...)
+    if notes.is_file():
+        lines += ["", "## Notes", "", notes.read_text().strip()]
     lines += ["", "## Recipe", "", "```json", json.dumps(asdict(cfg), indent=2), "```", ""]
     path = root / "card.md"
     path.write_text("\n".join(lines))

@@ -1,0 +1,57 @@
+"""The shipped shapes-world models do what the instructions say (a fast subset of benchmarks/quality.py).
+
+Random-init models fail every check here: these tests are what says the method works end to end
+(motion text, Eq. 4 with paint, trajectory path mode), on held-out scenes, on the CPU.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from ivcore import Session
+from ivcore import shapes_eval as ev
+
+
+@pytest.fixture(scope="module")
+def shapes():
+    return Session.shapes(seed=0)
+
+
+def test_loads_offline_fast_and_through_the_diffusers_layout(shapes):
+    start = time.perf_counter()
+    again = Session.shapes(seed=0)
+    assert time.perf_counter() - start < 15  # about a second on an idle CPU; generous for a busy runner
+    assert type(again.video_backend.unet).__name__ == "UNetMotionModel"
+    assert again.video_backend.unet.config.in_channels == 9
+    assert again.video_backend.scheduler.config.prediction_type == "v_prediction"
+    assert again.size == (64, 64) and again.num_frames == 8
+
+
+def test_vae_reconstructs_the_world(shapes):
+    assert ev.vae_psnr(shapes.video_backend.vae, count=16) >= 27
+
+
+def test_frame0_copies_x_and_motion_text_moves_the_named_shape(shapes):
+    scores = [ev.score_motion(shapes, i, "move") for i in range(4)]
+    assert np.mean([s.frame0_psnr for s in scores]) >= 22
+    assert sum(s.ok for s in scores) >= MOTION_MIN, [(s.caption, s.shift) for s in scores]
+
+
+def test_paint_is_there_at_lam_0_and_gone_at_lam_1(shapes):
+    for index in range(2):
+        score = ev.score_paint(shapes, index, lams=(0.0, 1.0))
+        assert score[0.0]["present"] >= 0.75, score
+        assert score[1.0]["area"] < 0.1, score
+
+
+def test_path_mode_brings_the_shape_to_the_end_point(shapes):
+    path = [ev.score_trajectory(shapes, i, mode="path") for i in range(2)]
+    none = [ev.score_trajectory(shapes, i, mode=None) for i in range(2)]
+    assert np.mean([p["end"] for p in path]) <= 6, path
+    assert np.mean([p["objmc"] for p in path]) < np.mean([n["objmc"] for n in none]), (path, none)
+
+
+MOTION_MIN = 3
