@@ -28,4 +28,6 @@ assert world.segment(frames[0], "red").sum() > 40, "the demo's red circle is mis
 studio = ivwidgets.Studio(Session.shapes(steps=2))
 for widget in (studio.paint, studio.player):
     assert "export default" in str(widget._esm), type(widget).__name__
+# let the widgets' background jobs (x~, the motion preview) finish before the interpreter exits
+assert studio.editor.wait(120) and studio.wait(120)
 print("wheel smoke test: ok", ivcore.__file__)
