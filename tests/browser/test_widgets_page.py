@@ -115,6 +115,17 @@ def test_paint_undo_redo_clear_eraser_opacity(harness) -> None:
     assert (r, g, b) == (0, 0, 255) and 120 <= a <= 135  # one stroke composited once at its opacity
 
 
+def test_paint_swatches_set_the_brush_colour(harness) -> None:
+    page = harness
+    mount_paint(page, swatches=["#dc3232", "#f0d23c"], tool="eraser")
+    assert page.locator(".ivw-swatch").count() == 2
+    page.locator(".ivw-swatch").nth(1).click()  # yellow: the brush, in that colour
+    drag(page, ".ivw-live", [(10, 32), (54, 32)])
+    page.wait_for_function("savesOf('layer') === 1")
+    assert tuple(saved_png(page)[32, 32]) == (0xF0, 0xD2, 0x3C, 255)
+    assert page.evaluate("document.querySelector('.ivw-color').value") == "#f0d23c"
+
+
 def test_paint_shows_edited_image_and_errors(harness) -> None:
     page = harness
     mount_paint(page)
