@@ -105,7 +105,9 @@ def run_train_shapes(args: argparse.Namespace) -> None:
     if args.export:
         out.mkdir(parents=True, exist_ok=True)
         config_path.write_text(json.dumps(st.asdict(cfg), indent=2))
-        written = st.export(out, cfg)
+        from ivcore.shapes_export import export
+
+        written = export(out, cfg)
     else:
         written = st.train(out, cfg, stages=stages)
     print(
