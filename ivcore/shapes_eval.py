@@ -133,7 +133,7 @@ def painted_square(
         for x in range(size // 2 + 4, world.SIZE - size // 2 - 3, 4)
     ]  # fmt: skip
     for x, y in spots:
-        if at is not None or world._free(x, y, size, taken):
+        if at is not None or world.is_free(x, y, size, taken):
             layer = Image.new("RGBA", (world.SIZE, world.SIZE), (0, 0, 0, 0))
             box = [x - size // 2, y - size // 2, x + size // 2 - 1, y + size // 2 - 1]
             ImageDraw.Draw(layer).rectangle(box, fill=(*world.PALETTE[colour], 255))

@@ -233,7 +233,8 @@ def track(frames: np.ndarray, colour: str) -> list[tuple[float, float] | None]:
 # ------------------------------------------------------------------------------------ sampling
 
 
-def _free(x: float, y: float, size: int, taken: list[tuple[float, float, float, float]]) -> bool:
+def is_free(x: float, y: float, size: int, taken: list[tuple[float, float, float, float]]) -> bool:
+    """Whether a shape of `size` centred at (x, y) keeps 2 px clear of every box (x0, y0, x1, y1) in `taken`."""
     h = size / 2 + 2
     return all(x + h < a or x - h > c or y + h < b or y - h > d for a, b, c, d in taken)
 
@@ -256,7 +257,7 @@ def random_scene(
             size = int(rng.integers(MIN_SIZE, MAX_SIZE + 1))
             lo, hi = size / 2 + margin, SIZE - size / 2 - margin
             x, y = float(rng.integers(round(lo), round(hi) + 1)), float(rng.integers(round(lo), round(hi) + 1))
-            if _free(x, y, size, taken):
+            if is_free(x, y, size, taken):
                 shapes.append(Shape(str(rng.choice(SHAPES)), str(colour), x, y, size))
                 taken.append((x - size / 2, y - size / 2, x + size / 2, y + size / 2))
                 break
