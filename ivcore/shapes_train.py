@@ -336,13 +336,20 @@ def _encode(vae, pictures: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     return dist.mean * sf, dist.std * sf
 
 
-def train_image(root: Path, cfg: TrainConfig, accelerator, progress: bool = True, stop_after=None):
+def _diffusion_stage(root: Path, cfg: TrainConfig, accelerator, stage: int, new_unet, new_scheduler):
+    """What both diffusion stages start from: the trained VAE, the tokenizer, a fresh UNet and text
+    encoder (seeded by the stage), the noise scheduler and this process's data seed."""
     vae = trained_vae(root).to(accelerator.device)
     tokenizer = sm.shapes_tokenizer()
-    torch.manual_seed(_seed(cfg.seed, 1))
-    modules = {"unet": sm.new_image_unet(), "text_encoder": sm.new_text_encoder(tokenizer)}
-    scheduler = sm.image_scheduler()
-    data_seed = _data_seed(cfg, accelerator)
+    torch.manual_seed(_seed(cfg.seed, stage))
+    modules = {"unet": new_unet(), "text_encoder": sm.new_text_encoder(tokenizer)}
+    return vae, tokenizer, modules, new_scheduler(), _data_seed(cfg, accelerator)
+
+
+def train_image(root: Path, cfg: TrainConfig, accelerator, progress: bool = True, stop_after=None):
+    vae, tokenizer, modules, scheduler, data_seed = _diffusion_stage(
+        root, cfg, accelerator, 1, sm.new_image_unet, sm.image_scheduler
+    )
 
     def loss_fn(live, step):
         rng = np.random.default_rng(_seed(data_seed, 1, step, 1))
@@ -401,14 +408,11 @@ class ClipPool:
 
 
 def train_video(root: Path, cfg: TrainConfig, accelerator, progress: bool = True, stop_after=None):
-    vae = trained_vae(root).to(accelerator.device)
-    tokenizer = sm.shapes_tokenizer()
-    torch.manual_seed(_seed(cfg.seed, 2))
-    modules = {"unet": sm.new_video_unet(), "text_encoder": sm.new_text_encoder(tokenizer)}
-    scheduler = sm.video_scheduler()
+    vae, tokenizer, modules, scheduler, data_seed = _diffusion_stage(
+        root, cfg, accelerator, 2, sm.new_video_unet, sm.video_scheduler
+    )
     if Checkpoint(root, "video").state["step"] >= cfg.video.steps:
         return
-    data_seed = _data_seed(cfg, accelerator)
     pool = ClipPool(vae, cfg, Checkpoint(root, "video").state["step"], progress, data_seed)
     frames = world.FRAMES
     mask = torch.tensor(motion_mask_weights(frames, 0)).view(1, 1, frames, 1, 1)
