@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ivcore import cli_generate
 
     cli_generate.add_parser(sub)
+    from ivcore import cli_grid
+
+    cli_grid.add_parser(sub)
     train = sub.add_parser("train-shapes", help="train the shapes-world models (resumable)")
     train.add_argument("--out", required=True, help="folder for weights, checkpoints, card.md and losses.png")
     train.add_argument("--stages", default="vae,image,video", help="comma-separated, in order (default: all)")
@@ -204,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
         from ivcore import cli_generate
 
         return cli_generate.run(args)
+    elif args.command == "grid":
+        from ivcore import cli_grid
+
+        return cli_grid.run(args)
     return 0
 
 
