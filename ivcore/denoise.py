@@ -20,6 +20,8 @@ import torch
 from tqdm.auto import tqdm
 
 StepCallback = Callable[[int, int, torch.Tensor], None]
+"""`callback(step, total, latents)`; a callback that also takes an ``x0`` keyword gets the step's
+clean-latent estimate (see `x0_estimate`) for previews, so old callbacks keep working unchanged."""
 
 
 class Cancelled(RuntimeError):
@@ -35,6 +37,50 @@ def step_kwargs(scheduler, generator: torch.Generator | None, eta: float = 0.0) 
     if "generator" in params:
         kwargs["generator"] = generator
     return kwargs
+
+
+def wants_x0(callback: Callable | None) -> bool:
+    """True when a step callback takes an ``x0`` keyword (or ``**kwargs``): only then is x0 passed."""
+    if callback is None:
+        return False
+    try:
+        params = inspect.signature(callback).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "x0" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+def x0_estimate(scheduler, step_out: tuple, sample: torch.Tensor, eps: torch.Tensor, t) -> torch.Tensor | None:
+    """The scheduler's estimate of the clean latents at this step, read without changing any state.
+
+    `step_out` is what `scheduler.step(..., return_dict=False)` returned: DDIM, DDPM, Euler, Heun
+    and LCM put their x0 estimate second (`pred_original_sample` / `denoised`). DPM++ and UniPC
+    keep theirs as the last converted model output. Otherwise it is computed from the blended
+    prediction `eps` and the step's input `sample` for DDPM-parameterized schedulers (epsilon,
+    v or sample prediction); None when the scheduler gives no way to know.
+    """
+    if len(step_out) > 1 and isinstance(step_out[1], torch.Tensor):
+        return step_out[1]
+    config = getattr(scheduler, "config", {})
+    outputs = getattr(scheduler, "model_outputs", None)
+    x0_outputs = config.get("algorithm_type") in ("dpmsolver++", "sde-dpmsolver++") or config.get("predict_x0")
+    if x0_outputs and outputs and isinstance(outputs[-1], torch.Tensor):
+        return outputs[-1]
+    alphas = getattr(scheduler, "alphas_cumprod", None)
+    if alphas is None or float(getattr(scheduler, "init_noise_sigma", 1.0)) != 1.0:
+        return None
+    a = alphas[int(t)].to(device=sample.device, dtype=torch.float32)
+    x, e = sample.float(), eps.float()
+    kind = config.get("prediction_type", "epsilon")
+    if kind == "epsilon":
+        x0 = (x - (1 - a).sqrt() * e) / a.sqrt()
+    elif kind == "v_prediction":
+        x0 = a.sqrt() * x - (1 - a).sqrt() * e
+    elif kind == "sample":
+        x0 = e
+    else:
+        return None
+    return x0.to(sample.dtype)
 
 
 def blend(eps: torch.Tensor, eps_edited: torch.Tensor, lam: float) -> torch.Tensor:
@@ -94,7 +140,8 @@ def denoise(
     `backend.predict` call over all the (latent, branch) rows that are needed and one
     `scheduler.step` over the L blended predictions. `scheduler.set_timesteps` must have been
     called; `timesteps` defaults to all of them. `callback(step, total, latents)` runs after
-    each step; `cancel`, when set, stops the loop between steps by raising `Cancelled`.
+    each step (with `x0=` the step's clean-latent estimate when the callback takes that keyword,
+    for previews); `cancel`, when set, stops the loop between steps by raising `Cancelled`.
     `after_step(scheduler, step, latents)` may adjust the latents after each step (trajectory
     guidance). With several schedules, `batch_items` puts all of them in one UNet call per step
     (fast on a GPU); otherwise each schedule gets the very call `generate` would make, so a sweep
@@ -108,6 +155,7 @@ def denoise(
         raise ValueError(f"lams: need {len(timesteps)} weights per schedule, one per step")
     extra = step_kwargs(scheduler, generator, eta)
     total = len(timesteps)
+    preview_x0 = wants_x0(callback)
 
     for i, t in enumerate(tqdm(timesteps, desc="denoise", disable=not progress, leave=False)):
         if cancel is not None and cancel.is_set():
@@ -135,9 +183,14 @@ def denoise(
                 eps_hat.append(blend(eps["base"], eps["edit"], float(schedule[i])))
             else:
                 eps_hat.append(eps.get("base", eps.get("edit")))
-        latents = scheduler.step(torch.stack(eps_hat), t, latents, **extra, return_dict=False)[0]
+        eps_hat = torch.stack(eps_hat)
+        sample = latents
+        step_out = scheduler.step(eps_hat, t, latents, **extra, return_dict=False)
+        latents = step_out[0]
         if after_step is not None:
             latents = after_step(scheduler, i, latents)
-        if callback is not None:
+        if preview_x0:  # only read: the sampler's results do not depend on previews
+            callback(i + 1, total, latents, x0=x0_estimate(scheduler, step_out, sample, eps_hat, t))
+        elif callback is not None:
             callback(i + 1, total, latents)
     return latents
