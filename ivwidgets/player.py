@@ -32,6 +32,8 @@ class VideoPlayer(SafeStateMixin, anywidget.AnyWidget):
 
     def __init__(self, video: Any = None, **kwargs: Any):
         super().__init__(**kwargs)
+        #: The ``ivcore.Video`` on screen (None before the first, or after raw bytes): kernel-side only.
+        self.video: Any = None
         if video is not None:
             self.show(video)
 
@@ -49,6 +51,7 @@ class VideoPlayer(SafeStateMixin, anywidget.AnyWidget):
             self.value = data
             self.error = ""
             self.playing = play
+        self.video = None if isinstance(video, (bytes, bytearray, memoryview)) else video
 
     @t.validate("frame")
     def _valid_frame(self, proposal: dict[str, Any]) -> int:
