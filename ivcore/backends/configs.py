@@ -12,6 +12,8 @@ real architectures agrees on them.
 - PIA (`openmmlab/PIA-condition-adapter`): a MotionAdapter with the AnimateDiff v1.5 motion
   modules (no motion mid block, 32 positions) and a 9-channel conv_in; `UNetMotionModel.from_unet2d`
   puts it on the SD1.5 UNet.
+- SVD img2vid-xt (`stabilityai/stable-video-diffusion-img2vid-xt`): `unet/`, `vae/` (temporal
+  decoder), `image_encoder/` (OpenCLIP ViT-H/14's vision tower with projection).
 """
 
 from __future__ import annotations
@@ -104,6 +106,47 @@ PIA_ADAPTER_CONFIG: dict[str, Any] = dict(
     use_motion_mid_block=False,
 )
 
+# stabilityai/stable-video-diffusion-img2vid-xt: unet/, vae/, image_encoder/ config.json files
+SVD_XT_MODEL = "stabilityai/stable-video-diffusion-img2vid-xt"
+SVD_XT_UNET_CONFIG: dict[str, Any] = dict(  # UNetSpatioTemporalConditionModel
+    addition_time_embed_dim=256,
+    block_out_channels=[320, 640, 1280, 1280],
+    cross_attention_dim=1024,
+    down_block_types=["CrossAttnDownBlockSpatioTemporal"] * 3 + ["DownBlockSpatioTemporal"],
+    in_channels=8,
+    layers_per_block=2,
+    num_attention_heads=[5, 10, 20, 20],
+    num_frames=25,
+    out_channels=4,
+    projection_class_embeddings_input_dim=768,
+    sample_size=96,
+    transformer_layers_per_block=1,
+    up_block_types=["UpBlockSpatioTemporal"] + ["CrossAttnUpBlockSpatioTemporal"] * 3,
+)
+SVD_XT_VAE_CONFIG: dict[str, Any] = dict(  # AutoencoderKLTemporalDecoder
+    block_out_channels=[128, 256, 512, 512],
+    down_block_types=["DownEncoderBlock2D"] * 4,
+    force_upcast=True,
+    in_channels=3,
+    latent_channels=4,
+    layers_per_block=2,
+    out_channels=3,
+    sample_size=768,
+    scaling_factor=0.18215,
+)
+SVD_XT_IMAGE_ENCODER_CONFIG: dict[str, Any] = dict(  # CLIPVisionModelWithProjection (OpenCLIP ViT-H/14)
+    hidden_act="gelu",
+    hidden_size=1280,
+    image_size=224,
+    intermediate_size=5120,
+    layer_norm_eps=1e-05,
+    num_attention_heads=16,
+    num_channels=3,
+    num_hidden_layers=32,
+    patch_size=14,
+    projection_dim=1024,
+)
+
 # Parameter counts of the full-size models (parameters only, no buffers), as built from the
 # configs above with diffusers 0.42 / transformers 5.24. The first three are the published
 # numbers (SD1.5 UNet 859.5 M, VAE 83.7 M, CLIP ViT-L/14 text 123.1 M); the motion UNet is
@@ -161,5 +204,9 @@ __all__ = [
     "SD15_SCHEDULER_CONFIG",
     "SD15_UNET_CONFIG",
     "SD15_VAE_CONFIG",
+    "SVD_XT_IMAGE_ENCODER_CONFIG",
+    "SVD_XT_MODEL",
+    "SVD_XT_UNET_CONFIG",
+    "SVD_XT_VAE_CONFIG",
     "build_sd15_pia",
 ]

@@ -14,6 +14,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
 from ivcore.backends.base import SDComponents
+from ivcore.denoise import step_kwargs
 
 
 def guidance_embedding(w: float, dim: int, dtype: torch.dtype) -> torch.Tensor:
@@ -70,6 +71,9 @@ class ImageBackend(SDComponents):
         noise = randn_tensor(latents.shape, generator=generator, device=device, dtype=dtype)
         latents = scheduler.add_noise(latents, noise, timesteps[:1])
 
+        # the generator only for schedulers that take one (DDIM, LCM, Euler-a): SD1.5's own
+        # PNDMScheduler has no such argument, as diffusers' prepare_extra_step_kwargs knows
+        extra = step_kwargs(scheduler, generator)
         time_cond = None
         use_cfg = guidance > 1 and self.unet.config.time_cond_proj_dim is None
         if self.unet.config.time_cond_proj_dim is not None:
@@ -82,7 +86,7 @@ class ImageBackend(SDComponents):
             if use_cfg:
                 eps_uncond, eps_text = eps.chunk(2)
                 eps = eps_uncond + guidance * (eps_text - eps_uncond)
-            latents = scheduler.step(eps, t, latents, generator=generator, return_dict=False)[0]
+            latents = scheduler.step(eps, t, latents, **extra, return_dict=False)[0]
 
         decoded = self.vae.decode(latents.to(self.vae.dtype) / self.vae.config.scaling_factor).sample
         return self.image_processor.postprocess(decoded.float(), output_type="pil")[0]

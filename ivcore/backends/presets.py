@@ -18,6 +18,7 @@ from diffusers import AutoencoderKL, MotionAdapter, UNet2DConditionModel, UNetMo
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from ivcore.backends.image import ImageBackend
+from ivcore.backends.loading import load_component
 from ivcore.backends.tiny import TINY_FRAMES, TINY_SIZE, VIDEO_SCHEDULER_CONFIG, tiny_components
 from ivcore.backends.video import PIAVideoBackend
 
@@ -73,10 +74,8 @@ def _unet_class_name(model: str) -> str:
 
 
 def _common(model: str, dtype: torch.dtype, device) -> dict:
-    vae = AutoencoderKL.from_pretrained(model, subfolder="vae", torch_dtype=dtype, use_safetensors=True)
-    text_encoder = CLIPTextModel.from_pretrained(
-        model, subfolder="text_encoder", torch_dtype=dtype, use_safetensors=True
-    )
+    vae = load_component(AutoencoderKL, model, "vae", dtype)
+    text_encoder = load_component(CLIPTextModel, model, "text_encoder", dtype)
     tokenizer = CLIPTokenizer.from_pretrained(model, subfolder="tokenizer")
     return dict(vae=vae.to(device).eval(), text_encoder=text_encoder.to(device).eval(), tokenizer=tokenizer)
 
@@ -98,9 +97,7 @@ def load_backends(
 
     image_parts = _common(image_model, dtype, device)
     svd = _pipeline_class(video_model) == "StableVideoDiffusionPipeline"
-    image_unet = UNet2DConditionModel.from_pretrained(
-        image_model, subfolder="unet", torch_dtype=dtype, use_safetensors=True
-    ).to(device)
+    image_unet = load_component(UNet2DConditionModel, image_model, "unet", dtype).to(device)
     vae_factor = 2 ** (len(image_parts["vae"].config.block_out_channels) - 1)
     image_size = int(image_unet.config.sample_size) * vae_factor
     image = ImageBackend(
@@ -117,18 +114,14 @@ def load_backends(
 
     video_parts = image_parts if video_model == image_model else _common(video_model, dtype, device)
     if _unet_class_name(video_model) == "UNetMotionModel":
-        video_unet = UNetMotionModel.from_pretrained(
-            video_model, subfolder="unet", torch_dtype=dtype, use_safetensors=True
-        )
+        video_unet = load_component(UNetMotionModel, video_model, "unet", dtype)
     else:
         base_unet = (
             image_unet
             if video_model == image_model
-            else UNet2DConditionModel.from_pretrained(
-                video_model, subfolder="unet", torch_dtype=dtype, use_safetensors=True
-            )
+            else load_component(UNet2DConditionModel, video_model, "unet", dtype)
         )
-        adapter = MotionAdapter.from_pretrained(motion_adapter, torch_dtype=dtype, use_safetensors=True)
+        adapter = load_component(MotionAdapter, motion_adapter, None, dtype)
         video_unet = UNetMotionModel.from_unet2d(base_unet, adapter)
     video_unet = video_unet.to(device=device, dtype=dtype).eval()
     scheduler = _load_scheduler(

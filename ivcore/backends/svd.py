@@ -43,6 +43,7 @@ from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWi
 
 from ivcore.backends.base import SDComponents
 from ivcore.backends.fallback import OutOfMemoryError, SplitLimits, free_memory
+from ivcore.backends.loading import load_component
 
 DEFAULT_SVD_MODEL = "stabilityai/stable-video-diffusion-img2vid-xt"
 CLIP_SIZE = 224  # the pipeline resizes every conditioning image to 224 x 224 for CLIP
@@ -423,16 +424,6 @@ def save_tiny_svd(folder: str | os.PathLike, seed: int = 0) -> Path:
 
 
 # ---------------------------------------------------------------------------------------- real weights
-def _from_pretrained(cls, model: str, subfolder: str, variant: str | None, **kwargs: Any):
-    """`cls.from_pretrained`, safetensors only; a missing `variant` (fp16) falls back to the main files."""
-    try:
-        return cls.from_pretrained(model, subfolder=subfolder, variant=variant, use_safetensors=True, **kwargs)
-    except (OSError, ValueError):
-        if variant is None:
-            raise
-        return cls.from_pretrained(model, subfolder=subfolder, use_safetensors=True, **kwargs)
-
-
 def load_svd_backend(
     model: str | os.PathLike = DEFAULT_SVD_MODEL,
     device: str | torch.device | None = None,
@@ -440,24 +431,21 @@ def load_svd_backend(
     *,
     size: int = 576,
     num_frames: int | None = None,
-    variant: str | None = "auto",
     **kwargs: Any,
 ) -> SVDVideoBackend:
     """SVD from a hub id or a local folder in the diffusers layout (safetensors only, never pickle).
 
-    fp16 (and the repository's fp16 variant files, when present) on CUDA, fp32 elsewhere. The
+    fp16 on CUDA, fp32 elsewhere; the weights come from the plain or the `fp16` variant files,
+    whichever are there (fp16 first in float16: `ivcore.backends.loading`). The
     Session's frames are square, so `size` is the side (576: SVD's shorter training side).
     `kwargs` go to `SVDVideoBackend` (fps, motion_bucket_id, noise_aug_strength, ...).
     """
     model = str(model)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
-    if variant == "auto":
-        variant = "fp16" if dtype == torch.float16 else None
-    typed = dict(torch_dtype=dtype)
-    unet = _from_pretrained(UNetSpatioTemporalConditionModel, model, "unet", variant, **typed)
-    vae = _from_pretrained(AutoencoderKLTemporalDecoder, model, "vae", variant, **typed)
-    image_encoder = _from_pretrained(CLIPVisionModelWithProjection, model, "image_encoder", variant, **typed)
+    unet = load_component(UNetSpatioTemporalConditionModel, model, "unet", dtype)
+    vae = load_component(AutoencoderKLTemporalDecoder, model, "vae", dtype)
+    image_encoder = load_component(CLIPVisionModelWithProjection, model, "image_encoder", dtype)
     feature_extractor = CLIPImageProcessor.from_pretrained(model, subfolder="feature_extractor")
     scheduler = EulerDiscreteScheduler.from_pretrained(model, subfolder="scheduler")
     return SVDVideoBackend(
