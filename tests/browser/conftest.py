@@ -100,3 +100,14 @@ def harness(page, static_server: str):
     page.goto(static_server + "index.html")
     page.wait_for_function("window.ready === true")
     return page
+
+
+@pytest.fixture()
+def app_page(browser, request: pytest.FixtureRequest):
+    """A wide page for a whole front end (JupyterLab, Notebook 7, Voila, marimo); screenshot on failure."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    yield page
+    screenshot_on_failure(request, page)
+    context.close()
