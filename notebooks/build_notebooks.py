@@ -15,16 +15,33 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
 HERE = Path(__file__).resolve().parent
-REPO = "interactivevideo/interactivevideo-jupyter"  # OWNER/REPO placeholder: change it when forking
-COLAB = f"https://colab.research.google.com/github/{REPO}/blob/main/notebooks"
+# The project's addresses are declared once, in pyproject.toml's [project.urls]; the notebooks
+# derive theirs from it. Without a Repository entry there are no Colab badges (they would open a
+# repository that does not exist): the notebooks say how to upload them instead.
+PROJECT = tomllib.loads((HERE.parent / "pyproject.toml").read_text())["project"]
+URLS = PROJECT.get("urls", {})
+PAPER = URLS["Paper"]
+WHEEL = f"{PROJECT['name']}-{PROJECT['version']}-py3-none-any.whl"
+REPOSITORY = URLS.get("Repository", "").rstrip("/")
+GITHUB = "https://github.com/"
 BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 PIA = "openmmlab/PIA-condition-adapter"
 
 
 def badge(name: str) -> str:
-    return f"[![Open In Colab]({BADGE})]({COLAB}/{name}.ipynb)"
+    """An "Open in Colab" badge when the repository is on GitHub, else how to open the notebook in Colab."""
+    if REPOSITORY.startswith(GITHUB):
+        colab = f"https://colab.research.google.com/github/{REPOSITORY.removeprefix(GITHUB)}"
+        return f"[![Open In Colab]({BADGE})]({colab}/blob/main/notebooks/{name}.ipynb)"
+    setup = "set `INSTALL_FROM` below" if name == "colab_gpu" else "install the project first as colab_gpu.ipynb does"
+    return f"On Colab: *File > Upload notebook*, then {setup}."
 
 
 # The cell lists below keep one (kind, source) pair a line, as they read best: not ruff-formatted.
@@ -81,6 +98,45 @@ def to_model(picture):
 
 s'''
 
+INSTALL = '''\
+import glob
+import importlib
+import os
+import subprocess
+import sys
+
+
+def pip_install_command(source, python=sys.executable):
+    \"\"\"The pip command that installs the project from `source`: a .whl file or a git+ address; None for "".\"\"\"
+    if not source:
+        return None
+    if source.endswith(".whl"):
+        if not os.path.isfile(source):
+            raise FileNotFoundError(f"INSTALL_FROM: no wheel at {source!r}; upload it first (Files pane on the left)")
+        return [python, "-m", "pip", "install", "-q", source]
+    if source.startswith("git+"):
+        return [python, "-m", "pip", "install", "-q", f"interactivevideo @ {source}"]
+    raise ValueError(f"INSTALL_FROM: {source!r}; give a .whl file, a git+https://... address or \\"\\"")
+
+
+IN_COLAB = "google.colab" in sys.modules
+uploaded = sorted(glob.glob("/content/interactivevideo-*.whl")) if IN_COLAB else []
+command = pip_install_command(INSTALL_FROM or (uploaded[-1] if uploaded else ""))
+if command:
+    print(" ".join(command))
+    subprocess.run(command, check=True)
+    importlib.invalidate_caches()  # let this running kernel see the package just installed
+
+import ivcore
+
+print("ivcore", ivcore.__version__, "from", os.path.dirname(ivcore.__file__))
+try:  # Colab shows third-party widgets only with its custom widget manager
+    from google.colab import output
+except ImportError:  # Jupyter, VS Code: nothing to enable
+    output = None
+if output is not None:
+    output.enable_custom_widget_manager()'''
+
 WIDGET_GUARD = '''\
 try:
     from ivwidgets import {name}
@@ -100,7 +156,7 @@ QUICKSTART = [
 
 {badge("quickstart")}
 
-[InteractiveVideo](https://arxiv.org/abs/2402.03040) makes a video from four instructions:
+[InteractiveVideo]({PAPER}) makes a video from four instructions:
 an **image** you give or paint on, a **content** text, a **motion** text and **trajectories**
 (drag things along paths). Two diffusion models are chained (Eq. 1 of the paper):
 
@@ -251,19 +307,18 @@ coloured shapes (`Session.shapes()`)."""),
     ("md", """\
 ## Install
 
-Colab already has a CUDA build of torch, so installing the project does not pull another one.
-On other machines install torch for your GPU first, then the project. The cell is skipped
-outside Colab and when `IVCORE_TINY` is set (CI runs this notebook that way)."""),
+Set `INSTALL_FROM` (the next cell) to a wheel you uploaded to the runtime (Files pane on the
+left; `python -m build` in a checkout makes it) or to a repository address, then run the cells
+in order. Colab already has a CUDA build of torch, so installing the project does not pull
+another one; on other machines install torch for your GPU first. Leave it `""` where the
+project is installed already. The install cell also turns on Colab's custom widget manager,
+without which Colab does not show third-party widgets (it is skipped elsewhere)."""),
     ("code", f"""\
-import os
-import sys
-
-IN_COLAB = "google.colab" in sys.modules
-if IN_COLAB and not os.environ.get("IVCORE_TINY"):
-    !pip install -q "interactivevideo @ git+https://github.com/{REPO}"
-if IN_COLAB:  # Colab shows third-party widgets only with its custom widget manager
-    from google.colab import output
-    output.enable_custom_widget_manager()"""),
+# a wheel uploaded to this runtime, e.g. "/content/{WHEEL}"
+# or a repository address, e.g. "git+https://github.com/OWNER/NAME" (a fork, or the published project)
+# or "" to install nothing (on Colab a /content/interactivevideo-*.whl is then used if there is one)
+INSTALL_FROM = "{'git+' + REPOSITORY if REPOSITORY else ''}\""""),
+    ("code", INSTALL),
     ("code", """\
 import torch
 
