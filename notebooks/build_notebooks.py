@@ -315,7 +315,7 @@ project is installed already. The install cell also turns on Colab's custom widg
 without which Colab does not show third-party widgets (it is skipped elsewhere)."""),
     ("code", f"""\
 # a wheel uploaded to this runtime, e.g. "/content/{WHEEL}"
-# or a repository address, e.g. "git+https://github.com/OWNER/NAME" (a fork, or the published project)
+# or a repository address: "git+" and its https address (your fork, or the published project)
 # or "" to install nothing (on Colab a /content/interactivevideo-*.whl is then used if there is one)
 INSTALL_FROM = "{'git+' + REPOSITORY if REPOSITORY else ''}\""""),
     ("code", INSTALL),
