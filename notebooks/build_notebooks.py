@@ -757,6 +757,35 @@ it, as above: `s.motion = "the red circle follows the path"`."""),
     ("code", WIDGET_GUARD.format(name="TrajectoryEditor", var="editor")),
 ]
 
+# --------------------------------------------------------------------------------------------
+# studio_app: the Studio alone, served as a teaching app by Voila (`voila notebooks/studio_app.ipynb`
+# shows the outputs and the text, never the code cells)
+# --------------------------------------------------------------------------------------------
+STUDIO_APP = [
+    ("md", """\
+# InteractiveVideo Studio
+
+Make a short video from a picture with four instructions, as in the paper:
+
+1. **Paint** on the picture (left): the colours you paint become part of the image instruction.
+2. **Drag** on the intermediate picture x\u0303 (right) from a shape to where it should go: a trajectory.
+3. **Type** what the picture shows (Content) and how it moves (Motion), e.g. "the red circle follows the path".
+4. Set **\u03bb**: at 1 the video grows from x\u0303 alone, at 0 from the dragged picture x\u0303\u2032; in
+   between it blends the two (Eq. 4 of the paper).
+
+Press **Generate**; the video plays below when it is ready. The models here are small ones trained
+on a world of coloured shapes, small enough for a CPU."""),
+    ("code", """\
+from ivcore import Session
+from ivcore.backends.presets import tiny_requested
+from ivwidgets import Studio
+
+# IVCORE_TINY=1 (tests): the tiny random models, faster still; otherwise the trained shapes models
+s = Session.tiny(seed=0) if tiny_requested() else Session.shapes(seed=0)
+studio = Studio(s)
+studio"""),
+]
+
 # fmt: on
 
 NOTEBOOKS = {
@@ -764,6 +793,7 @@ NOTEBOOKS = {
     "colab_gpu": (COLAB_GPU, True),
     "lambda_explained": (LAMBDA, False),
     "trajectories": (TRAJECTORIES, False),
+    "studio_app": (STUDIO_APP, False),
 }
 
 
