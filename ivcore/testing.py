@@ -190,21 +190,24 @@ def clip_bpe_file() -> Path | None:
     return None
 
 
-def clip_merges(bpe_file: Path | None = None) -> tuple[list[str], bool]:
-    """(48894 merges, True) from CLIP's BPE file; else (48894 synthetic merges, False).
+def synthetic_merges() -> list[str]:
+    """48894 valid BPE merges that join two byte symbols (lowercase letters and digits first).
 
-    The synthetic merges join two byte symbols (lowercase letters and digits first) into one
-    token, so the vocabulary has CLIP's size and layout and any text still tokenizes.
+    The stand-in for CLIP's merges when no package ships them: the vocabulary keeps CLIP's size
+    and layout (bytes, bytes + </w>, merges, two specials) and any text still tokenizes.
     """
+    first = list("abcdefghijklmnopqrstuvwxyz0123456789")
+    order = first + [c for c in byte_alphabet() if c not in first]
+    return [f"{a} {b}" for a in order for b in [*order, *(c + "</w>" for c in order)]][:CLIP_MERGES]
+
+
+def clip_merges(bpe_file: Path | None = None) -> tuple[list[str], bool]:
+    """(48894 merges, True) from CLIP's BPE file (given, or open_clip's); else (`synthetic_merges()`, False)."""
     bpe_file = bpe_file or clip_bpe_file()
-    if bpe_file is not None:
-        lines = gzip.open(bpe_file).read().decode("utf-8").split("\n")
-        return lines[1 : CLIP_MERGES + 1], True
-    alphabet = byte_alphabet()
-    first = [c for c in "abcdefghijklmnopqrstuvwxyz0123456789"]
-    order = first + [c for c in alphabet if c not in first]
-    merges = [f"{a} {b}" for a in order for b in [*order, *(c + "</w>" for c in order)]]
-    return merges[:CLIP_MERGES], False
+    if bpe_file is None:
+        return synthetic_merges(), False
+    lines = gzip.open(bpe_file).read().decode("utf-8").split("\n")
+    return lines[1 : CLIP_MERGES + 1], True  # line 0 is a header, as CLIP's SimpleTokenizer reads it
 
 
 def write_clip_tokenizer(folder: Path, bpe_file: Path | None = None) -> bool:
