@@ -181,7 +181,7 @@ class Studio(StudioRuns, w.VBox):
     def _on_session_change(self, field: str) -> None:
         """A notebook cell changed the session: show it. The app's own edits come back as no-ops."""
         session = self.session
-        if field not in ("lam", "video"):
+        if field not in ("lam", "video", "preview_decoder"):  # the rest makes held videos stale
             self.drop_sweep()
         if field in ("image", "commit"):
             self.paint.clear()
