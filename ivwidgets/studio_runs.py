@@ -340,6 +340,8 @@ class StudioRuns:
                 callback=self._callback(task, progress=False),
                 progress=False,
             )
+        for video in videos:  # encode here, so a slider move only swaps bytes (mp4s are cached per Video)
+            video.to_mp4(scale="auto")
         task.done = True
         with self._state:
             if task.epoch != self._epoch or task.cancel.is_set():
