@@ -101,8 +101,8 @@ def table(result: dict[str, float], frames: int, steps: int) -> str:
         f"| generate at lambda {GENERATED} (the click) | 4 | {unit:.2f} | 1.00 |",
         f"| background sweep of {SWEPT} | 12 (8 at step 1) | {result['sweep']:.2f} | {result['sweep'] / unit:.2f} |",
         f"| the same four generated one by one | 12 | {result['one by one']:.2f} | {result['one by one'] / unit:.2f} |",
-        f"| slider move onto a swept lambda (player shows it) | 0 | {result['scrub']:.3f} | "
-        f"{result['scrub'] / unit:.3f} |",
+        f"| slider move onto a swept lambda (player shows it) | 0 | {result['scrub']:.4f} | "
+        f"{result['scrub'] / unit:.4f} |",
     ]
     head = f"Tiny preset, 64x64, {frames} frames, {steps} DDIM steps, guidance 7.5, a paint edit."
     return head + "\n\n" + "\n".join(rows)
