@@ -46,6 +46,9 @@ _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 # Adapter weights per UNet, kept beside the UNet object: a replaced UNet takes its adapters with it.
 _WEIGHTS: weakref.WeakKeyDictionary[torch.nn.Module, dict[str, float]] = weakref.WeakKeyDictionary()
+# Where each adapter and checkpoint came from: what Session.save needs to load them again.
+_SOURCES: weakref.WeakKeyDictionary[torch.nn.Module, dict[str, dict]] = weakref.WeakKeyDictionary()
+_CHECKPOINTS: weakref.WeakKeyDictionary[Any, list[str]] = weakref.WeakKeyDictionary()
 
 
 # ---------------------------------------------------------------------- sources
@@ -133,6 +136,27 @@ def adapter_weights(unet: torch.nn.Module) -> dict[str, float]:
     return _WEIGHTS.setdefault(unet, {})
 
 
+def adapter_sources(unet: torch.nn.Module) -> dict[str, dict]:
+    """{adapter name: {"source", "weight_name", "file", "sha256"}} of a UNet (a live dict: read-only)."""
+    return _SOURCES.setdefault(unet, {})
+
+
+def checkpoint_sources(backend: Any) -> list[str]:
+    """The checkpoints loaded into a backend, oldest first (a live list: treat as read-only)."""
+    return _CHECKPOINTS.setdefault(backend, [])
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file, read in blocks (LoRA and checkpoint files are large)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def lora_weights(session) -> dict[str, dict[str, float]]:
     """{"image": {name: weight}, "video": {name: weight}}: what is loaded where, for UIs and repr."""
     pairs = (("image", session.image_backend), ("video", session.video_backend))
@@ -150,6 +174,7 @@ def _remove(unet: torch.nn.Module, name: str) -> None:
     """Drop one adapter; with none left, remove the peft layers so the UNet is the original module tree."""
     weights = adapter_weights(unet)
     weights.pop(name, None)
+    adapter_sources(unet).pop(name, None)
     if weights:
         unet.delete_adapters(name)
         _activate(unet)
@@ -243,6 +268,8 @@ def load_lora(
     name = name or _default_adapter_name(source, file_name, unets)
 
     state_dict, alphas, metadata = _read_lora(location, file_name, local)
+    file = str(Path(location) / file_name) if local else None
+    record = {"source": source, "weight_name": weight_name, "file": file, "sha256": file and file_sha256(file)}
     prefix = _unet_prefix(state_dict, source)
     metadata = _pin_targets(metadata, state_dict, prefix)
     labels = {id(b.unet): label for label, b in reversed(pairs)}
@@ -251,6 +278,7 @@ def load_lora(
         for unet in unets:
             _inject(unet, state_dict, prefix, alphas, metadata, name, source, labels[id(unet)])
             adapter_weights(unet)[name] = scale
+            adapter_sources(unet)[name] = dict(record)
             done.append(unet)
             _activate(unet)
     except Exception:
@@ -426,6 +454,7 @@ def load_image_checkpoint(session, path_or_id: str | os.PathLike) -> list[str]:
         raise InstructionError("checkpoint", source, "a model whose VAE downsamples as the current one does")
     for name, module in replaced.items():
         setattr(backend, name, module)
+    checkpoint_sources(backend).append(source)
     _bump([backend])
     return list(replaced)
 
@@ -500,6 +529,7 @@ def load_video_checkpoint(session, path_or_id: str | os.PathLike) -> list[str]:
             raise _refuse("checkpoint", source, "a diffusers model folder with a unet/ subfolder")
         unet2d = _load_component(source, "unet", backend)
     load_spatial_weights(backend.unet, unet2d, source)
+    checkpoint_sources(backend).append(source)
     _bump([backend])
     return ["unet"]
 
@@ -509,6 +539,9 @@ __all__ = [
     "unload_lora",
     "set_lora_scale",
     "lora_weights",
+    "adapter_sources",
+    "checkpoint_sources",
+    "file_sha256",
     "load_image_checkpoint",
     "load_video_checkpoint",
     "resolve_safetensors",

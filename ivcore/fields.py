@@ -1,0 +1,195 @@
+"""The session's fields, declared once.
+
+Every instruction and setting of a `Session` is one `Setting` line in the class body: its type,
+default, validation, whether `save` writes it, whether it enters the stage cache keys and what
+`observe` callbacks hear when it changes. The descriptor is the property (getter and validating
+setter), and the declaration is what `to_dict`, `Session.load`, `__repr__`, the API table of
+docs/api.md (`markdown_table`, checked by a test) and UIs read, so a new setting is one line and
+nothing that copies settings can forget it.
+
+Values live in `session._values` (a dict), written under `session._lock`; setters validate
+before touching anything, so a refused value leaves the session as it was.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ivcore.instructions import check_choice, check_float, check_int, check_prompt
+
+Bound = float | int | Callable[[Any], float | int] | None
+
+
+def _bound(bound: Bound, session: Any) -> Any:
+    return bound(session) if callable(bound) else bound
+
+
+class Saved:
+    """How `save` stores a field: in session.json ("json"), as a file of its own, or not at all."""
+
+    JSON = "json"
+    FILE = "file"
+    NO = "no"
+
+
+class Setting:
+    """A declared session field, used as a class attribute of `Session` (a data descriptor).
+
+    kind: "str", "int", "float", "choice" (with `choices`) or "custom" (with `check`).
+    default: a value or a function of the session (for backend-dependent defaults).
+    low / high: bounds for int and float (a function of the session when it depends on models).
+    check(session, value) -> value: validation of a custom field (raise InstructionError).
+    saved: "json" (in session.json through `to_json` / `from_json`), "file" (persistence writes
+    it beside session.json) or "no". cache_key: whether a change can change a stage's cache key
+    (and so a generated video). notify: the name `observe` callbacks get (None: silent).
+    apply(session, value): stores a checked value (default: `_values[name]`), for fields whose
+    change resets others. copy(value): what the getter returns (default: the stored value).
+    readonly: no attribute assignment (the field is set through a method, e.g. `paint`).
+    type: the type column of the API table; doc: the getter's docstring (first paragraph: the table);
+    shown_default: the default column when the default is computed (e.g. "grey, the model's size").
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        default: Any,
+        *,
+        type: str,
+        doc: str,
+        low: Bound = None,
+        high: Bound = None,
+        choices: tuple[str, ...] = (),
+        check: Callable[[Any, Any], Any] | None = None,
+        saved: str = Saved.JSON,
+        cache_key: bool = True,
+        notify: str | None | bool = True,
+        to_json: Callable[[Any], Any] | None = None,
+        from_json: Callable[[Any], Any] | None = None,
+        apply: Callable[[Any, Any], None] | None = None,
+        copy: Callable[[Any], Any] | None = None,
+        readonly: bool = False,
+        shown_default: str | None = None,
+    ):
+        if kind not in ("str", "int", "float", "choice", "custom"):
+            raise ValueError(f"unknown kind {kind!r}")
+        if kind == "custom" and check is None:
+            raise ValueError("a custom Setting needs check=")
+        self.kind, self.default, self.type = kind, default, type
+        self.low, self.high, self.choices, self._check = low, high, tuple(choices), check
+        self.saved, self.cache_key, self._notify = saved, cache_key, notify
+        self._to_json, self._from_json, self._apply, self._copy = to_json, from_json, apply, copy
+        self.readonly, self.shown_default = readonly, shown_default
+        self.__doc__ = doc
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        if self._notify is True:
+            self._notify = name
+
+    @property
+    def notify(self) -> str | None:
+        """The field name `observe` callbacks receive after a change (None: not announced)."""
+        return self._notify or None
+
+    @property
+    def summary(self) -> str:
+        """The first paragraph of the doc, on one line (the API table's meaning column)."""
+        return " ".join((self.__doc__ or "").strip().split("\n\n")[0].split())
+
+    # ---------------------------------------------------------------- values
+    def initial(self, session: Any) -> Any:
+        """The value a new session starts with (already valid: defaults are not re-checked)."""
+        return self.default(session) if callable(self.default) else self.default
+
+    def validate(self, session: Any, value: Any) -> Any:
+        """The checked, normalized value; raises InstructionError naming this field."""
+        if self.kind == "str":
+            return check_prompt(value, self.name)
+        if self.kind == "int":
+            return check_int(value, self.name, _bound(self.low, session), _bound(self.high, session))
+        if self.kind == "float":
+            return check_float(value, self.name, _bound(self.low, session), _bound(self.high, session))
+        if self.kind == "choice":
+            return check_choice(value, self.name, self.choices)
+        return self._check(session, value)
+
+    def set(self, session: Any, value: Any) -> None:
+        """Validate, store under the session's lock, then notify (outside the lock)."""
+        checked = self.validate(session, value)
+        with session._lock:
+            if self._apply is not None:
+                self._apply(session, checked)
+            else:
+                session._values[self.name] = checked
+        if self.notify:
+            session._notify(self.notify)
+
+    def to_json(self, value: Any) -> Any:
+        return self._to_json(value) if self._to_json is not None else value
+
+    def from_json(self, data: Any) -> Any:
+        return self._from_json(data) if self._from_json is not None else data
+
+    # ---------------------------------------------------------------- descriptor protocol
+    def __get__(self, session: Any, owner: type | None = None) -> Any:
+        if session is None:
+            return self
+        value = session._values[self.name]
+        return self._copy(value) if self._copy is not None else value
+
+    def __set__(self, session: Any, value: Any) -> None:
+        if self.readonly:
+            raise AttributeError(f"{self.name} is set with a method of the session, not by assignment")
+        self.set(session, value)
+
+
+def fields_of(cls: type) -> dict[str, Setting]:
+    """The declared fields of a class (and its bases), in declaration order."""
+    found: dict[str, Setting] = {}
+    for klass in reversed(cls.__mro__):
+        found.update({k: v for k, v in vars(klass).items() if isinstance(v, Setting)})
+    return found
+
+
+def init_values(session: Any) -> None:
+    """Give a new session its `_values` (every field's default) and its lock."""
+    session._lock = threading.RLock()
+    session._values = {name: spec.initial(session) for name, spec in fields_of(type(session)).items()}
+
+
+def json_settings(session: Any) -> dict[str, Any]:
+    """Every field saved in session.json, as JSON data, in declaration order."""
+    specs = fields_of(type(session))
+    with session._lock:
+        values = dict(session._values)
+    return {name: spec.to_json(values[name]) for name, spec in specs.items() if spec.saved == Saved.JSON}
+
+
+def markdown_table(cls: type) -> str:
+    """The API reference table of the declared fields (docs/api.md holds this text verbatim)."""
+    rows = ["| name | type | default | saved | cache key | notifies | meaning |", "|---|---|---|---|---|---|---|"]
+    for name, spec in fields_of(cls).items():
+        shown = f"`{name}` (set: `paint(layer)`)" if name == "paint_layer" else f"`{name}`"
+        default = spec.shown_default or ("per model" if callable(spec.default) else f"`{spec.default!r}`")
+        saved = {"json": "session.json", "file": "own file", "no": "no"}[spec.saved]
+        notes = f"`{spec.notify}`" if spec.notify else "-"
+        rows.append(
+            f"| {shown} | {spec.type} | {default} | {saved} | {'yes' if spec.cache_key else 'no'} | {notes} | "
+            f"{spec.summary} |"
+        )
+    return "\n".join(rows)
+
+
+def widget_hints(cls: type) -> dict[str, dict[str, Any]]:
+    """What a UI needs to build a control per plain field: kind, bounds (resolved later), choices, doc."""
+    return {
+        name: {"kind": spec.kind, "low": spec.low, "high": spec.high, "choices": spec.choices, "doc": spec.summary}
+        for name, spec in fields_of(cls).items()
+        if spec.kind != "custom"
+    }
+
+
+__all__ = ["Setting", "Saved", "fields_of", "init_values", "json_settings", "markdown_table", "widget_hints"]

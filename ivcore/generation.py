@@ -1,0 +1,378 @@
+"""The session's pipeline: the cached stages of Eq. 1 and the runs (generate, sweep).
+
+    text (CLIP) -> image (P_img: x~ and x~') -> encode (VAE: z0, z0') -> denoise (Eq. 4) -> decode
+
+`Pipeline` is a mixin of `Session`: it reads the instructions as one snapshot taken under the
+session's lock (`_snapshot`), so a cell setting instructions while a run is going changes the
+next run, never the running one. Each stage result is stored under a key of its own inputs
+(`ivcore.cache`), so changing lambda reruns only denoise and decode, and painting reruns P_img
+for x~' but not for x~. A failed or cancelled generation leaves `last_video` as it was.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ivcore import trajectory as traj
+from ivcore.align import FrameAlign, apply_align
+from ivcore.backends.video import PIAVideoBackend
+from ivcore.cache import fingerprint
+from ivcore.denoise import StepCallback, denoise
+from ivcore.errors import InstructionError, SessionBusy
+from ivcore.guidance import TrajectoryGuide
+from ivcore.images import composite
+from ivcore.instructions import check_float, check_int, check_lam, lam_schedule
+from ivcore.video import Video
+
+
+@dataclass
+class _Plan:
+    """The inputs of one generation, snapshotted from the session and passed through the stages."""
+
+    key: str
+    plain_key: str  # the key of the same run without any edit (what lam = 1 everywhere computes)
+    seed: int
+    shape: tuple[int, ...]
+    steps: int
+    guidance: float
+    motion_scale: int
+    x_tilde: Image.Image
+    edit_images: list[Image.Image] | None
+    text: torch.Tensor
+    uncond: torch.Tensor
+    masks: np.ndarray | None
+    trajectory_strength: float
+    align: str | FrameAlign | None = None
+    fps: float = 8.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def num_frames(self) -> int:
+        return self.shape[2]
+
+    def for_schedules(self, schedules: Sequence[Sequence[float]]) -> _Plan:
+        """When every step's lam is 1 the edit is never used: drop it (no encode, plain cache key)."""
+        if self.edit_images is None or any(v != 1.0 for s in schedules for v in s):
+            return self
+        return replace(self, key=self.plain_key, edit_images=None, masks=None)
+
+
+class _Release:
+    """Context manager releasing the session's run lock."""
+
+    def __init__(self, lock: threading.Lock):
+        self._lock = lock
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc) -> None:
+        self._lock.release()
+
+
+def _align_key(align: str | FrameAlign | None) -> Any:
+    """What identifies the Eq. 5 option in the decode key: its name, or a FrameAlign's weights."""
+    if isinstance(align, FrameAlign):
+        return ("FrameAlign", dict(align.state_dict()))
+    return align
+
+
+def model_key(backend) -> tuple:
+    """What identifies a backend's weights in cache keys: name, in-place weight changes, dtype."""
+    return (type(backend).__name__, backend.name, backend.weights_version, str(backend.dtype))
+
+
+class Pipeline:
+    """Stages and runs of a `Session` (which provides the fields, backends, cache and lock)."""
+
+    def _snapshot(self) -> dict[str, Any]:
+        """The fields as they are now, read under the lock (the running generation's inputs)."""
+        with self._lock:
+            return dict(self._values)
+
+    @property
+    def stats(self) -> dict[str, dict[str, int]]:
+        """{stage: {"hits": n, "misses": n}} for text, image, encode, denoise, decode."""
+        return {stage: dict(counts) for stage, counts in self.cache.stats.items()}
+
+    @property
+    def running(self) -> bool:
+        """True while a generation is in progress."""
+        return self._running.locked()
+
+    # ------------------------------------------------------------------ stages
+    def _text(self, backend, prompt: str) -> torch.Tensor:
+        key = fingerprint("text", model_key(backend), id(getattr(backend, "text_encoder", None)), prompt)
+        return self.cache.get_or_compute("text", key, lambda: backend.encode_prompt(prompt))
+
+    def _p_img(self, image: Image.Image, v: dict[str, Any]) -> Image.Image:
+        """x~ = P_img(x, y), cached on its inputs (`v`: a snapshot of the fields)."""
+        backend = self.image_backend
+        content, negative, strength = v["content"], v["negative_prompt"], v["content_strength"]
+        steps, guidance, seed = v["image_steps"], v["image_guidance"], v["seed"]
+        key = fingerprint(
+            "image", model_key(backend), image, content, negative, strength, steps, guidance,
+            seed, type(backend.scheduler).__name__, dict(backend.scheduler.config),
+        )  # fmt: skip
+
+        def run() -> Image.Image:
+            if strength <= 0:
+                return image.copy()
+            cond = self._text(backend, content)
+            uncond = self._text(backend, negative)
+            return backend.img2img(
+                image, cond, uncond, strength=strength, steps=steps, guidance=guidance, seed=seed,
+            )  # fmt: skip
+
+        return self.cache.get_or_compute("image", key, run)
+
+    def intermediate(self, edited: bool = True) -> Image.Image:
+        """x~' (edited=True: painted, P_img, trajectories at their targets) or x~ (edited=False)."""
+        v = self._snapshot()
+        image, trajectories = v["image"], v["trajectories"]
+        if not edited:
+            return self._p_img(image, v).copy()
+        painted = self._p_img(composite(image, v["paint_layer"]), v)
+        if not trajectories:
+            return painted.copy()
+        return Image.fromarray(traj.apply_endpoint(painted, trajectories))
+
+    def motion_preview(self, num_frames: int | None = None) -> Video:
+        """The trajectories applied to x~ without diffusion: instant feedback while dragging."""
+        frames = self.num_frames if num_frames is None else check_int(num_frames, "num_frames", 1)
+        base = self.intermediate(edited=False)
+        v = self._snapshot()
+        return Video(traj.animate(base, v["trajectories"], frames), fps=v["fps"])
+
+    def _edited_frames(self, painted: Image.Image, trajectories, num_frames: int, mode: str) -> list[Image.Image]:
+        """The images x~' conditions on: one (endpoint mode, or no trajectory) or one per frame (path)."""
+        if not trajectories:
+            return [painted]
+        if mode == "endpoint":
+            return [Image.fromarray(traj.apply_endpoint(painted, trajectories))]
+        return [Image.fromarray(f) for f in traj.animate(painted, trajectories, num_frames)]
+
+    def _encode(self, images: list[Image.Image], seed: int, shape, generator: torch.Generator) -> torch.Tensor:
+        """z0 = E(x) * scaling, drawn from `generator` (whose state the cache key stands for)."""
+        backend = self.video_backend
+        key = fingerprint("encode", model_key(backend), images, seed, tuple(shape))
+
+        def run():
+            latents = backend.encode_images(images, generator)
+            return latents, generator.get_state()
+
+        latents, state_after = self.cache.get_or_compute("encode", key, run)
+        generator.set_state(state_after)
+        return latents
+
+    # ------------------------------------------------------------------ generation
+    def _resolve(self, seed, num_frames, steps, guidance) -> tuple[int, int, int, float]:
+        """Per-call overrides of the session's settings, validated like the setters."""
+        v = self._snapshot()
+        seed = v["seed"] if seed is None else check_int(seed, "seed", 0)
+        if num_frames is None:
+            num_frames = v["num_frames"]
+        else:
+            num_frames = check_int(num_frames, "num_frames", 1, self.video_backend.max_frames)
+        steps = v["steps"] if steps is None else check_int(steps, "steps", 1)
+        guidance = v["guidance"] if guidance is None else check_float(guidance, "guidance", 0.0)
+        return seed, num_frames, steps, guidance
+
+    def _exclusive(self):
+        """One generation at a time: a second click while running is refused, not queued."""
+        if not self._running.acquire(blocking=False):
+            raise SessionBusy()
+        self._cancel.clear()
+        return _Release(self._running)
+
+    def generate(
+        self,
+        seed: int | None = None,
+        *,
+        num_frames: int | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
+        lam: float | Sequence[float] | None = None,
+        callback: StepCallback | None = None,
+        progress: bool = True,
+    ) -> Video:
+        """Run Eq. 1 with the Eq. 4 blend and return the Video (also kept as `last_video`).
+
+        Keywords override the session's settings for this call only. `callback(step, total,
+        latents)` runs after each denoising step; `cancel()` from another thread stops the run
+        between steps (raising `ivcore.Cancelled`) and keeps the previous video.
+        """
+        seed, num_frames, steps, guidance = self._resolve(seed, num_frames, steps, guidance)
+        lam = self.lam if lam is None else check_lam(lam)
+        with self._exclusive():
+            clock = time.perf_counter()
+            schedule = lam_schedule(lam, steps)
+            plan = self._plan(seed, num_frames, steps, guidance).for_schedules([schedule])
+            key = fingerprint("denoise", plan.key, schedule)
+            latents = self.cache.get_or_compute(
+                "denoise", key, lambda: self._denoise(plan, [schedule], callback, progress)
+            )
+            video = self.cache.get_or_compute(
+                "decode", fingerprint(key, _align_key(plan.align), plan.fps), lambda: self._decode(plan, latents)
+            )
+            plan.timings["total"] = time.perf_counter() - clock
+            self.last_video, self.last_latents, self.last_timings = video, latents, plan.timings
+        self._notify("video")
+        return video
+
+    def sweep(
+        self,
+        lams: Sequence[float | Sequence[float]],
+        seed: int | None = None,
+        *,
+        num_frames: int | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
+        callback: StepCallback | None = None,
+        progress: bool = True,
+    ) -> list[Video]:
+        """One Video per lambda, denoised together in one batched run (cheaper than one by one).
+
+        Every lambda starts from the same noise and UNet rows shared by several lambdas (the
+        first step) are computed once. On the CPU each lambda otherwise gets the very UNet call
+        `generate` makes, so the videos equal `generate(lam=...)` bitwise; on CUDA all lambdas
+        share one batched call per step (equal up to float rounding of the larger batch).
+        Deterministic samplers (DDIM, Euler, DPM++) only. The session's `lam` and `last_video`
+        are left as they are.
+        """
+        if isinstance(lams, (str, bytes)) or not isinstance(lams, Sequence) or len(lams) == 0:
+            raise InstructionError(
+                "lams", lams, "a non-empty list of lambda values (floats in [0, 1] or per-step lists)"
+            )
+        checked = [check_lam(v) for v in lams]
+        seed, num_frames, steps, guidance = self._resolve(seed, num_frames, steps, guidance)
+        with self._exclusive():
+            schedules = [lam_schedule(v, steps) for v in checked]
+            plan = self._plan(seed, num_frames, steps, guidance).for_schedules(schedules)
+            latents = self._denoise(plan, schedules, callback, progress)
+            return [self._decode(plan, latents[i : i + 1]) for i in range(len(schedules))]
+
+    def memory_plan(
+        self,
+        *,
+        num_frames: int | None = None,
+        guidance: float | None = None,
+        lam: float | Sequence[float] | None = None,
+    ) -> dict[str, int]:
+        """Estimated peak device memory of the next `generate`: {part: bytes, ..., "total": their sum}.
+
+        Weights per module and dtype, the activations of one video UNet call (its rows follow
+        lam, guidance and `video_backend.max_rows`) and the VAE decode, traced on the meta
+        device (nothing is allocated or run). Keywords override the settings as in `generate`.
+        See `ivcore.memory` and docs/memory.md.
+        """
+        from ivcore import memory
+
+        return memory.session_plan(self, num_frames=num_frames, guidance=guidance, lam=lam)
+
+    def cancel(self) -> None:
+        """Ask a running generation to stop between steps (thread-safe)."""
+        self._cancel.set()
+
+    def _plan(self, seed: int, num_frames: int, steps: int, guidance: float) -> _Plan:
+        """Snapshot the instructions and run the cheap cached stages: text, P_img, trajectories."""
+        clock = time.perf_counter()
+        v = self._snapshot()
+        image, motion, negative, trajectories = v["image"], v["motion"], v["negative_prompt"], v["trajectories"]
+        mode, motion_scale, trajectory_strength = v["trajectory_mode"], v["motion_scale"], v["trajectory_strength"]
+        backend = self.video_backend
+        x_tilde = self._p_img(image, v)
+        painted = self._p_img(composite(image, v["paint_layer"]), v)
+        edit_images = self._edited_frames(painted, trajectories, num_frames, mode)
+        has_edit = fingerprint(edit_images) != fingerprint([x_tilde])
+        masks = None
+        if trajectories and has_edit and trajectory_strength > 0:
+            _, masks = traj.animate_with_masks(painted, trajectories, num_frames)
+            if mode == "endpoint":
+                masks = np.repeat(masks[-1:], num_frames, axis=0)
+        timings = {"image": time.perf_counter() - clock}
+        width, height = self.size
+        shape = backend.latent_shape(num_frames, height, width)
+        scheduler = backend.scheduler
+        common = (
+            model_key(backend), [x_tilde], motion, negative, seed, shape, steps, guidance, motion_scale,
+            type(scheduler).__name__, dict(scheduler.config),
+        )  # fmt: skip
+        key = fingerprint(
+            common, edit_images if has_edit else None, trajectory_strength if masks is not None else 0.0, masks
+        )
+        return _Plan(
+            key=key, plain_key=fingerprint(common, None, 0.0, None),
+            seed=seed, shape=shape, steps=steps, guidance=guidance, motion_scale=motion_scale,
+            x_tilde=x_tilde, edit_images=edit_images if has_edit else None, text=self._text(backend, motion),
+            uncond=self._text(backend, negative), masks=masks, trajectory_strength=trajectory_strength,
+            align=v["align"], fps=v["fps"], timings=timings,
+        )  # fmt: skip
+
+    def _denoise(self, plan: _Plan, schedules: list[tuple[float, ...]], callback, progress) -> torch.Tensor:
+        """Encode x~ and x~' from one generator state, then run the blended loop for each schedule."""
+        backend, scheduler = self.video_backend, self.video_backend.scheduler
+        start = time.perf_counter()
+        # timesteps first: a scheduler's init_noise_sigma (Euler, SVD) depends on them
+        scheduler.set_timesteps(plan.steps, device=backend.device)
+        generator = torch.Generator(device="cpu").manual_seed(plan.seed)
+        noise = backend.initial_noise(plan.shape, generator)
+        state = generator.get_state()
+        z_base = self._encode([plan.x_tilde], plan.seed, plan.shape, generator)
+        after_base = generator.get_state()
+        base = backend.condition(z_base, plan.num_frames, plan.motion_scale)
+        edited, z_edit = None, None
+        if plan.edit_images is not None:
+            generator.set_state(state)  # the same posterior draw for x~': lam = 0 is the plain video of x~'
+            z_edit = self._encode(plan.edit_images, plan.seed, plan.shape, generator)
+            edited = backend.condition(z_edit, plan.num_frames, plan.motion_scale)
+            generator.set_state(after_base)
+        guide = None
+        if plan.masks is not None and z_edit is not None and isinstance(backend, PIAVideoBackend):
+            guide = TrajectoryGuide.build(
+                z_edit, plan.masks, noise / scheduler.init_noise_sigma, schedules, plan.trajectory_strength,
+                scheduler.timesteps,
+            )  # fmt: skip
+        latents = noise.expand(len(schedules), *noise.shape[1:]).clone()
+        if guide is not None:
+            latents = guide.apply(scheduler, latents, 0)
+        plan.timings["encode"] = time.perf_counter() - start
+        start = time.perf_counter()
+        out = denoise(
+            backend, scheduler, latents, plan.text, plan.uncond, base, edited,
+            schedules if len(schedules) > 1 else schedules[0], guidance=plan.guidance, generator=generator,
+            callback=callback, cancel=self._cancel, progress=progress, after_step=guide.after_step if guide else None,
+            batch_items=backend.device.type == "cuda",
+        )  # fmt: skip
+        plan.timings["denoise"] = time.perf_counter() - start
+        return out
+
+    def _decode(self, plan: _Plan, latents: torch.Tensor) -> Video:
+        """VAE decode (after the optional Eq. 5 alignment) to uint8 frames."""
+        start = time.perf_counter()
+        if plan.align is not None:
+            latents = self._aligned(plan, latents)
+        frames = self.video_backend.decode(latents)
+        video = Video((frames.cpu().numpy() * 255).round().astype(np.uint8), fps=plan.fps)
+        plan.timings["decode"] = time.perf_counter() - start
+        return video
+
+    def _aligned(self, plan: _Plan, latents: torch.Tensor) -> torch.Tensor:
+        """Apply `align`: FrameAlign is relative to x~ (Eq. 5), "stats" to the edited image x~'."""
+        image = plan.x_tilde
+        if plan.align == "stats" and plan.edit_images is not None:
+            image = plan.edit_images[-1]
+        generator = torch.Generator(device="cpu").manual_seed(plan.seed)
+        self.video_backend.initial_noise(plan.shape, generator)  # the encode cache key assumes this draw
+        reference = self._encode([image], plan.seed, plan.shape, generator)
+        # backends whose encoding is more than latents (SVD) say which part is the latent
+        reference = getattr(self.video_backend, "reference_latents", lambda z: z)(reference)
+        return apply_align(plan.align, latents, reference.to(latents.dtype))
