@@ -7,10 +7,10 @@ video = s.generate(seed=0)
 """
 
 from ivcore.denoise import Cancelled
-from ivcore.errors import InstructionError
+from ivcore.errors import InstructionError, SessionBusy
 from ivcore.session import Session
 from ivcore.trajectory import Trajectory
 from ivcore.video import Video
 
-__all__ = ["Cancelled", "InstructionError", "Session", "Trajectory", "Video"]
+__all__ = ["Cancelled", "InstructionError", "Session", "SessionBusy", "Trajectory", "Video"]
 __version__ = "0.1.0"

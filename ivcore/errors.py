@@ -20,3 +20,15 @@ class InstructionError(ValueError):
         if len(shown) > 80:
             shown = shown[:77] + "..."
         super().__init__(f"{field}: got {shown}; allowed: {allowed}")
+
+
+class SessionBusy(RuntimeError):
+    """A generation is already running in this session (from another thread or the Studio).
+
+    Generations are refused, not queued: two runs would fight over one model and the user
+    would not know which result is which. Wait for the running one (`Studio.wait()`), or call
+    `session.cancel()` and try again. Nothing of the session changes when this is raised.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("a generation is already running in this session; wait for it or cancel() it")
