@@ -364,13 +364,18 @@ print(f"P_img: {s.image_steps} steps, guidance {s.image_guidance}; P_video: {s.s
 ## Memory on a 15 GB T4
 
 A blended run (0 < lam < 1) puts both branches through the UNet in one batch, twice the
-activations of a plain run. If you run out of memory:
+activations of a plain run. The defaults still fit a T4: `s.memory_plan()` estimates the peak
+of the next `generate` before it runs: about 10.4 GiB for 16 frames (PIA is trained on 16) at
+512 x 512 with a blend (an estimate, not yet measured on a T4), the largest part being the
+decode of all 16 frames at once. If an
+allocation fails anyway (another process on the GPU, a larger size), the video backend splits
+its UNet calls and decodes by itself and remembers what fit (`s.video_backend.max_rows`). To
+need less up front:
 
-- fewer frames: `s.num_frames = 12` (or 8); PIA is trained on 16;
-- attention slicing on the image UNet and VAE slicing for the decode (below); feed-forward
-  chunking of the video UNet as a last resort (it saves memory but costs time);
-- free cached blocks between runs with `torch.cuda.empty_cache()`;
-- lam exactly 0 or 1 (or no edit) runs one branch only.
+- VAE slicing for the decode and attention slicing on the image UNet (below, about 2 GiB less);
+  feed-forward chunking of the video UNet as a last resort (it saves memory but costs time);
+- `s.video_backend.max_rows = 2` (or 1): the blend's rows in separate UNet calls;
+- lam exactly 0 or 1 (or no edit) runs one branch only; fewer frames (`s.num_frames = 8`) last.
 
 These calls change memory, not results beyond float rounding."""),
     ("code", """\
@@ -386,8 +391,10 @@ def save_memory(session):
 
 save_memory(s)
 if DEVICE == "cuda":
-    s.num_frames = 16 if torch.cuda.get_device_properties(0).total_memory > 20 * 2**30 else 12
+    s.num_frames = 16  # fits a 15 GB T4 (see the estimate)
     torch.cuda.empty_cache()
+    # the next generate as set now; with an edit and 0 < lam < 1 (4 rows a UNet call): about 10.4 GiB
+    print(f"estimated peak of the next generate: {s.memory_plan()['total'] / 2**30:.1f} GiB")
 else:  # a CPU run is a smoke test of the cells
     s.steps = 4
 print(s.num_frames, "frames,", s.steps, "steps")"""),
