@@ -12,7 +12,7 @@ under a temporary name and renamed when complete, so a rerun skips exactly the c
 finished. A cell that fails (an exception, or a worker process that dies) is retried on a fresh
 worker up to `retries` times; the failures are kept in index.json and `GridError` is raised at the
 end, so a cell is never silently dropped. Format of index.json and of `python -m ivcore grid`
-spec files: docs/batch.md.
+spec files (ivcore.cli_grid): docs/batch.md.
 """
 
 from __future__ import annotations
@@ -109,7 +109,9 @@ def expand(grid: Mapping[str, Any], size: tuple[int, int], session_key: str = ""
             except InstructionError as exc:
                 if exc.field.startswith("grid."):
                     raise
-                raise InstructionError(f"{where}.{exc.field}", exc.value, exc.allowed) from None
+                inner = exc.field.removeprefix(axis)  # "lam" -> "", "lam[1]" -> "[1]", other fields kept
+                inner = inner if inner == "" or inner.startswith("[") else f".{exc.field}"
+                raise InstructionError(f"{where}{inner}", exc.value, exc.allowed) from None
         axes.append((axis, checked))
     cells = []
     for combo in itertools.product(*(values for _, values in axes)):
@@ -186,8 +188,18 @@ class Renderer:
             s.motion = values["motion"]
         if "trajectories" in values:
             s.trajectories = values["trajectories"]
+        options = dict(options)
+        save_frames = options.pop("save_frames", False)
         video = s.generate(seed=values.get("seed"), lam=values.get("lam"), progress=False, **options)
-        partial = Path(out) / f".{name[:-4]}.partial.mp4"
+        stem = Path(out) / name[:-4]
+        if save_frames:  # the exact uint8 frames (the mp4 is lossy), written before the mp4 that marks "done"
+            import torch
+            from safetensors.torch import save_file
+
+            partial = stem.with_name(f".{stem.name}.partial.safetensors")
+            save_file({"frames": torch.from_numpy(video.frames.copy())}, str(partial), metadata={"fps": str(video.fps)})
+            os.replace(partial, stem.with_suffix(".safetensors"))
+        partial = stem.with_name(f".{stem.name}.partial.mp4")
         video.to_mp4(partial)
         os.replace(partial, Path(out) / name)  # complete files only: a rerun may trust what exists
         return name
@@ -355,6 +367,7 @@ def run_grid(
     num_frames: int | None = None,
     threads: int | None = None,
     load_kwargs: dict | None = None,
+    save_frames: bool = False,
     contact_sheet: bool = True,
     verbose: bool = True,
     _fault: dict | None = None,
@@ -367,7 +380,9 @@ def run_grid(
     "local" (in this process; more start spawned processes) and to the cluster's GPUs (or 1) for
     "ray", where `address` is passed to `ray.init` unless Ray is already initialised. `threads`
     sets torch's CPU threads per worker (on a CPU, results are bitwise those of a one-process
-    run with as many threads). Raises GridError after writing the index if cells still fail.
+    run with as many threads). `save_frames` also writes each cell's exact uint8 frames as
+    cell-<hash>.safetensors (the mp4 is lossy, and x264's output may vary from run to run with
+    its threads). Raises GridError after writing the index if cells still fail.
     """
     from PIL import Image
 
@@ -383,9 +398,11 @@ def run_grid(
     with Image.open(folder / "image.png") as image:
         size = image.size
     cells = expand(grid, size, session_key(folder))
-    todo = [c for c in cells if not (out / c.name).is_file()]
+    todo = [c for c in cells if not _written(c, out, save_frames)]
     log = print if verbose else (lambda *_: None)
     options = {k: v for k, v in (("steps", steps), ("num_frames", num_frames)) if v is not None}
+    if save_frames:
+        options["save_frames"] = True
     args = (str(folder), threads, load_kwargs)
     start = time.perf_counter()
     if todo:
@@ -395,11 +412,11 @@ def run_grid(
         finally:
             pool.close()
     index = out / INDEX
-    entries = [_entry(c, out) for c in cells]
+    entries = [_entry(c, out, save_frames) for c in cells]
     index.write_text(json.dumps(entries, indent=2))
     if contact_sheet:
         write_contact_sheet(out, entries)
-    done = sum(1 for c in todo if (out / c.name).is_file())
+    done = sum(1 for c in todo if _written(c, out, save_frames))
     log(
         f"[ivcore] grid: {len(cells)} cells, {done} rendered, {len(cells) - len(todo)} already there, "
         f"{sum(1 for e in entries if e['path'] is None)} failed ({time.perf_counter() - start:.1f}s) -> {index}"
@@ -424,9 +441,16 @@ def _make_pool(engine: str, workers: int | None, args: tuple, address: str | Non
     return _InlinePool(lambda: Renderer(*args)) if n == 1 else _ProcessPool(n, args)
 
 
-def _entry(cell: Cell, out: Path) -> dict:
-    written = (out / cell.name).is_file()
+def _written(cell: Cell, out: Path, save_frames: bool) -> bool:
+    frames = out / cell.name.replace(".mp4", ".safetensors")
+    return (out / cell.name).is_file() and (not save_frames or frames.is_file())
+
+
+def _entry(cell: Cell, out: Path, save_frames: bool) -> dict:
+    written = _written(cell, out, save_frames)
     entry = {**cell.params, "path": cell.name if written else None, "attempts": cell.attempts}
+    if save_frames and written:
+        entry["frames"] = cell.name.replace(".mp4", ".safetensors")
     if cell.errors:
         entry["errors"] = cell.errors
     if not written:
@@ -463,35 +487,4 @@ def write_contact_sheet(out: Path, entries: list[dict], frames: int = 8, thumb: 
     return path
 
 
-SPEC_KEYS = frozenset("session preset grid out engine workers retries address steps frames threads".split())
-
-
-def load_spec(path: str | os.PathLike) -> dict:
-    """Read a `python -m ivcore grid` spec file (docs/batch.md); paths in it are relative to the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise InstructionError("spec", str(path), "a JSON spec file (see docs/batch.md)")
-    try:
-        spec = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InstructionError("spec", str(path), f"valid JSON ({exc})") from None
-    if not isinstance(spec, dict):
-        raise InstructionError("spec", type(spec).__name__, "a JSON object with session or preset, grid and out")
-    unknown = sorted(set(spec) - SPEC_KEYS)
-    if unknown:
-        raise InstructionError(unknown[0], spec[unknown[0]], f"one of the spec keys {', '.join(sorted(SPEC_KEYS))}")
-    if ("session" in spec) == ("preset" in spec):
-        raise InstructionError("session", spec.get("session"), "exactly one of session (a folder) or preset")
-    if "preset" in spec and spec["preset"] not in ("tiny", "shapes"):
-        raise InstructionError("preset", spec["preset"], "'tiny' or 'shapes'")
-    if "grid" not in spec:
-        raise InstructionError("grid", None, "a mapping of axes to lists of values")
-    for key in ("session", "out"):
-        if key in spec:
-            if not isinstance(spec[key], str):
-                raise InstructionError(key, spec[key], "a path (string), relative to the spec file")
-            spec[key] = str(path.parent / spec[key])
-    return spec
-
-
-__all__ = ["GridError", "run_grid", "expand", "load_spec", "write_contact_sheet", "AXES"]
+__all__ = ["GridError", "run_grid", "expand", "session_key", "write_contact_sheet", "AXES"]

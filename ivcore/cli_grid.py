@@ -11,10 +11,13 @@ out/index.json) or the models cannot be loaded.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from pathlib import Path
 
 from ivcore.cli_generate import EXIT_BAD_INPUT, EXIT_FAILED
+from ivcore.errors import InstructionError
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -28,9 +31,40 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
+SPEC_KEYS = frozenset("session preset grid out engine workers retries address steps frames threads save_frames".split())
+
+
+def load_spec(path: str | os.PathLike) -> dict:
+    """Read a `python -m ivcore grid` spec file (docs/batch.md); paths in it are relative to the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InstructionError("spec", str(path), "a JSON spec file (see docs/batch.md)")
+    try:
+        spec = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InstructionError("spec", str(path), f"valid JSON ({exc})") from None
+    if not isinstance(spec, dict):
+        raise InstructionError("spec", type(spec).__name__, "a JSON object with session or preset, grid and out")
+    unknown = sorted(set(spec) - SPEC_KEYS)
+    if unknown:
+        raise InstructionError(unknown[0], spec[unknown[0]], f"one of the spec keys {', '.join(sorted(SPEC_KEYS))}")
+    if ("session" in spec) == ("preset" in spec):
+        raise InstructionError("session", spec.get("session"), "exactly one of session (a folder) or preset")
+    if "preset" in spec and spec["preset"] not in ("tiny", "shapes"):
+        raise InstructionError("preset", spec["preset"], "'tiny' or 'shapes'")
+    if "grid" not in spec:
+        raise InstructionError("grid", None, "a mapping of axes to lists of values")
+    for key in ("session", "out"):
+        if key in spec:
+            if not isinstance(spec[key], str):
+                raise InstructionError(key, spec[key], "a path (string), relative to the spec file")
+            spec[key] = str(path.parent / spec[key])
+    return spec
+
+
 def run(args: argparse.Namespace) -> int:
-    from ivcore import InstructionError, Session
-    from ivcore.batch import GridError, load_spec, run_grid
+    from ivcore import Session
+    from ivcore.batch import GridError, run_grid
 
     try:
         spec = load_spec(args.spec)
@@ -46,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
             "steps": spec.get("steps"),
             "num_frames": spec.get("frames"),
             "threads": spec.get("threads"),
+            "save_frames": bool(spec.get("save_frames", False)),
         }
         index = run_grid(source, spec["grid"], out=out, **options)
     except InstructionError as exc:
