@@ -131,8 +131,12 @@ class Studio(StudioRuns, w.VBox):
         self.preview_caption = w.HTML("<small>clean-video estimate while denoising</small>")
         self.showing = w.Label(value="")  # what the player shows: "lambda 0.5 from the sweep"
         self.showing.add_class("ivw-showing")
+        self.latents.add_class("ivw-previews")
+        self.preview_caption.add_class("ivw-preview-caption")
         self.x_tilde = w.Image(format="png", layout=w.Layout(width=f"{size}px"))
         self.x_tilde_edited = w.Image(format="png", layout=w.Layout(width=f"{size}px"))
+        self.x_tilde.add_class("ivw-x-tilde")
+        self.x_tilde_edited.add_class("ivw-x-edited")
 
         def figure(widget: w.Widget, caption: str) -> w.VBox:
             return w.VBox([widget, w.HTML(f"<small>{caption}</small>")])
