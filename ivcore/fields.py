@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from types import MappingProxyType
 from typing import Any
 
 from ivcore.instructions import check_choice, check_float, check_int, check_prompt
@@ -154,6 +155,13 @@ def fields_of(cls: type) -> dict[str, Setting]:
     return found
 
 
+class DeclaredFields:
+    """`Session.fields` (also on subclasses and instances): {name: Setting}, read-only, for UIs and tools."""
+
+    def __get__(self, obj: Any, owner: type) -> MappingProxyType:
+        return MappingProxyType(fields_of(owner))
+
+
 def init_values(session: Any) -> None:
     """Give a new session its `_values` (every field's default) and its lock."""
     session._lock = threading.RLock()
@@ -192,4 +200,13 @@ def widget_hints(cls: type) -> dict[str, dict[str, Any]]:
     }
 
 
-__all__ = ["Setting", "Saved", "fields_of", "init_values", "json_settings", "markdown_table", "widget_hints"]
+__all__ = [
+    "Setting",
+    "Saved",
+    "DeclaredFields",
+    "fields_of",
+    "init_values",
+    "json_settings",
+    "markdown_table",
+    "widget_hints",
+]

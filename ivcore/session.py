@@ -15,7 +15,6 @@ import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -29,7 +28,7 @@ from ivcore.backends.video import MOTION_SCALES, PIAVideoBackend
 from ivcore.cache import DEFAULT_MAX_BYTES, StageCache
 from ivcore.denoise import Cancelled
 from ivcore.errors import InstructionError
-from ivcore.fields import Saved, Setting, fields_of, init_values
+from ivcore.fields import DeclaredFields, Saved, Setting, init_values
 from ivcore.generation import Pipeline, model_key
 from ivcore.images import fit_to, to_paint_layer, to_rgb_image
 from ivcore.instructions import check_choice, check_lam
@@ -83,6 +82,14 @@ def _check_preview_decoder(session: Session, value: Any) -> torch.nn.Module | No
     if value is not None and not (isinstance(value, torch.nn.Module) and callable(getattr(value, "decode", None))):
         raise InstructionError("preview_decoder", value, "None or a VAE module with decode() (AutoencoderTiny)")
     return value
+
+
+MAX_SEED = 2**63 - 1
+
+
+def _train_timesteps(backend) -> int:
+    """A sampler cannot take more steps than the timesteps it was trained with (diffusers raises)."""
+    return int(getattr(backend.scheduler.config, "num_train_timesteps", 1000))
 
 
 def _copy_image(image: Image.Image | None) -> Image.Image | None:
@@ -155,18 +162,26 @@ class Session(Pipeline):
         A FrameAlign applies the paper's Conv2D(SiLU(GroupNorm(v_i - x~))) head (its identity
         at init; load trained weights with FrameAlign.from_file); save writes its weights.""",
     )  # fmt: skip
-    seed = Setting("int", 0, low=0, type="int >= 0", doc="Seed of P_img and the default seed of `generate`.")
+    seed = Setting(
+        "int", 0, low=0, high=MAX_SEED, type="int in [0, 2**63 - 1]",
+        doc="Seed of P_img and the default seed of `generate` (torch generators take 64-bit seeds).",
+    )  # fmt: skip
     num_frames = Setting(
         "int", lambda s: s.video_backend.num_frames, low=1, high=lambda s: s.video_backend.max_frames,
         type="int in [1, the model's max_frames]", doc="Frames per video (the default of `generate`).",
     )  # fmt: skip
-    steps = Setting("int", 25, low=1, type="int >= 1", doc="Denoising steps of P_video.")
+    steps = Setting(
+        "int", 25, low=1, high=lambda s: _train_timesteps(s.video_backend),
+        type="int in [1, the scheduler's train timesteps]", doc="Denoising steps of P_video.",
+    )  # fmt: skip
     guidance = Setting(
         "float", 7.5, low=0.0, type="float >= 0", doc="Classifier-free guidance scale of P_video (<= 1: off)."
     )
     image_steps = Setting(
-        "int", 25, low=1, type="int >= 1", doc="Sampler steps of P_img (img2img runs about `content_strength` of them)."
-    )
+        "int", 25, low=1, high=lambda s: _train_timesteps(s.image_backend),
+        type="int in [1, the scheduler's train timesteps]",
+        doc="Sampler steps of P_img (img2img runs about `content_strength` of them).",
+    )  # fmt: skip
     image_guidance = Setting("float", 7.5, low=0.0, type="float >= 0", doc="Classifier-free guidance scale of P_img.")
     fps = Setting(
         "float", lambda s: float(s.video_backend.fps), low=0.01, high=1000.0, type="float in [0.01, 1000]",
@@ -177,6 +192,8 @@ class Session(Pipeline):
         saved=Saved.NO, cache_key=False,
         doc="An optional fast decoder for latent previews in the widgets (never used for the final video).",
     )  # fmt: skip
+
+    fields = DeclaredFields()  # {name: Setting} of the declarations above, for UIs and tools
 
     def __init__(
         self,
@@ -451,8 +468,5 @@ class Session(Pipeline):
         parts = [f"{name}={shown(name, value)}" for name, value in self._snapshot().items() if name != "image"]
         return f"Session(models={self._spec}, size={self.size}, " + ", ".join(parts) + ")"
 
-
-# What UIs and tools read: every declared field by name (kind, bounds, choices, saved, cache_key, notify).
-Session.fields = MappingProxyType(fields_of(Session))
 
 __all__ = ["Session", "Cancelled", "model_key"]

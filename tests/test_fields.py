@@ -122,6 +122,7 @@ def test_a_new_setting_is_one_line(tmp_path):
     loaded = Extended.load(s.save(tmp_path / "x"))
     assert loaded.sharpness == 1.25 and loaded.to_dict() == s.to_dict()
     assert "`sharpness`" in markdown_table(Extended)
+    assert "sharpness" in Extended.fields and "sharpness" in s.fields and "sharpness" not in Session.fields
 
 
 def test_modules_stay_small():

@@ -119,6 +119,27 @@ def test_a_format_1_folder_loads(session, tmp_path):
     assert np.array_equal(loaded.generate(SEED, progress=False).frames, video.frames)
 
 
+def test_model_folders_round_trip(tiny_model_dirs, tmp_path):
+    s = Session.from_pretrained(**tiny_model_dirs, device="cpu", steps=2)
+    s.num_frames, s.content, s.lam = 4, "a field", 0.5
+    s.paint(red_stroke())
+    loaded = assert_round_trip(s, tmp_path / "saved")
+    assert loaded.models == {k: str(v) for k, v in tiny_model_dirs.items()}
+
+
+def test_saving_again_removes_what_is_gone(session, tmp_path):
+    session.paint(red_stroke())
+    session.align = FrameAlign()
+    folder = session.save(tmp_path / "saved")
+    assert (folder / "paint.png").is_file() and (folder / "align.safetensors").is_file()
+    session.clear_paint()
+    session.align = None
+    session.save(folder)
+    assert not (folder / "paint.png").exists() and not (folder / "align.safetensors").exists()
+    loaded = Session.load(folder)
+    assert loaded.paint_layer is None and loaded.align is None and loaded.last_video is None
+
+
 # ---------------------------------------------------------------------- hostile folders
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
