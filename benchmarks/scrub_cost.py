@@ -119,8 +119,8 @@ def write_results(text: str, args: argparse.Namespace) -> None:
         + "\n\nRows: classifier-free guidance doubles every branch; 0 < lambda < 1 needs both branches (x~ and"
         " x~'), lambda 0 or 1 one. The sweep's first step is shared by all lambdas (same noise). On the CPU each"
         " lambda gets the UNet call `generate` makes (bitwise the same videos); on CUDA the 12 rows go in one"
-        " batched call a step. The slider move is the kernel's side only (mp4 encode of the held video and the"
-        " trait update); docs/widgets.md explains the scrubbing.\n"
+        " batched call a step. The slider move is the kernel's side only: the worker encoded the swept mp4s, so a"
+        " move swaps bytes and updates traits; docs/widgets.md explains the scrubbing.\n"
     )
     text_all = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
     start = text_all.find("## Scrubbing lambda in the Studio")
