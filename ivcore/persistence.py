@@ -36,12 +36,12 @@ from safetensors import SafetensorError
 from ivcore.align import FrameAlign
 from ivcore.errors import InstructionError
 from ivcore.fields import Saved, fields_of, json_settings
+from ivcore.personalize import _HUB_ID
 from ivcore.video import Video
 
 FORMAT = 2  # 1: settings, images and last video only; 2: + LoRAs, checkpoints, samplers, few-step, align weights
 SESSION_FILE = "session.json"
 LORA_FOLDER = "loras"
-_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 _MAX_JSON_BYTES = 64 << 20
 _PAIRS = ("image", "video")
 
@@ -114,12 +114,16 @@ def save(session, folder: str | os.PathLike) -> Path:
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    values = session._snapshot()
-    data = session_dict(session)
+    with session._lock:  # one consistent state, even with a cell or widget setting fields meanwhile
+        values, data = session._snapshot(), session_dict(session)
     files: dict[str, Any] = {"loras": [], "checkpoints": []}
     for entry in data["loras"]:
-        record = adapter_sources(_backends(session)[entry["target"]].unet).get(entry["name"], {})
-        if record.get("file") is None:
+        record = adapter_sources(_backends(session)[entry["target"]].unet).get(entry["name"])
+        if record is None:
+            raise InstructionError(
+                f"loras[{entry['name']}]", entry["target"], "an adapter loaded with load_lora (its source is unknown)"
+            )
+        if record["file"] is None:
             files["loras"].append(None)
             continue
         relative = f"{LORA_FOLDER}/{entry['sha256']}.safetensors"
@@ -134,6 +138,9 @@ def save(session, folder: str | os.PathLike) -> Path:
                     "the file as it was when loaded (it changed: load it again)",
                 )
         files["loras"].append(relative)
+    for stale in (folder / LORA_FOLDER).glob("*.safetensors"):
+        if f"{LORA_FOLDER}/{stale.name}" not in files["loras"]:
+            stale.unlink()  # a copy an earlier save made of a LoRA no longer loaded
     for entry in data["checkpoints"]:
         single = Path(entry["source"]).is_file()
         files["checkpoints"].append(file_sha256(entry["source"]) if single else None)

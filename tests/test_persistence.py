@@ -90,6 +90,10 @@ def test_loras_checkpoint_and_sampler_round_trip(session, tmp_path):
     assert loaded.to_dict()["loras"][0]["source"] == str(style)
     assert len(list((tmp_path / "saved" / "loras").iterdir())) == 2
     assert isinstance(loaded.video_backend.scheduler, EulerDiscreteScheduler)
+    loaded.unload_lora("other")
+    loaded.save(tmp_path / "saved")  # the copy of the LoRA no longer loaded goes
+    assert len(list((tmp_path / "saved" / "loras").iterdir())) == 1
+    assert Session.load(tmp_path / "saved").to_dict() == loaded.to_dict()
 
 
 def test_few_step_state_round_trip(session, tmp_path):
