@@ -188,7 +188,27 @@ def test_clip_merges_from_a_bpe_file(tmp_path):
      (dict(variants=("bf16",)), "variants")],
 )  # fmt: skip
 def test_bad_arguments_are_refused(tmp_path, kwargs, field):
-    options = dict(kind="pia", width=WIDTH, **kwargs)
+    options = {"kind": "pia", "width": WIDTH, **kwargs}
     with pytest.raises(InstructionError, match=field):
         mirror(tmp_path / "m", options.pop("kind"), **options)
     assert not (tmp_path / "m").exists()
+
+
+def test_hub_ids_try_fp16_first_in_float16_and_fall_back():
+    """Hub repositories are not listed: both variants are tried in order, safetensors only."""
+    from ivcore.backends.loading import load_component
+
+    calls = []
+
+    class Model:
+        @classmethod
+        def from_pretrained(cls, model, variant=None, **kwargs):
+            calls.append((variant, kwargs["use_safetensors"], kwargs.get("subfolder")))
+            if variant == "fp16":
+                raise OSError("no diffusion_pytorch_model.fp16.safetensors in this repository")
+            return "loaded"
+
+    assert variant_order("owner/model", "unet", torch.float16) == ["fp16", None]
+    assert variant_order("owner/model", "unet", torch.float32) == [None, "fp16"]
+    assert load_component(Model, "owner/model", "unet", torch.float16) == "loaded"
+    assert calls == [("fp16", True, "unet"), (None, True, "unet")]
