@@ -209,6 +209,11 @@ def pickle_lora(folder: Path) -> None:
     point_lora_at("loras/evil.pt")(folder)
 
 
+def pickle_checkpoint(folder: Path) -> None:
+    (folder / "model.ckpt").write_bytes(pickle.dumps(Boom()))
+    edit_json(lambda d: d.update(checkpoints=[{"target": "image", "source": str(folder / "model.ckpt")}]))(folder)
+
+
 def swapped_lora(folder: Path) -> None:
     copy = next((folder / "loras").iterdir())
     make_lora(folder / "loras" / "tmp", seed=9)
@@ -267,6 +272,7 @@ TAMPER = {
         lambda f: (point_lora_at(None)(f), edit_json(lambda d: d["loras"][0].update(source=str(f / "image.png")))(f)),
         r"session\.json:loras\[0\]\.source",
     ),
+    "checkpoint-pickle": (pickle_checkpoint, r"session\.json:checkpoints\[0\]"),
     "lora-copy-swapped": (swapped_lora, r"^loras/\w+\.safetensors:sha256$"),
     "align-weights-missing": (lambda f: (f / "align.safetensors").unlink(), r"session\.json:align"),
 }
