@@ -218,14 +218,16 @@ def test_ray_engine_renders_the_same_frames_and_retries_a_killed_worker(folder, 
     cells = expand(GRID, (64, 64), _key(folder))
     fault = {"cell": cells[1].name, "kind": "exit", "marker": str(tmp_path / "killed")}
     out = tmp_path / "ray"
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    except Exception as exc:  # Ray's own start (GCS, raylet) timing out on an overloaded machine
+        pytest.skip(f"a local Ray cluster did not start here: {str(exc).splitlines()[0]}")
     try:
         kwargs = {"workers": 2, "threads": 1, "save_frames": True, "verbose": False, "_fault": fault}
-        index = run_grid(folder, GRID, engine="ray", out=out, **kwargs)
+        entries = json.loads(run_grid(folder, GRID, engine="ray", out=out, **kwargs).read_text())
         again = json.loads(run_grid(folder, GRID, engine="ray", out=out, verbose=False).read_text())
     finally:
         ray.shutdown()
-    entries = json.loads(index.read_text())
     assert [e["attempts"] for e in entries] == [1, 2, 1, 1]
     assert entries[1]["errors"][0].startswith("worker died")  # the killed actor, replaced
     assert [e["attempts"] for e in again] == [0, 0, 0, 0]  # a rerun skips the finished cells
