@@ -191,10 +191,27 @@ def markdown_table(cls: type) -> str:
     return "\n".join(rows)
 
 
-def widget_hints(cls: type) -> dict[str, dict[str, Any]]:
-    """What a UI needs to build a control per plain field: kind, bounds (resolved later), choices, doc."""
+def widget_hints(owner: Any) -> dict[str, dict[str, Any]]:
+    """What a UI needs to build a control per plain field: kind, bounds, choices, default, one-line doc.
+
+    Given a session, the model-dependent bounds and defaults are resolved for it (num_frames' max
+    is the video model's); given the class, they stay functions of a session.
+    """
+    session = None if isinstance(owner, type) else owner
+    cls = owner if session is None else type(owner)
+
+    def resolve(value: Any) -> Any:
+        return value(session) if session is not None and callable(value) else value
+
     return {
-        name: {"kind": spec.kind, "low": spec.low, "high": spec.high, "choices": spec.choices, "doc": spec.summary}
+        name: {
+            "kind": spec.kind,
+            "low": resolve(spec.low),
+            "high": resolve(spec.high),
+            "choices": spec.choices,
+            "default": resolve(spec.default),
+            "doc": spec.summary,
+        }  # fmt: skip
         for name, spec in fields_of(cls).items()
         if spec.kind != "custom"
     }

@@ -103,6 +103,9 @@ def test_widget_hints_give_bounds_and_choices(tiny):
     assert hints["trajectory_mode"]["choices"] == ("path", "endpoint")
     assert hints["content_strength"]["low"] == 0.0 and hints["content_strength"]["high"] == 1.0
     assert hints["num_frames"]["high"](tiny) == tiny.video_backend.max_frames
+    resolved = widget_hints(tiny)
+    assert resolved["num_frames"]["high"] == tiny.video_backend.max_frames
+    assert resolved["num_frames"]["default"] == tiny.video_backend.num_frames
     assert "image" not in hints and "lam" not in hints  # custom fields have their own widgets
 
 
