@@ -341,7 +341,9 @@ def _schedule(pool, cells: list[Cell], call, retries: int, log) -> None:
             inflight[slot] = cell
             pool.submit(slot, call(cell))
         slot, ok, info = pool.wait()
-        cell = inflight.pop(slot)
+        cell = inflight.pop(slot, None)
+        if cell is None:  # an idle worker died (and was replaced): no cell to blame
+            continue
         idle.append(slot)
         if ok:
             log(f"[ivcore] grid: {_label(cell.params)} -> {cell.name} (attempt {cell.attempts})")
