@@ -123,6 +123,14 @@ def test_a_format_1_folder_loads(session, tmp_path):
     assert np.array_equal(loaded.generate(SEED, progress=False).frames, video.frames)
 
 
+def test_svd_session_round_trip(tmp_path):
+    s = Session.tiny(seed=0, video="svd")
+    s.num_frames, s.steps, s.lam, s.align = 4, 2, 0.5, "stats"
+    s.paint(red_stroke())
+    loaded = assert_round_trip(s, tmp_path / "saved")
+    assert loaded.models == {"preset": "tiny", "seed": 0, "video": "svd"}
+
+
 def test_model_folders_round_trip(tiny_model_dirs, tmp_path):
     s = Session.from_pretrained(**tiny_model_dirs, device="cpu", steps=2)
     s.num_frames, s.content, s.lam = 4, "a field", 0.5
