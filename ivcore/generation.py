@@ -29,7 +29,7 @@ from ivcore.denoise import StepCallback, denoise
 from ivcore.errors import InstructionError, SessionBusy
 from ivcore.guidance import TrajectoryGuide
 from ivcore.images import composite
-from ivcore.instructions import check_float, check_int, check_lam, lam_schedule
+from ivcore.instructions import check_lam, lam_schedule
 from ivcore.video import Video
 
 
@@ -147,7 +147,7 @@ class Pipeline:
 
     def motion_preview(self, num_frames: int | None = None) -> Video:
         """The trajectories applied to x~ without diffusion: instant feedback while dragging."""
-        frames = self.num_frames if num_frames is None else check_int(num_frames, "num_frames", 1)
+        frames = self.num_frames if num_frames is None else type(self).num_frames.validate(self, num_frames)
         base = self.intermediate(edited=False)
         v = self._snapshot()
         return Video(traj.animate(base, v["trajectories"], frames), fps=v["fps"])
@@ -177,13 +177,11 @@ class Pipeline:
     def _resolve(self, seed, num_frames, steps, guidance) -> tuple[int, int, int, float]:
         """Per-call overrides of the session's settings, validated like the setters."""
         v = self._snapshot()
-        seed = v["seed"] if seed is None else check_int(seed, "seed", 0)
-        if num_frames is None:
-            num_frames = v["num_frames"]
-        else:
-            num_frames = check_int(num_frames, "num_frames", 1, self.video_backend.max_frames)
-        steps = v["steps"] if steps is None else check_int(steps, "steps", 1)
-        guidance = v["guidance"] if guidance is None else check_float(guidance, "guidance", 0.0)
+        fields = type(self)  # the declared fields validate per-call overrides exactly as their setters do
+        seed = v["seed"] if seed is None else fields.seed.validate(self, seed)
+        num_frames = v["num_frames"] if num_frames is None else fields.num_frames.validate(self, num_frames)
+        steps = v["steps"] if steps is None else fields.steps.validate(self, steps)
+        guidance = v["guidance"] if guidance is None else fields.guidance.validate(self, guidance)
         return seed, num_frames, steps, guidance
 
     def _exclusive(self):
