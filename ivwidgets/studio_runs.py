@@ -375,6 +375,9 @@ class StudioRuns:
                 self.status.value = f"{self._done} \u00b7 lambda sweep stopped".lstrip(" \u00b7")
             else:
                 self.status.value = "cancelled (the last video is kept)"
+        elif task.kind == "sweep":  # the click's video stands; only scrubbing is off until the next one
+            self.status.value = f"{self._done} \u00b7 lambda sweep failed (no scrubbing)".lstrip(" \u00b7")
+            self.show_error(f"lambda sweep: {type(exc).__name__}: {exc}")
         else:
             self.status.value = "failed"
             self.show_error(f"{type(exc).__name__}: {exc}")

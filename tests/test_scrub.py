@@ -186,6 +186,18 @@ def test_cancel_during_the_sweep_keeps_no_partial_sweep(s: Session) -> None:
     assert s.last_video is video and not s.running and app.cancel_button.disabled
 
 
+def test_a_failing_sweep_keeps_the_video(s: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("no memory for the sweep")
+
+    monkeypatch.setattr(s, "sweep", broken)
+    app = studio(s)
+    assert app.generate() and app.wait(TIMEOUT)
+    assert "lambda sweep failed" in app.status.value and "no memory for the sweep" in app.error.value
+    assert app.player.video is s.last_video and app.showing.value == "lambda 1"
+    assert not app._sweep.complete and not app.generate_button.disabled and app.cancel_button.disabled
+
+
 def test_scrub_off_and_bad_values(s: Session) -> None:
     app = Studio(s, scrub_lams=None)
     assert app.lam.continuous_update is False

@@ -326,6 +326,16 @@ def test_player_trait_roundtrip(name: str) -> None:
     assert roundtrip(a, b, name, PLAYER_VALUES[name]) == PLAYER_VALUES[name]
 
 
+def test_player_video_is_the_video_on_screen() -> None:
+    video = Video(np.zeros((2, 16, 16, 3), np.uint8), fps=4)
+    player = VideoPlayer()
+    assert player.video is None
+    player.show(video)
+    assert player.video is video and player.num_frames == 2
+    player.show(video.to_mp4())  # raw bytes: no Video to point at
+    assert player.video is None and player.value == video.to_mp4()
+
+
 def test_player_shows_a_video() -> None:
     frames = np.zeros((5, 32, 32, 3), dtype=np.uint8)
     frames[:, :, :16] = 200
