@@ -222,7 +222,7 @@ def measure(s: Session, paths: dict[str, Path], args: argparse.Namespace, capped
         s.cache.clear()
         return s.sweep(list(SWEEP), seed=0, progress=False)
 
-    add("sweep", "5-lambda sweep (0, .25, .5, .75, 1)", sweep, 0.5)
+    add("sweep", "5-lambda sweep (0, .25, .5, .75, 1)", sweep)  # no plan: memory_plan takes one lam
     s.use_few_step(steps=4, guidance=1.0, lora=paths["fewstep"])
     try:
         add("fewstep", "few-step: LCM 4 steps, cfg 1, LoRA, lam 1", video(1.0), 1.0)

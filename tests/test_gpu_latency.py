@@ -47,7 +47,7 @@ def test_every_row_with_the_unet_rows_its_setting_implies(measured):
     assert (by["fewstep"].unet_calls, by["fewstep"].unet_rows) == (4, 4)
     assert (by["fewstep_blend"].unet_calls, by["fewstep_blend"].unet_rows) == (4, 8)
     assert by["sweep"].unet_rows >= 4 * args.steps and by["image"].unet_calls == 0
-    assert all(r.plan_bytes > 0 for r in rows if r.key not in ("image", "content", "trajectory"))
+    assert all(r.plan_bytes > 0 for r in rows if r.key not in ("image", "content", "trajectory", "sweep"))
 
 
 def test_report_and_results_sections(gpu_latency, measured, tmp_path):
