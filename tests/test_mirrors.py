@@ -212,3 +212,25 @@ def test_hub_ids_try_fp16_first_in_float16_and_fall_back():
     assert variant_order("owner/model", "unet", torch.float32) == [None, "fp16"]
     assert load_component(Model, "owner/model", "unet", torch.float16) == "loaded"
     assert calls == [("fp16", True, "unet"), (None, True, "unet")]
+
+
+def test_p_img_with_sd15s_pndm_equals_diffusers_img2img(mirrors):
+    """SD1.5's own scheduler (PNDM, no generator in its step): P_img matches the pipeline exactly."""
+    from diffusers import StableDiffusionImg2ImgPipeline
+
+    b = pia_session(mirrors).image_backend
+    image = scene().resize((64, 64))
+    ours = b.img2img(
+        image, b.encode_prompt("a red fox"), b.encode_prompt(""), strength=0.6, steps=4, guidance=7.5, seed=3
+    )
+    pipe = StableDiffusionImg2ImgPipeline(
+        vae=b.vae, text_encoder=b.text_encoder, tokenizer=b.tokenizer, unet=b.unet, scheduler=b.scheduler,
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )  # fmt: skip
+    pipe.set_progress_bar_config(disable=True)
+    reference = pipe(
+        "a red fox", image=image, strength=0.6, num_inference_steps=4, guidance_scale=7.5,
+        generator=torch.Generator().manual_seed(3),
+    ).images[0]  # fmt: skip
+    assert type(b.scheduler).__name__ == "PNDMScheduler"
+    assert np.array_equal(np.asarray(ours), np.asarray(reference)) and np.asarray(ours).std() > 1
