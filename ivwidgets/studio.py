@@ -61,6 +61,7 @@ class Studio(StudioRuns, w.VBox):
         self._settle: threading.Timer | None = None
         self._syncing = False  # True while the controls follow a change made in code
         self._last_preview = 0.0
+        self._preview_cost = 0.0  # seconds the last preview took (decode and send)
         self._t0 = 0.0
         self._done = ""
         #: The last preview while denoising: (F, H, W, 3) uint8 frames, how they were decoded, the step.

@@ -23,9 +23,10 @@ from ._common import InstructionError, session_lock
 from .lam_control import lam_for
 from .scrub import LAM_TOL, Task
 
-__all__ = ["PREVIEW_EVERY_S", "SETTLE_S", "StudioRuns", "frames_strip", "latents_to_rgb"]
+__all__ = ["PREVIEW_BUDGET", "PREVIEW_EVERY_S", "SETTLE_S", "StudioRuns", "frames_strip", "latents_to_rgb"]
 
 PREVIEW_EVERY_S = 0.15  # previews are throttled: the kernel's socket, not the UNet, is the limit
+PREVIEW_BUDGET = 0.1  # and take at most this share of a run: a decode of c seconds waits 9c for the next
 SETTLE_S = 0.3  # the lambda slider counts as released when it has rested this long
 # Settings a sweep depends on that a session may change without telling observers; the
 # instructions that do notify (image, paint, content, motion, trajectories) drop the sweep at once.
@@ -272,13 +273,15 @@ class StudioRuns:
     def _preview(self, step: int, total: int, latents: Any, x0: Any) -> None:
         """Show the clean-video estimate x0 (or, from a scheduler without one, the noisy latents)."""
         now = time.monotonic()
-        if latents is None or not (now - self._last_preview >= PREVIEW_EVERY_S or step >= total):
+        gap = max(PREVIEW_EVERY_S, self._preview_cost * (1 - PREVIEW_BUDGET) / PREVIEW_BUDGET)
+        if latents is None or not (now - self._last_preview >= gap or step >= total):
             return
-        self._last_preview = now
         target = x0 if x0 is not None else latents
         decoder = getattr(self.session, "preview_decoder", None)
         source = preview_source(self.session.video_backend, tuple(target.shape), decoder)
         frames = decode_preview(self.session.video_backend, target, decoder=decoder, source=source)
+        self._last_preview = time.monotonic()
+        self._preview_cost = self._last_preview - now  # a VAE decode can cost half a step (shapes, CPU)
         self.preview_frames, self.preview_source, self.preview_step = frames, source, int(step)
         strip = frames_strip(frames)
         if (self.latents.width, self.latents.height) != (strip.shape[1], strip.shape[0]):
