@@ -22,11 +22,13 @@ from ivcore.backends.loading import variant_order
 from ivcore.testing import (
     CLIP_MERGES,
     CLIP_VOCAB_SIZE,
+    clip_bpe_file,
     clip_merges,
     mirror,
     sd15_configs,
     svd_xt_configs,
     synthetic_merges,
+    write_clip_tokenizer,
 )
 
 WIDTH = 0.125
@@ -234,3 +236,12 @@ def test_p_img_with_sd15s_pndm_equals_diffusers_img2img(mirrors):
     ).images[0]  # fmt: skip
     assert type(b.scheduler).__name__ == "PNDMScheduler"
     assert np.array_equal(np.asarray(ours), np.asarray(reference)) and np.asarray(ours).std() > 1
+
+
+@pytest.mark.skipif(clip_bpe_file() is None, reason="open_clip (CLIP's BPE file) is not installed")
+def test_real_clip_merges_give_clips_token_ids(tmp_path):
+    from transformers import CLIPTokenizer
+
+    assert write_clip_tokenizer(tmp_path / "tokenizer")
+    tokenizer = CLIPTokenizer.from_pretrained(tmp_path / "tokenizer")
+    assert tokenizer("a photo of a cat").input_ids == [49406, 320, 1125, 539, 320, 2368, 49407]  # CLIP's own ids
