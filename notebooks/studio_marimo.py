@@ -27,6 +27,7 @@ def _():
     from ivcore import Session
     from ivcore.backends.presets import tiny_requested
     from ivwidgets import PaintCanvas, TrajectoryEditor, VideoPlayer
+    from ivwidgets._common import session_lock  # the lock the widgets' background jobs take
 
     def accept_plain_bytes(*classes):
         """marimo hands a widget's binary traits over as ``bytes``; ipywidgets' ``bytes_from_json``
@@ -43,7 +44,7 @@ def _():
                     trait.metadata["from_json"] = from_json
 
     accept_plain_bytes(PaintCanvas, TrajectoryEditor, VideoPlayer)
-    return PaintCanvas, Session, TrajectoryEditor, VideoPlayer, html, json, mo, np, time, tiny_requested
+    return PaintCanvas, Session, TrajectoryEditor, VideoPlayer, html, json, mo, np, session_lock, time, tiny_requested
 
 
 @app.cell
@@ -63,7 +64,9 @@ def _(PaintCanvas, Session, TrajectoryEditor, VideoPlayer, mo, tiny_requested):
     # so each element is shown by the cell that makes it, and the player (whose frame changes 8 times a
     # second while it plays) is kept as a plain widget, wrapped only where it is shown.
     s = Session.tiny(seed=0) if tiny_requested() else Session.shapes(seed=0)
-    paint = mo.ui.anywidget(PaintCanvas(s))
+    # x~' is shown by a cell below: the canvas's own x~' panel stays empty under marimo (its updates
+    # carry only a binary buffer, and marimo's page does not apply them to that image)
+    paint = mo.ui.anywidget(PaintCanvas(s, show_edited=False))
     editor = mo.ui.anywidget(TrajectoryEditor(s))
     player_widget = VideoPlayer()
     # a stroke changes x, hence x~: the editor redraws it (and its motion preview)
@@ -105,6 +108,16 @@ def _(content, editor, lam, mo, motion, s):
         instructions = str(exc)
     mo.callout(instructions, kind="danger") if instructions != "ok" else None
     return (instructions,)
+
+
+@app.cell
+def _(editor, instructions, mo, paint, s, session_lock):
+    # x~' (the intermediate image with the drags applied), recomputed after each stroke, drag or text
+    _ = (paint.value, editor.value, instructions)  # rerun on their changes
+    with session_lock(s):
+        _edited = s.intermediate(edited=True)
+    mo.vstack([mo.image(_edited, width=256, rounded=True), mo.md("x\u0303\u2032 (edited intermediate)")])
+    return
 
 
 @app.cell
