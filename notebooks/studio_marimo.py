@@ -64,8 +64,8 @@ def _(PaintCanvas, Session, TrajectoryEditor, VideoPlayer, mo, tiny_requested):
     # so each element is shown by the cell that makes it, and the player (whose frame changes 8 times a
     # second while it plays) is kept as a plain widget, wrapped only where it is shown.
     s = Session.tiny(seed=0) if tiny_requested() else Session.shapes(seed=0)
-    # x~' is shown by a cell below: the canvas's own x~' panel stays empty under marimo (its updates
-    # carry only a binary buffer, and marimo's page does not apply them to that image)
+    # x~' is shown by a cell below: the canvas's own x~' panel stays empty under marimo (the kernel's
+    # PNG reaches the page but the panel shows nothing; not understood yet, see docs/frontends.md)
     paint = mo.ui.anywidget(PaintCanvas(s, show_edited=False))
     editor = mo.ui.anywidget(TrajectoryEditor(s))
     player_widget = VideoPlayer()
