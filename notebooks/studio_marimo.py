@@ -116,7 +116,7 @@ def _(editor, instructions, mo, paint, s, session_lock):
     _ = (paint.value, editor.value, instructions)  # rerun on their changes
     with session_lock(s):
         _edited = s.intermediate(edited=True)
-    mo.vstack([mo.image(_edited, width=256, rounded=True), mo.md("x\u0303\u2032 (edited intermediate)")])
+    mo.image(_edited, alt="edited intermediate", width=256, rounded=True, caption="x\u0303\u2032 (edited intermediate)")
     return
 
 

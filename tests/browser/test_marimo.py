@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .browser_helpers import free_port
+from .browser_helpers import SIZE, free_port
 from .frontends import (
     REPO,
     assert_session_state,
@@ -62,6 +62,8 @@ def session_state(page, until, timeout_s: float = 120) -> dict:
 
 
 def test_studio_in_marimo(app_page, marimo_app: str) -> None:
+    from playwright.sync_api import expect
+
     page = app_page
     page.goto(marimo_app, timeout=180_000)
     page.locator(".ivw-paint .ivw-live").wait_for(state="visible", timeout=240_000)
@@ -70,6 +72,9 @@ def test_studio_in_marimo(app_page, marimo_app: str) -> None:
 
     paint_stroke(page)  # 1. a stroke on x: the PaintCanvas anywidget sends its layer to the session
     session_state(page, lambda s: s["painted"] > 0)
+    # x~' is drawn by a cell of the app from the session (a 64 x 64 PNG shown at 256 px)
+    edited = page.locator("img[alt='edited intermediate']")
+    expect(edited).to_have_js_property("naturalWidth", SIZE, timeout=120_000)
     drag_trajectory(page)  # 2. a trajectory on x~ (TrajectoryEditor anywidget)
     session_state(page, lambda s: len(s["trajectories"]) == 1)
 
