@@ -306,10 +306,11 @@ class StudioRuns:
 
     def _run_generate(self, task: Task) -> None:
         value = float(self.lam.value)
-        ours = self.session.lam == self._lam_for(value, task.params["mode"], task.params["steps"])
+        lam = self.session.lam  # read once: the slider may move while the run goes on
+        ours = lam == self._lam_for(value, task.params["mode"], task.params["steps"])
         signature = self._signature(task.params)
         try:
-            video = self._generate(task)
+            video = self._generate(task, lam=lam)
         finally:
             task.done = True
             self._buttons()
