@@ -33,7 +33,7 @@ from ivcore.world import VOCABULARY
 PREDICTION_TYPE = "v_prediction"
 SHIPPED = "shapes"  # package folder (ivcore/shapes) holding image/ and video/
 # Session settings the shapes models are measured with (benchmarks/quality.py)
-SESSION_DEFAULTS = dict(steps=20, image_steps=20, guidance=2.5, image_guidance=3.0, content_strength=0.3)
+SESSION_DEFAULTS = dict(steps=20, image_steps=20, guidance=2.5, image_guidance=5.0, content_strength=0.3)
 
 
 def shapes_tokenizer() -> CLIPTokenizer:
