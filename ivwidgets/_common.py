@@ -39,9 +39,16 @@ __all__ = [
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
-# Bytes from the front end arrive as memoryview; a plain Bytes trait rejects them and ipywidgets
-# then drops the whole save_changes batch silently. These tags convert them to bytes first.
-BYTES: dict[str, Any] = {"sync": True, **bytes_serialization}
+
+def _bytes_from_json(js: Any, obj: Any) -> bytes | None:
+    """Binary traits from the page: Jupyter hands over a memoryview, marimo plain bytes; take both."""
+    return None if js is None else bytes(js)
+
+
+# Bytes from the front end arrive as memoryview (Jupyter) or bytes (marimo); a plain Bytes trait
+# rejects a memoryview and ipywidgets then drops the whole save_changes batch silently. These tags
+# convert either to bytes first.
+BYTES: dict[str, Any] = {"sync": True, **bytes_serialization, "from_json": _bytes_from_json}
 # For big payloads that only flow front end -> kernel: no echo_update message sending them back.
 BYTES_NO_ECHO: dict[str, Any] = {**BYTES, "echo_update": False}
 

@@ -29,21 +29,6 @@ def _():
     from ivwidgets import PaintCanvas, TrajectoryEditor, VideoPlayer
     from ivwidgets._common import session_lock  # the lock the widgets' background jobs take
 
-    def accept_plain_bytes(*classes):
-        """marimo hands a widget's binary traits over as ``bytes``; ipywidgets' ``bytes_from_json``
-        (the widgets' deserializer) calls ``.tobytes()``, which only a memoryview (Jupyter) has, so
-        every stroke failed. Swap in one that takes both (a no-op once ivwidgets' own one does)."""
-        from ipywidgets.widgets.trait_types import bytes_from_json
-
-        def from_json(js, obj):
-            return None if js is None else bytes(js)
-
-        for cls in classes:
-            for trait in cls.class_traits().values():
-                if trait.metadata.get("from_json") is bytes_from_json:
-                    trait.metadata["from_json"] = from_json
-
-    accept_plain_bytes(PaintCanvas, TrajectoryEditor, VideoPlayer)
     return PaintCanvas, Session, TrajectoryEditor, VideoPlayer, html, json, mo, np, session_lock, time, tiny_requested
 
 

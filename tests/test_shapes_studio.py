@@ -31,7 +31,7 @@ def test_paint_drag_and_lambda_in_the_studio():
     from ivwidgets.trajectory import trajectory_to_data
 
     s = Session.shapes(seed=0)
-    app = Studio(s)
+    app = Studio(s, scrub_lams=None)  # this test is about paint, drag and lambda; tests/test_scrub.py has the sweep
     scene = shapes_scene()
     assert np.array_equal(np.asarray(s.image), world.render(scene))  # the app opens on a world scene
     s.content_strength = 0.0

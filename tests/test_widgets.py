@@ -132,10 +132,11 @@ def test_paint_trait_roundtrip(s: Session, name: str) -> None:
     assert roundtrip(a, b, name, PAINT_VALUES[name]) == PAINT_VALUES[name]
 
 
-def test_paint_memoryview_layer_becomes_session_paint(s: Session) -> None:
+@pytest.mark.parametrize("wrap", [memoryview, bytes], ids=["jupyter-memoryview", "marimo-bytes"])
+def test_paint_memoryview_layer_becomes_session_paint(s: Session, wrap) -> None:
     w = PaintCanvas(s)
     data = layer_png()
-    from_frontend(w, layer=memoryview(data), strokes=[{"tool": "brush", "points": [[10, 20]]}])
+    from_frontend(w, layer=wrap(data), strokes=[{"tool": "brush", "points": [[10, 20]]}])
     assert w.error == ""
     assert w.layer == data and isinstance(w.layer, bytes)
     painted = np.asarray(s.paint_layer)
