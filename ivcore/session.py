@@ -351,16 +351,6 @@ class Session(Pipeline):
             self._values["paint_layer"] = None
         self._notify("paint")
 
-    @property
-    def stats(self) -> dict[str, dict[str, int]]:
-        """{stage: {"hits": n, "misses": n}} for text, image, encode, denoise, decode."""
-        return {stage: dict(counts) for stage, counts in self.cache.stats.items()}
-
-    @property
-    def running(self) -> bool:
-        """True while a generation is in progress."""
-        return self._running.locked()
-
     # ------------------------------------------------------------------ personalization
     def load_lora(
         self,
