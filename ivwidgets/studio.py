@@ -12,6 +12,7 @@ import numpy as np
 from ipycanvas import Canvas
 from PIL import Image
 
+from ivcore.fields import widget_hints
 from ivcore.preview import LATENT_RGB
 
 from ._common import InstructionError, encode_png, session_lock
@@ -23,6 +24,23 @@ from .studio_runs import PREVIEW_EVERY_S, SETTLE_S, StudioRuns, frames_strip, la
 from .trajectory import TrajectoryEditor
 
 __all__ = ["LATENT_RGB", "PREVIEW_EVERY_S", "Studio", "frames_strip", "latents_to_rgb"]
+
+
+# A slider over all 1000 scheduler steps would be unusable; the session still takes more from code.
+STEPS_UI_MAX = 100
+
+
+def _int_slider(session: Any, hints: dict, name: str, label: str, style: dict, ui_max: int | None = None):
+    """An IntSlider for a declared int field: its bounds, its current value and its doc as tooltip."""
+    hint = hints[name]
+    high = hint["high"] if hint["high"] is not None else ui_max
+    if ui_max is not None:
+        high = min(high, ui_max)
+    value = getattr(session, name)
+    return w.IntSlider(
+        value=value, min=hint["low"], max=max(high, value), description=label, tooltip=hint["doc"],
+        style=style,
+    )  # fmt: skip
 
 
 class Studio(StudioRuns, w.VBox):
@@ -105,18 +123,11 @@ class Studio(StudioRuns, w.VBox):
         )
         self.lam.add_class("ivw-lam")
         self.lam_schedule = LamSchedule()
-        self.steps = w.IntSlider(
-            value=int(getattr(session, "steps", 10)), min=1, max=100, description="Steps", style=style
-        )
-        max_frames = int(getattr(getattr(session, "video_backend", None), "max_frames", 64) or 64)
-        self.frames = w.IntSlider(
-            value=int(getattr(session, "num_frames", 8)),
-            min=1,
-            max=max_frames,
-            description="Frames",
-            style=style,
-        )
-        self.seed = w.IntText(value=int(getattr(session, "seed", 0) or 0), description="Seed", style=style)
+        # bounds, values and tooltips come from the session's declared fields (ivcore.fields)
+        hints = widget_hints(session)
+        self.steps = _int_slider(session, hints, "steps", "Steps", style, ui_max=STEPS_UI_MAX)
+        self.frames = _int_slider(session, hints, "num_frames", "Frames", style)
+        self.seed = w.IntText(value=session.seed, description="Seed", tooltip=hints["seed"]["doc"], style=style)
         self.upload = w.FileUpload(accept="image/*", multiple=False, description="Image…")
         self.upload.add_class("ivw-upload")
         self.generate_button = w.Button(description="Generate", button_style="primary", icon="play")

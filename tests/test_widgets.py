@@ -455,3 +455,16 @@ def test_studio_follows_changes_made_in_code(s: Session) -> None:
     assert (st.content.value, st.motion.value, st.lam.value) == ("a green field", "grass waves", 0.25)
     assert st.wait(60)
     assert s.content == "a green field" and s.lam == 0.25
+
+
+def test_studio_controls_follow_the_declared_fields(s: Session) -> None:
+    """Bounds, values and tooltips of the Studio's number controls come from ivcore.fields."""
+    from ivcore.fields import widget_hints
+    from ivwidgets.studio import STEPS_UI_MAX
+
+    s.steps, s.num_frames = 7, 3
+    app = Studio(s, scrub_lams=None)
+    hints = widget_hints(s)
+    assert (app.frames.min, app.frames.max, app.frames.value) == (1, s.video_backend.max_frames, 3)
+    assert (app.steps.min, app.steps.max, app.steps.value) == (1, min(hints["steps"]["high"], STEPS_UI_MAX), 7)
+    assert app.frames.tooltip == hints["num_frames"]["doc"] and app.seed.tooltip == hints["seed"]["doc"]
