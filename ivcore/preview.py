@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ivcore.errors import InstructionError
+
 __all__ = [
     "LATENT_RGB",
     "PREVIEW_SOURCES",
@@ -94,10 +96,10 @@ def decode_preview(backend: Any, x0: torch.Tensor, *, decoder: Any = None, sourc
     source = preview_source(backend, tuple(x0.shape), decoder) if source is None else source
     if source == "decoder":
         if decoder is None:
-            raise ValueError("preview source 'decoder' needs a decoder (session.preview_decoder)")
+            raise InstructionError("preview_decoder", None, "a decoder (session.preview_decoder) for source 'decoder'")
         return _to_uint8(_decoder_frames(decoder, x0))
     if source == "vae":
         return _to_uint8(backend.decode(x0[:1]))
     if source == "linear":
         return latents_to_frames(x0)
-    raise ValueError(f"preview source: got {source!r}; allowed: one of {', '.join(PREVIEW_SOURCES)}")
+    raise InstructionError("preview source", source, "one of " + ", ".join(PREVIEW_SOURCES))

@@ -25,7 +25,7 @@ from ivcore.backends.tiny import (
     UNET_CONFIG,
     VAE_CONFIG,
     VIDEO_SCHEDULER_CONFIG,
-    _byte_level_alphabet,
+    byte_level_alphabet,
 )
 from ivcore.world import VOCABULARY
 
@@ -44,7 +44,7 @@ def shapes_tokenizer() -> CLIPTokenizer:
     """
     vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
     for suffix in ("", "</w>"):
-        for ch in _byte_level_alphabet():
+        for ch in byte_level_alphabet():
             vocab[ch + suffix] = len(vocab)
     merges: list[tuple[str, str]] = []
     for _ in range(100):

@@ -44,6 +44,7 @@ import torch
 from safetensors.torch import save_file
 
 from ivcore.backends import configs
+from ivcore.backends.tiny import byte_level_alphabet
 from ivcore.errors import InstructionError
 from ivcore.instructions import check_choice
 
@@ -166,17 +167,6 @@ def _feature_extractor(path: Path, modern: bool) -> None:
 
 
 # ---------------------------------------------------------------------------------------- tokenizer
-def byte_alphabet() -> list[str]:
-    """CLIP's byte-to-unicode table in its order: the 256 one-character stand-ins of byte-level BPE."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    codes, extra = list(printable), 0
-    for b in range(256):
-        if b not in printable:
-            codes.append(256 + extra)
-            extra += 1
-    return [chr(c) for c in codes]
-
-
 def clip_bpe_file() -> Path | None:
     """CLIP's own BPE merges (`bpe_simple_vocab_16e6.txt.gz`) from an installed open_clip, if any.
 
@@ -197,7 +187,7 @@ def synthetic_merges() -> list[str]:
     and layout (bytes, bytes + </w>, merges, two specials) and any text still tokenizes.
     """
     first = list("abcdefghijklmnopqrstuvwxyz0123456789")
-    order = first + [c for c in byte_alphabet() if c not in first]
+    order = first + [c for c in byte_level_alphabet() if c not in first]
     return [f"{a} {b}" for a in order for b in [*order, *(c + "</w>" for c in order)]][:CLIP_MERGES]
 
 
@@ -206,7 +196,8 @@ def clip_merges(bpe_file: Path | None = None) -> tuple[list[str], bool]:
     bpe_file = bpe_file or clip_bpe_file()
     if bpe_file is None:
         return synthetic_merges(), False
-    lines = gzip.open(bpe_file).read().decode("utf-8").split("\n")
+    with gzip.open(bpe_file, "rt", encoding="utf-8") as f:
+        lines = f.read().split("\n")
     return lines[1 : CLIP_MERGES + 1], True  # line 0 is a header, as CLIP's SimpleTokenizer reads it
 
 
@@ -214,7 +205,7 @@ def write_clip_tokenizer(folder: Path, bpe_file: Path | None = None) -> bool:
     """CLIP ViT-L/14's tokenizer files (vocab.json, merges.txt, tokenizer_config.json,
     special_tokens_map.json) as in SD1.5's `tokenizer/`; returns True when CLIP's real merges were used."""
     merges, real = clip_merges(bpe_file)
-    alphabet = byte_alphabet()
+    alphabet = byte_level_alphabet()
     tokens = alphabet + [c + "</w>" for c in alphabet] + ["".join(m.split()) for m in merges]
     tokens += ["<|startoftext|>", "<|endoftext|>"]
     vocab = {t: i for i, t in enumerate(tokens)}

@@ -88,7 +88,7 @@ VIDEO_SCHEDULER_CONFIG = dict(
 )
 
 
-def _byte_level_alphabet() -> list[str]:
+def byte_level_alphabet() -> list[str]:
     """The 256 printable stand-ins that byte-level BPE (CLIP's tokenizer) uses for bytes."""
     printable = [
         *range(ord("!"), ord("~") + 1),
@@ -105,7 +105,7 @@ def _byte_level_alphabet() -> list[str]:
 
 def tiny_tokenizer() -> CLIPTokenizer:
     """A CLIP tokenizer whose vocabulary is single bytes (no merges): any text tokenizes."""
-    alphabet = _byte_level_alphabet()
+    alphabet = byte_level_alphabet()
     vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
     for suffix in ("", "</w>"):
         for ch in alphabet:
