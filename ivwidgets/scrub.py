@@ -125,7 +125,8 @@ class SweepStore:
 
     ``signature`` names the instructions and settings they were made with; `nearest` answers only
     for the same signature and only once the sweep is ``complete``, so a stale or partial sweep
-    is never shown.
+    is never shown. It has no lock of its own: the Studio reads and writes it only under its
+    ``_state`` lock (the worker thread, the settle timer and the slider's handler all take it).
     """
 
     def __init__(self) -> None:
