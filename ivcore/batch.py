@@ -275,8 +275,8 @@ class _ProcessPool:
                     try:
                         kind, ok, info = conn.recv()
                     except (EOFError, OSError):  # the process died with a cell in flight
+                        self.procs[slot].join()  # reap it first: its exit code is None until then
                         code = self.procs[slot].exitcode
-                        self.procs[slot].join()
                         self._start(slot)
                         return slot, False, f"worker process died (exit code {code})"
                     if kind == "done":
