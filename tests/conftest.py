@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import faulthandler
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 import torch
@@ -41,3 +44,12 @@ def tiny_model_dirs(tmp_path_factory):
     from ivcore.backends.tiny import save_tiny_models
 
     return save_tiny_models(tmp_path_factory.mktemp("tiny-models"), seed=0)
+
+
+@pytest.fixture
+def deadlock_watchdog() -> Iterator[None]:
+    """For thread-heavy tests: a deadlocked test dumps every thread's stack and ends the run after
+    8 minutes instead of hanging CI until its time limit."""
+    faulthandler.dump_traceback_later(480, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()

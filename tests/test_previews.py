@@ -7,7 +7,6 @@ scheduler computed, not with a formula of their own.
 
 from __future__ import annotations
 
-import faulthandler
 import functools
 from collections.abc import Iterator
 from typing import Any
@@ -26,11 +25,7 @@ STEPS, FRAMES = 3, 2
 TIMEOUT = 120.0
 
 
-@pytest.fixture(autouse=True)
-def watchdog() -> Iterator[None]:
-    faulthandler.dump_traceback_later(4 * TIMEOUT, exit=True)
-    yield
-    faulthandler.cancel_dump_traceback_later()
+pytestmark = pytest.mark.usefixtures("deadlock_watchdog")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,9 @@ the run if a test hangs (a deadlock must fail, not stall CI).
 
 from __future__ import annotations
 
-import faulthandler
 import re
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -26,11 +24,7 @@ LAMS = (0.0, 0.5, 1.0)
 TIMEOUT = 120.0
 
 
-@pytest.fixture(autouse=True)
-def watchdog() -> Iterator[None]:
-    faulthandler.dump_traceback_later(4 * TIMEOUT, exit=True)
-    yield
-    faulthandler.cancel_dump_traceback_later()
+pytestmark = pytest.mark.usefixtures("deadlock_watchdog")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
