@@ -69,6 +69,18 @@ class TrainConfig:
     # video timesteps t = T * (1 - (1 - u)^p), u uniform: p = 2 puts 71 % of them in the noisier half,
     # where the layout (what moves where) is decided; copying detail is learned at any t
     video_timestep_power: float = 2.0
+    # probabilities of the video clips' kinds, e.g. {"move": 0.45, "pan": 0.25, "still": 0.1, "path": 0.2}
+    # (None: `world.random_clip`'s own 0.5 / 0.15 / 0.15 / 0.2)
+    video_kinds: dict[str, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.video_kinds is not None:
+            unknown = sorted(set(self.video_kinds) - set(world.MOTIONS))
+            weights = list(self.video_kinds.values())
+            if unknown or any(not w >= 0 for w in weights) or not sum(weights) > 0:
+                raise ValueError(
+                    f"video_kinds: {self.video_kinds!r}; allowed: weights >= 0 (not all 0) for {world.MOTIONS}"
+                )
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -391,9 +403,17 @@ class ClipPool:
     def refresh(self, step: int) -> None:
         self.slots[step % self.size] = self._make(self.size + step)
 
+    def _kind(self, seed: int) -> str | None:
+        """The clip's kind drawn with the recipe's `video_kinds` (None: let the world draw it)."""
+        kinds = self.cfg.video_kinds
+        if not kinds:
+            return None
+        p = np.array(list(kinds.values()), dtype=float)
+        return str(np.random.default_rng(_seed(seed, 3)).choice(list(kinds), p=p / p.sum()))
+
     def _make(self, number: int) -> dict:
         seed = _seed(self.data_seed, 2, number) % world.TRAIN_SEEDS.stop
-        clip = world.random_clip(seed)
+        clip = world.random_clip(seed, kind=self._kind(seed))
         rng = np.random.default_rng(seed)
         collage = clip.kind == "path" or (clip.kind == "move" and rng.random() < self.cfg.collage_for_moves)
         pictures = clip.frames

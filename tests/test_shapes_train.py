@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -56,3 +57,21 @@ def test_stopped_runs_resume_to_the_same_weights_and_export(tmp_path):
     s = Session.shapes(folder=straight, steps=2, image_steps=2)
     assert s.video_backend.unet.config.in_channels == 9
     assert s.generate(seed=0, progress=False).frames.shape == (8, 64, 64, 3)
+
+
+def test_video_kinds_set_the_mix_of_training_clips():
+    from ivcore import shapes_models as sm
+    from ivcore import world
+
+    vae = st.deterministic_posterior(sm.new_vae())
+    default = st.ClipPool(vae, st.TrainConfig(pool=6), step=0, progress=False)
+    # no video_kinds: the very clips world.random_clip draws for those seeds (old runs resume unchanged)
+    seeds = [st._seed(0, 2, j) % world.TRAIN_SEEDS.stop for j in range(6)]
+    assert [s["motion"] for s in default.slots] == [world.random_clip(seed).motion for seed in seeds]
+    pans = st.ClipPool(vae, st.TrainConfig(pool=6, video_kinds={"pan": 1.0, "move": 0.0}), step=0, progress=False)
+    assert all(s["motion"].startswith("the camera pans") for s in pans.slots)
+    cfg = st.TrainConfig(video_kinds={"move": 0.45, "pan": 0.25, "still": 0.1, "path": 0.2})
+    assert st.TrainConfig.from_dict(json.loads(json.dumps(dataclasses.asdict(cfg)))) == cfg
+    for bad in ({"spin": 1.0}, {"move": -1.0}, {"move": 0.0}):
+        with pytest.raises(ValueError, match="video_kinds"):
+            st.TrainConfig(video_kinds=bad)
