@@ -28,6 +28,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import MethodType
 
 import numpy as np
 import torch
@@ -286,6 +287,18 @@ def _picture_batch(seed: int, stage: int, step: int, n: int) -> tuple[np.ndarray
     return np.stack(pictures), captions
 
 
+def _vae_training_forward(vae, x: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Encode, sample and decode in one forward: the reconstruction and the KL term.
+
+    On several processes DDP averages gradients only for what ran through its wrapper's forward,
+    so the whole step must be one forward (calling encode and decode on the unwrapped VAE let each
+    process train its own VAE).
+    """
+    posterior = vae.encode(x).latent_dist
+    z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator).to(x.device)
+    return vae.decode(z).sample, posterior.kl()
+
+
 def train_vae(root: Path, cfg: TrainConfig, accelerator, progress: bool = True, stop_after=None):
     torch.manual_seed(_seed(cfg.seed, 0))
     vae = sm.new_vae()
@@ -296,20 +309,23 @@ def train_vae(root: Path, cfg: TrainConfig, accelerator, progress: bool = True, 
         pictures, _ = _picture_batch(data_seed, 0, step, cfg.vae.batch)
         x = _pixels(pictures).to(accelerator.device)
         generator = torch.Generator().manual_seed(_seed(data_seed, 0, step, 1))
-        model = _unwrap(live["vae"])
-        posterior = model.encode(x).latent_dist
-        z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator).to(x.device)
-        recon = model.decode(z).sample
-        return F.mse_loss(recon, x) + cfg.kl_weight * posterior.kl().mean()
+        recon, kl = live["vae"](x, generator)
+        return F.mse_loss(recon, x) + cfg.kl_weight * kl.mean()
 
-    _train_stage(root, "vae", cfg.vae, modules, loss_fn, accelerator, progress, stop_after)
+    vae.forward = MethodType(_vae_training_forward, vae)  # the whole step through DDP's forward
+    try:
+        _train_stage(root, "vae", cfg.vae, modules, loss_fn, accelerator, progress, stop_after)
+    finally:
+        del vae.forward
     state = Checkpoint(root, "vae").state
     if "scaling_factor" not in state and state.get("done"):
         pictures, _ = _picture_batch(cfg.seed, 0, 10**6, 256)
         with torch.no_grad():
             latents = vae.encode(_pixels(pictures)).latent_dist.mean
         state["scaling_factor"] = float(1.0 / latents.std())
-        Checkpoint(root, "vae").save(modules, None, None, state)
+        if accelerator.is_main_process:
+            Checkpoint(root, "vae").save(modules, None, None, state)
+        accelerator.wait_for_everyone()
 
 
 def trained_vae(root: Path):
@@ -334,10 +350,6 @@ def deterministic_posterior(vae):
     vae.quant_conv.weight[channels:] = 0
     vae.quant_conv.bias[channels:] = -30.0
     return vae
-
-
-def _unwrap(module):
-    return module.module if hasattr(module, "module") else module
 
 
 def _encode(vae, pictures: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

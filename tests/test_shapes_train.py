@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -75,3 +77,56 @@ def test_video_kinds_set_the_mix_of_training_clips():
     for bad in ({"spin": 1.0}, {"move": -1.0}, {"move": 0.0}):
         with pytest.raises(ValueError, match="video_kinds"):
             st.TrainConfig(video_kinds=bad)
+
+
+TWO_PROCESSES = """
+import hashlib, sys
+from pathlib import Path
+from accelerate import PartialState, debug_launcher
+from ivcore import shapes_train as st
+
+out = Path(sys.argv[1])
+recipe = st.TrainConfig(
+    vae=st.StageConfig(steps=4, batch=2, lr=1e-3, warmup=2, checkpoint_every=2),
+    image=st.StageConfig(steps=2, batch=2, lr=1e-3, warmup=1, ema=0.9),
+    video=st.StageConfig(steps=2, batch=1, lr=1e-3, warmup=1, ema=0.9),
+    pool=2,
+)
+
+
+def run():
+    train_stage, data_seed = st._train_stage, st._data_seed
+    rank = lambda: PartialState().process_index  # noqa: E731 (asked once train's Accelerator is up)
+
+    def record_weights(root, name, cfg, modules, *args, **kwargs):
+        train_stage(root, name, cfg, modules, *args, **kwargs)
+        digest = hashlib.sha256(b"".join(v.numpy().tobytes() for _, v in sorted(st._flat(modules).items())))
+        (out / f"{name}.rank{rank()}").write_text(digest.hexdigest())
+
+    def record_seed(cfg, accelerator):
+        seed = data_seed(cfg, accelerator)
+        (out / f"seed.rank{rank()}").write_text(str(seed))
+        return seed
+
+    st._train_stage, st._data_seed = record_weights, record_seed
+    st.train(out, recipe, progress=False)
+
+
+debug_launcher(run, num_processes=2)
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_train_one_model(tmp_path):
+    """What `accelerate launch` on two GPUs does, on two CPU processes: each process draws its own
+    data, gradients are averaged, so every stage ends with the same weights in both."""
+    script, out = tmp_path / "two.py", tmp_path / "out"
+    script.write_text(TWO_PROCESSES)
+    out.mkdir()
+    done = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for stage in st.STAGES:
+        assert (out / f"{stage}.rank0").read_text() == (out / f"{stage}.rank1").read_text(), stage
+    assert (out / "seed.rank0").read_text() != (out / "seed.rank1").read_text()
+    assert st.Checkpoint(out, "video").state["step"] == 2
+    assert (out / "card.md").read_text().count("| video | 2 / 2 |") == 1
