@@ -36,8 +36,8 @@ from safetensors import SafetensorError
 from ivcore.align import FrameAlign
 from ivcore.errors import InstructionError
 from ivcore.fields import Saved, fields_of, json_settings
-from ivcore.personalize import _HUB_ID
 from ivcore.video import Video
+from ivcore.weights import HUB_ID, adapter_sources, adapter_weights, checkpoint_sources, file_sha256
 
 FORMAT = 2  # 1: settings, images and last video only; 2: + LoRAs, checkpoints, samplers, few-step, align weights
 SESSION_FILE = "session.json"
@@ -73,7 +73,6 @@ def scheduler_state(scheduler) -> dict[str, Any]:
 def weights_state(session) -> dict[str, Any]:
     """LoRAs (per target, in load order, with scale and source), checkpoints, samplers, few-step."""
     from ivcore.backends.fewstep import _SAVED
-    from ivcore.personalize import adapter_sources, adapter_weights, checkpoint_sources
 
     loras, checkpoints = [], []
     for label, backend in _backends(session).items():
@@ -109,8 +108,6 @@ def _write_atomic(path: Path, text: str) -> None:
 def save(session, folder: str | os.PathLike) -> Path:
     """Write the folder `load` reads (see the module docstring); session.json is written last."""
     from safetensors.torch import save_file
-
-    from ivcore.personalize import adapter_sources, file_sha256
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -323,7 +320,6 @@ def _scheduler(state: Any, where: str):
 def _apply_weights(session, data: dict[str, Any], folder: Path) -> None:
     """Checkpoints, then LoRAs (same names, order, targets and scales), samplers, few-step state."""
     from ivcore.backends import fewstep
-    from ivcore.personalize import adapter_sources, file_sha256
 
     files = _expect(data.get("files", {}), dict, f"{SESSION_FILE}:files", "a JSON object")
     checkpoints = _expect(data.get("checkpoints", []), list, f"{SESSION_FILE}:checkpoints", "a list")
@@ -361,7 +357,7 @@ def _apply_weights(session, data: dict[str, Any], folder: Path) -> None:
                 raise InstructionError(f"{copy}:sha256", "another file", f"the LoRA with SHA-256 {entry.get('sha256')}")
             location, weight_name = str(path), None
         else:
-            if not _HUB_ID.match(source) or Path(source).exists():
+            if not HUB_ID.match(source) or Path(source).exists():
                 raise InstructionError(f"{SESSION_FILE}:{where}.source", source, "a hub id (local LoRAs are copied)")
             location, weight_name = source, entry.get("weight_name")
         with reading(SESSION_FILE, where):

@@ -382,15 +382,15 @@ class Session(Pipeline):
 
     def load_image_checkpoint(self, path_or_id: str | os.PathLike) -> list[str]:
         """DreamBooth folder or single-file .safetensors checkpoint for P_img."""
-        from ivcore import personalize
+        from ivcore import checkpoints
 
-        return personalize.load_image_checkpoint(self, path_or_id)
+        return checkpoints.load_image_checkpoint(self, path_or_id)
 
     def load_video_checkpoint(self, path_or_id: str | os.PathLike) -> list[str]:
         """SD1.5 checkpoint for P_video's spatial layers (PIA's motion modules are kept)."""
-        from ivcore import personalize
+        from ivcore import checkpoints
 
-        return personalize.load_video_checkpoint(self, path_or_id)
+        return checkpoints.load_video_checkpoint(self, path_or_id)
 
     def use_few_step(self, **kwargs: Any) -> None:
         """Fast previews: LCM sampler, 4 steps, guidance 1 (optionally an AnimateLCM-style LoRA)."""

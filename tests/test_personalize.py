@@ -23,13 +23,13 @@ from safetensors.torch import save_file
 
 from ivcore import InstructionError, Session
 from ivcore.backends.tiny import MOTION_ADAPTER_CONFIG, UNET_CONFIG, save_tiny_models, tiny_components
+from ivcore.checkpoints import unet2d_config
 from ivcore.personalize import (
     load_image_checkpoint,
     load_lora,
     load_video_checkpoint,
     lora_weights,
     set_lora_scale,
-    unet2d_config,
     unload_lora,
 )
 

@@ -20,8 +20,10 @@ from typing import Any
 
 from diffusers import DDIMScheduler, LCMScheduler
 
+from ivcore.checkpoints import require_motion_unet
 from ivcore.instructions import check_float, check_int
-from ivcore.personalize import check_idle, load_lora, require_motion_unet, unload_lora
+from ivcore.personalize import load_lora, unload_lora
+from ivcore.weights import check_idle
 
 FEWSTEP_ADAPTER = "fewstep"
 
