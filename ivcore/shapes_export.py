@@ -85,6 +85,10 @@ def write_card(root: Path, cfg: TrainConfig, metrics: list[dict] | None = None) 
               f"Video stage: a pool of {cfg.pool} encoded clips, one replaced per step; path clips and "
               f"{cfg.collage_for_moves:.0%} of move clips condition on the `animate` collage per frame.",
               "", "![losses](losses.png)", ""]  # fmt: skip
+    if cfg.video_kinds:
+        total = sum(cfg.video_kinds.values())
+        mix = ", ".join(f"{kind} {weight / total:.0%}" for kind, weight in cfg.video_kinds.items())
+        lines[-3:-3] = [f"Video clips by kind: {mix} (`video_kinds`)."]
     if metrics:  # rows written by `benchmarks/quality.py --json DIR/metrics.json`
         lines += ["## Metrics (benchmarks/quality.py, held-out seeds)", "", "| metric | target | measured | pass |"]
         lines += ["|---|---|---|---|"]

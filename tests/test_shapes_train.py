@@ -61,7 +61,7 @@ def test_stopped_runs_resume_to_the_same_weights_and_export(tmp_path):
     assert s.generate(seed=0, progress=False).frames.shape == (8, 64, 64, 3)
 
 
-def test_video_kinds_set_the_mix_of_training_clips():
+def test_video_kinds_set_the_mix_of_training_clips(tmp_path):
     from ivcore import shapes_models as sm
     from ivcore import world
 
@@ -74,6 +74,10 @@ def test_video_kinds_set_the_mix_of_training_clips():
     assert all(s["motion"].startswith("the camera pans") for s in pans.slots)
     cfg = st.TrainConfig(video_kinds={"move": 0.45, "pan": 0.25, "still": 0.1, "path": 0.2})
     assert st.TrainConfig.from_dict(json.loads(json.dumps(dataclasses.asdict(cfg)))) == cfg
+    from ivcore.shapes_export import write_card
+
+    card = write_card(tmp_path, cfg).read_text()
+    assert "Video clips by kind: move 45%, pan 25%, still 10%, path 20%" in card
     for bad in ({"spin": 1.0}, {"move": -1.0}, {"move": 0.0}):
         with pytest.raises(ValueError, match="video_kinds"):
             st.TrainConfig(video_kinds=bad)
