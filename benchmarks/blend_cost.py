@@ -41,7 +41,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared harness, also when imported from tests
 
+from bench_harness import write_section  # noqa: E402
 from diffusers import AutoencoderKL, DDIMScheduler, MotionAdapter, UNet2DConditionModel, UNetMotionModel  # noqa: E402
 from transformers import CLIPTextConfig, CLIPTextModel  # noqa: E402
 
@@ -59,7 +61,6 @@ from ivcore.backends.tiny import (  # noqa: E402
 from ivcore.backends.video import PIAVideoBackend  # noqa: E402
 from ivcore.samples import scene  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Blend cost"
 BLEND_LAM = 0.5
 RERUN_LAM = 0.7
@@ -456,19 +457,6 @@ def report(
             "",
         ]
     )
-
-
-def write_section(text: str, path: Path = RESULTS) -> None:
-    """Replace (or append) the `## Blend cost` section of RESULTS.md, leaving other sections alone."""
-    content = path.read_text() if path.exists() else "# Benchmark results\n"
-    start = content.find(SECTION + "\n")
-    if start < 0:
-        content = content.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
-    else:
-        nxt = content.find("\n## ", start + len(SECTION))
-        tail = "" if nxt < 0 else content[nxt:]
-        content = content[:start] + text.rstrip("\n") + "\n" + tail
-    path.write_text(content)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

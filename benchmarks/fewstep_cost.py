@@ -33,11 +33,13 @@ import torch
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared harness, also when imported from tests
+
+from bench_harness import write_section  # noqa: E402
 
 from ivcore import Session  # noqa: E402
 from ivcore.backends.fewstep import use_default_sampler, use_few_step  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Few-step preview"
 
 
@@ -152,18 +154,6 @@ def machine() -> str:
     )
 
 
-def write_results(text: str) -> None:
-    """Replace (or append) only this script's section of RESULTS.md."""
-    current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    start = current.find(SECTION)
-    if start < 0:
-        RESULTS.write_text(current.rstrip("\n") + "\n\n" + text)
-        return
-    end = current.find("\n## ", start + len(SECTION))
-    rest = "" if end < 0 else current[end:]
-    RESULTS.write_text(current[:start] + text.rstrip("\n") + "\n" + rest)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -184,7 +174,7 @@ def main() -> None:
             f"({stamp}): {machine()}. Tiny preset (64 x 64, 8 frames), content_strength 0, stage cache "
             f"cleared before every run; medians of {args.repeats} interleaved rounds.\n\n{body}\n"
         )
-        write_results(text)
+        write_section(text)
 
 
 if __name__ == "__main__":

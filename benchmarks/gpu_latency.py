@@ -41,11 +41,13 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared harness, also when imported from tests
+
+from bench_harness import RESULTS, write_section  # noqa: E402
 
 from ivcore import Session, Trajectory  # noqa: E402
 from ivcore.testing import mirror  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 CPU_SECTION = "## GPU latency (Table 2): CPU small mode"
 GPU_SECTION = "## GPU latency (Table 2): GPU"
 # the paper (RTX 4090, fp16): image 19.34 ms, content 31.47 ms, trajectory 77.35 ms, motion 12.22 s
@@ -303,19 +305,6 @@ def report(rows: list[Row], args: argparse.Namespace) -> str:
     if gpu and args.width == 1.0:
         text += ["", *checks(rows)]
     return "\n".join(text) + "\n"
-
-
-def write_section(text: str, path: Path = RESULTS) -> None:
-    """Replace (or append) the section `text` starts with; other sections are kept."""
-    section = text.split("\n", 1)[0]
-    current = path.read_text() if path.exists() else "# Benchmark results\n"
-    start = current.find(section + "\n")
-    if start < 0:
-        path.write_text(current.rstrip("\n") + "\n\n" + text)
-        return
-    end = current.find("\n## ", start + len(section))
-    rest = current[end + 1 :] if end >= 0 else ""
-    path.write_text(current[:start] + text.rstrip("\n") + "\n" + ("\n" + rest if rest else ""))
 
 
 NO_GPU = (

@@ -1,7 +1,8 @@
-"""Smoke test of benchmarks/blend_cost.py: its functions run end to end on tiny sizes.
+"""Smoke tests of benchmarks/blend_cost.py, sweep_cost.py and scrub_cost.py on tiny sizes.
 
 Only the shape of the report is checked (rows, positive finite numbers, cache hits on a
-lam-only rerun), never timings: those belong in benchmarks/RESULTS.md.
+lam-only rerun, the RESULTS.md section replaced in place), never timings: those belong in
+benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -14,16 +15,21 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "blend_cost.py"
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def load_script(name: str):
+    """Import benchmarks/<name>.py as a module (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
 def blend_cost():
-    spec = importlib.util.spec_from_file_location("blend_cost", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["blend_cost"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("blend_cost")
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +79,36 @@ def test_report_and_results_section(blend_cost, measured, tmp_path):
 def test_parse_args_quick(blend_cost):
     args = blend_cost.parse_args(["--quick", "--repeats", "9", "--steps", "2"])
     assert args.quick and args.repeats == 3 and args.steps == 2
+
+
+# ---------------------------------------------------------------------- side-by-side scripts
+QUICK = ["--repeats", "1", "--frames", "2", "--steps", "1"]
+
+
+@pytest.mark.parametrize(
+    ("name", "ways", "rows"),
+    [("sweep_cost", ["one by one", "sweep"], 2), ("scrub_cost", ["generate", "sweep", "one by one"], 4)],
+)
+def test_side_by_side_quick_run_and_results_section(name, ways, rows, tmp_path, capsys):
+    script = load_script(name)
+    assert list(script.WAYS) == ways
+    text = script.main(script.BENCH, QUICK)
+    assert capsys.readouterr().out == text + "\n"
+    assert text.startswith("Tiny preset, 64x64, 2 frames, 1 DDIM steps, guidance 7.5, a paint edit.\n\n")
+    table = text.split("\n\n", 1)[1].splitlines()
+    assert len(table) == 2 + rows and table[2].endswith("| 1.00 |")
+    for line in table[2:]:
+        seconds = float(line.split("|")[-3])
+        assert math.isfinite(seconds) and seconds >= 0
+    args = argparse.Namespace(repeats=1, frames=2, steps=1)
+    section = script.BENCH.section(text, args)
+    assert section.startswith(
+        f"{script.BENCH.heading}\n\n`python benchmarks/{name}.py --repeats 1 --frames 2 --steps 1`"
+    )
+    path = tmp_path / "RESULTS.md"
+    path.write_text(f"# Benchmark results\n\n{script.BENCH.heading}\n\nold\n\n## Other\n\nkeep me\n")
+    harness = sys.modules["bench_harness"]  # the shared helper the script imported
+    harness.write_section(section, path)
+    harness.write_section(section, path)  # replacing is idempotent
+    content = path.read_text()
+    assert content == f"# Benchmark results\n\n{section}\n## Other\n\nkeep me\n"
