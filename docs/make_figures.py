@@ -38,7 +38,9 @@ def save(fig, name: str) -> Path:
     fig.savefig(buf, format="png", dpi=80, bbox_inches="tight", facecolor="white")
     plt.close(fig)
     image = Image.open(buf).convert("RGB")
-    image = image.quantize(colors=96, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    # octree keeps small saturated patches (a yellow square among reds) that median cut merged into
+    # brown, and smooth gradients (the sky) that max-coverage bands
+    image = image.quantize(colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
     path = OUT / name
     image.save(path, optimize=True)
     print(f"{path.relative_to(ROOT)}: {path.stat().st_size // 1024} KB")

@@ -28,18 +28,21 @@ def shapes_scene():
 def shapes_demo(session, lam: float = 0.0):
     """Set the demo's instructions on a shapes session (`python -m ivcore demo`, README's picture).
 
-    A red circle and a white square on sky; content = the caption; a yellow square painted on x;
-    motion "the red circle moves right"; the white square dragged along a curve; `lam`. Returns the scene.
+    A red circle and a white square on sky; a yellow square painted on x, and the content caption
+    names it too (as the paper's users describe their edit: without it, img2img at the session's
+    content_strength pulls the square towards the caption's colours); motion "the red circle
+    moves right"; the white square dragged along a curve; `lam`. Returns the scene (without the paint).
     """
     from ivcore.shapes_eval import painted_square
     from ivcore.trajectory import Trajectory
-    from ivcore.world import render, shape_mask
+    from ivcore.world import Scene, Shape, render, shape_mask
 
     scene = shapes_scene()
+    paint = Shape("square", "yellow", 14, 36, 12)
     session.image = render(scene)
-    session.content = scene.caption()
+    session.content = Scene(scene.background, (*scene.shapes, paint)).caption()
     session.motion = f"the {scene.shapes[0].name} moves right"
-    session.paint(painted_square(scene, "yellow", size=12, at=(14, 36))[0])
+    session.paint(painted_square(scene, paint.colour, size=paint.size, at=(paint.x, paint.y))[0])
     path = [(48.0, 32.0), (44.0, 24.0), (36.0, 24.0), (30.0, 30.0)]
     session.trajectories = [Trajectory(points=path, mask=shape_mask(scene, 1))]
     session.lam = lam
