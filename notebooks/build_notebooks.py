@@ -192,7 +192,9 @@ world's captions: the content names the shapes and the background, the motion sa
 moves where ("the red circle moves down"), that "the camera pans left", or that "nothing moves"."""),
     ("code", """\
 s.content = scene.caption()   # "a red circle and a white square on sky"
-s.content_strength = 0.3   # light img2img: the shapes stay where they are
+# 0: x~ is x itself. Light img2img (0.3, the session's default) redraws the picture softly,
+# and a painted square that P_img softens is dropped by the video model within a few frames
+s.content_strength = 0.0
 s.motion = "the red circle moves down"
 print(f"content: {s.content!r}, motion: {s.motion!r}, {s.num_frames} frames, {s.steps} steps")"""),
     ("md", """\
@@ -201,7 +203,8 @@ print(f"content: {s.content!r}, motion: {s.motion!r}, {s.num_frames} frames, {s.
 Painting is an RGBA layer over *x* (transparent where you did not paint). The widget
 `PaintCanvas` sends exactly such a layer on every stroke; here `painted_square` draws a yellow
 square where the scene has room and returns the layer and its mask.
-`s.intermediate(edited=False)` is x~ = P_img(x, y); `s.intermediate()` is the edited x~'."""),
+`s.intermediate(edited=False)` is x~ = P_img(x, y) (x itself at content_strength 0);
+`s.intermediate()` is the edited x~'."""),
     ("code", """\
 import matplotlib.pyplot as plt
 
