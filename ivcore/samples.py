@@ -29,8 +29,8 @@ def shapes_demo(session, lam: float = 0.0):
     """Set the demo's instructions on a shapes session (`python -m ivcore demo`, README's picture).
 
     A red circle and a white square on sky; a yellow square painted on x, and the content caption
-    names it too (as the paper's users describe their edit: without it, img2img at the session's
-    content_strength pulls the square towards the caption's colours); motion "the red circle
+    names it too (as the paper's users describe their edit: at a content_strength above 0, img2img
+    would otherwise pull the square towards the caption's colours); motion "the red circle
     moves right"; the white square dragged along a curve; `lam`. Returns the scene (without the paint).
     """
     from ivcore.shapes_eval import painted_square

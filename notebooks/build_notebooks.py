@@ -192,8 +192,8 @@ world's captions: the content names the shapes and the background, the motion sa
 moves where ("the red circle moves down"), that "the camera pans left", or that "nothing moves"."""),
     ("code", """\
 s.content = scene.caption()   # "a red circle and a white square on sky"
-# 0: x~ is x itself. Light img2img (0.3, the session's default) redraws the picture softly,
-# and a painted square that P_img softens is dropped by the video model within a few frames
+# 0 (the shapes session's default): x~ is x itself. Light img2img (0.3) redraws the picture
+# softly, and a painted square that P_img softens is dropped by the video model within a few frames
 s.content_strength = 0.0
 s.motion = "the red circle moves down"
 print(f"content: {s.content!r}, motion: {s.motion!r}, {s.num_frames} frames, {s.steps} steps")"""),

@@ -16,7 +16,7 @@ def shapes():
 
 def test_models_and_defaults(shapes):
     assert shapes.models == {"preset": "shapes", "seed": 0}
-    assert shapes.steps == 4 and shapes.content_strength == 0.3
+    assert shapes.steps == 4 and shapes.content_strength == 0.0
     assert shapes.image_backend.tokenizer.tokenize("the red circle moves left") == [
         "the</w>", "red</w>", "circle</w>", "moves</w>", "left</w>",
     ]  # fmt: skip
