@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -84,6 +85,39 @@ def test_video_kinds_set_the_mix_of_training_clips(tmp_path):
     for bad in ({"spin": 1.0}, {"move": -1.0}, {"move": 0.0}):
         with pytest.raises(ValueError, match="video_kinds"):
             st.TrainConfig(video_kinds=bad)
+
+
+
+def test_foreground_cells_are_the_latent_cells_under_shapes():
+    from ivcore import world
+
+    clip = world.random_clip(5, kind="pan", num_shapes=1, background="grey")
+    bare = np.stack([world.render(world.Scene("grey", ()), camera) for camera in clip.camera])
+    cells = st._foreground_cells(clip.frames, bare, 16)
+    assert cells.shape == (8, 1, 16, 16)
+    for frame, c in zip(clip.frames, cells[:, 0], strict=True):
+        shape = np.any(frame != world.PLAIN_BACKGROUNDS["grey"], axis=-1)  # the one shape's pixels
+        expected = shape.reshape(16, 4, 16, 4).any(axis=(1, 3))
+        assert np.array_equal(c.numpy().astype(bool), expected)
+    # the cells follow the pan: the first and last frames' cells differ
+    assert not torch.equal(cells[0], cells[-1])
+    assert st._foreground_cells(bare, bare, 16).sum() == 0
+
+
+def test_weighted_mse_weights_errors_under_shapes():
+    pred, target = torch.zeros(2, 4, 8, 16, 16), torch.zeros(2, 4, 8, 16, 16)
+    foreground = torch.zeros(2, 1, 8, 16, 16)
+    foreground[..., :8, :] = 1  # top half under shapes
+    pred[..., :8, :] = 1.0  # the error is all there
+    plain = st._weighted_mse(pred, target, foreground, 0.0)
+    assert plain == torch.nn.functional.mse_loss(pred, target) == 0.5
+    # weight 4: cells under shapes count 5 times: 5 * 0.5 / (5 * 0.5 + 0.5)
+    assert torch.isclose(st._weighted_mse(pred, target, foreground, 4.0), torch.tensor(5 / 6))
+    # the same error on the background counts less than plain MSE
+    assert st._weighted_mse(1 - pred, target, foreground, 4.0) < plain
+    assert st.TrainConfig.from_dict({"pool": 6}).foreground_weight == 0.0  # old config.json: plain MSE
+    with pytest.raises(ValueError, match="foreground_weight: -1"):
+        st.TrainConfig(foreground_weight=-1)
 
 
 TWO_PROCESSES = """
