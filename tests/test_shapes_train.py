@@ -87,7 +87,6 @@ def test_video_kinds_set_the_mix_of_training_clips(tmp_path):
             st.TrainConfig(video_kinds=bad)
 
 
-
 def test_foreground_cells_are_the_latent_cells_under_shapes():
     from ivcore import world
 
