@@ -53,6 +53,14 @@ class StageConfig:
     final_lr_ratio: float = 0.1  # cosine from lr to lr * ratio over `steps`
     ema: float = 0.0  # EMA decay of the exported weights (0: no EMA)
     checkpoint_every: int = 250
+    # diffusion stages: extra loss weight on latent cells a shape touches (0: plain MSE). Shapes are
+    # ~15 % of the cells, so plain MSE spends most of its mass on flat background, while the errors
+    # people see (a caption's shape drawn as another kind or colour) are on the shapes
+    foreground_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.foreground_weight >= 0:
+            raise ValueError(f"foreground_weight: {self.foreground_weight!r}; allowed: a number >= 0")
 
 
 SHIPPED_VIDEO_KINDS = {"move": 0.45, "pan": 0.25, "still": 0.1, "path": 0.2}
@@ -77,10 +85,6 @@ class TrainConfig:
     # probabilities of the video clips' kinds (None: `world.random_clip`'s own 0.5 / 0.15 / 0.15 / 0.2);
     # the shipped mix: fewer stills (right from early on); a trial with 40 % pans was no better at pans
     video_kinds: dict[str, float] | None = field(default_factory=lambda: dict(SHIPPED_VIDEO_KINDS))
-    # extra loss weight on latent cells a shape touches (0: plain MSE). Shapes are ~15 % of the cells,
-    # so plain MSE spends most of its mass on flat background while the errors people see (a shape
-    # changing colour during a pan, a caption's shape drawn as another kind) are on the shapes
-    foreground_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.video_kinds is not None:
@@ -90,8 +94,6 @@ class TrainConfig:
                 raise ValueError(
                     f"video_kinds: {self.video_kinds!r}; allowed: weights >= 0 (not all 0) for {world.MOTIONS}"
                 )
-        if not self.foreground_weight >= 0:
-            raise ValueError(f"foreground_weight: {self.foreground_weight!r}; allowed: a number >= 0")
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -413,7 +415,7 @@ def train_image(root: Path, cfg: TrainConfig, accelerator, progress: bool = True
         embeds = live["text_encoder"](ids)[0]
         pred = live["unet"](scheduler.add_noise(z, noise, t), t, encoder_hidden_states=embeds).sample
         foreground = _foreground_cells(pictures, backgrounds, z.shape[-1]).to(z.device)
-        return _weighted_mse(pred, scheduler.get_velocity(z, noise, t), foreground, cfg.foreground_weight)
+        return _weighted_mse(pred, scheduler.get_velocity(z, noise, t), foreground, cfg.image.foreground_weight)
 
     _train_stage(root, "image", cfg.image, modules, loss_fn, accelerator, progress, stop_after)
 
@@ -500,7 +502,7 @@ def train_video(root: Path, cfg: TrainConfig, accelerator, progress: bool = True
         embeds = live["text_encoder"](ids)[0].repeat_interleave(frames, dim=0)
         pred = live["unet"](model_in, t, encoder_hidden_states=embeds).sample
         foreground = torch.stack([p["foreground"] for p in picks]).permute(0, 2, 1, 3, 4).to(z.device)
-        return _weighted_mse(pred, scheduler.get_velocity(z, noise, t), foreground, cfg.foreground_weight)
+        return _weighted_mse(pred, scheduler.get_velocity(z, noise, t), foreground, cfg.video.foreground_weight)
 
     _train_stage(root, "video", cfg.video, modules, loss_fn, accelerator, progress, stop_after)
 

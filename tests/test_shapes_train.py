@@ -114,9 +114,10 @@ def test_weighted_mse_weights_errors_under_shapes():
     assert torch.isclose(st._weighted_mse(pred, target, foreground, 4.0), torch.tensor(5 / 6))
     # the same error on the background counts less than plain MSE
     assert st._weighted_mse(1 - pred, target, foreground, 4.0) < plain
-    assert st.TrainConfig.from_dict({"pool": 6}).foreground_weight == 0.0  # old config.json: plain MSE
+    # a config.json written before the field existed: plain MSE
+    assert st.TrainConfig.from_dict({"image": {"steps": 2, "batch": 2, "lr": 1e-3}}).image.foreground_weight == 0
     with pytest.raises(ValueError, match="foreground_weight: -1"):
-        st.TrainConfig(foreground_weight=-1)
+        st.StageConfig(steps=2, batch=2, lr=1e-3, foreground_weight=-1)
 
 
 TWO_PROCESSES = """
