@@ -73,7 +73,9 @@ class TrainConfig:
     seed: int = 0
     # the shipped models' recipe as one run (ivcore/shapes/card.md tells how the shipped run went)
     vae: StageConfig = field(default_factory=lambda: StageConfig(steps=2000, batch=32, lr=1e-3, ema=0.0))
-    image: StageConfig = field(default_factory=lambda: StageConfig(steps=12000, batch=32, lr=1e-3, ema=0.999))
+    image: StageConfig = field(
+        default_factory=lambda: StageConfig(steps=24000, batch=32, lr=1e-3, ema=0.999, foreground_weight=4.0)
+    )
     video: StageConfig = field(default_factory=lambda: StageConfig(steps=18000, batch=4, lr=1e-3, ema=0.999))
     pool: int = 800  # clips kept encoded for the video stage; one is replaced each step
     text_dropout: float = 0.1
@@ -334,7 +336,7 @@ def train_vae(root: Path, cfg: TrainConfig, accelerator, progress: bool = True, 
     data_seed = _data_seed(cfg, accelerator)
 
     def loss_fn(live, step):
-        pictures, _ = _picture_batch(data_seed, 0, step, cfg.vae.batch)
+        pictures, _, _ = _picture_batch(data_seed, 0, step, cfg.vae.batch)
         x = _pixels(pictures).to(accelerator.device)
         generator = torch.Generator().manual_seed(_seed(data_seed, 0, step, 1))
         recon, kl = live["vae"](x, generator)
@@ -347,7 +349,7 @@ def train_vae(root: Path, cfg: TrainConfig, accelerator, progress: bool = True, 
         del vae.forward
     state = Checkpoint(root, "vae").state
     if "scaling_factor" not in state and state.get("done"):
-        pictures, _ = _picture_batch(cfg.seed, 0, 10**6, 256)
+        pictures, _, _ = _picture_batch(cfg.seed, 0, 10**6, 256)
         with torch.no_grad():
             latents = vae.encode(_pixels(pictures)).latent_dist.mean
         state["scaling_factor"] = float(1.0 / latents.std())
