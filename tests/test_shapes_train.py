@@ -18,8 +18,11 @@ from ivcore import shapes_train as st
 def tiny_recipe(**video) -> st.TrainConfig:
     return st.TrainConfig(
         vae=st.StageConfig(steps=6, batch=2, lr=1e-3, warmup=2, checkpoint_every=2),
-        image=st.StageConfig(steps=2, batch=2, lr=1e-3, warmup=1, ema=0.9),
-        video=st.StageConfig(**{**dict(steps=6, batch=1, lr=1e-3, warmup=2, ema=0.9, checkpoint_every=2), **video}),
+        # the weighted loss of the shipped image stage, on both diffusion stages
+        image=st.StageConfig(steps=2, batch=2, lr=1e-3, warmup=1, ema=0.9, foreground_weight=4.0),
+        video=st.StageConfig(
+            **{**dict(steps=6, batch=1, lr=1e-3, warmup=2, ema=0.9, checkpoint_every=2, foreground_weight=4.0), **video}
+        ),
         pool=3,
     )
 
