@@ -74,7 +74,7 @@ class TrainConfig:
     # the shipped models' recipe as one run (ivcore/shapes/card.md tells how the shipped run went)
     vae: StageConfig = field(default_factory=lambda: StageConfig(steps=2000, batch=32, lr=1e-3, ema=0.0))
     image: StageConfig = field(
-        default_factory=lambda: StageConfig(steps=24000, batch=32, lr=1e-3, ema=0.999, foreground_weight=4.0)
+        default_factory=lambda: StageConfig(steps=30000, batch=32, lr=1e-3, ema=0.999, foreground_weight=4.0)
     )
     video: StageConfig = field(default_factory=lambda: StageConfig(steps=18000, batch=4, lr=1e-3, ema=0.999))
     pool: int = 800  # clips kept encoded for the video stage; one is replaced each step

@@ -58,7 +58,7 @@ MOTION_MIN = 3
 
 
 def test_p_img_draws_a_caption_s_colours_and_shapes(shapes):
-    # benchmark: every named shape right in 72.9 % of 48 captions, named colours in 99.3 %
+    # benchmark: every named shape right in 87.5 % of 48 captions, named colours in 100 %
     scores = [ev.score_caption(shapes, i) for i in range(8)]
-    assert sum(s["all"] for s in scores) >= 5, scores
-    assert np.mean([s["colours"] for s in scores]) >= 0.9, scores
+    assert sum(s["all"] for s in scores) >= 6, scores
+    assert np.mean([s["colours"] for s in scores]) >= 0.95, scores
