@@ -7,6 +7,7 @@ Random-init models fail every check here: these tests are what says the method w
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -75,7 +76,7 @@ class _Oracle:
 
     def generate(self, seed: int, progress: bool):
         assert np.array_equal(np.asarray(self.image), self.clip.frames[0])  # scored from the clip's first frame
-        return type("Frames", (), {"frames": self.clip.frames})()
+        return SimpleNamespace(frames=self.clip.frames)
 
 
 @pytest.mark.parametrize("kind", ["move", "pan", "still"])
