@@ -74,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
         train.add_argument(f"--{stage}-steps", type=int, help=f"{stage} stage steps (default: the recipe's)")
         train.add_argument(f"--{stage}-batch", type=int, help=f"{stage} stage batch (default: the recipe's)")
     train.add_argument("--pool", type=int, help="encoded clips in the video stage's pool")
+    train.add_argument(
+        "--video-layers-per-block", type=int,
+        help="video UNet depth (default: the recipe's); raising it on a trained run grows it and trains on",
+    )  # fmt: skip
     train.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     train.add_argument("--export", action="store_true", help="only write image/, video/ and card.md from checkpoints")
     return parser
@@ -95,6 +99,8 @@ def run_train_shapes(args: argparse.Namespace) -> None:
         cfg.seed = args.seed
     if args.pool:
         cfg.pool = args.pool
+    if args.video_layers_per_block:
+        cfg.video_layers_per_block = args.video_layers_per_block
     for stage in st.STAGES:
         for key in ("steps", "batch"):
             value = getattr(args, f"{stage}_{key}")

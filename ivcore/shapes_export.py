@@ -14,7 +14,14 @@ import numpy as np
 import torch
 
 from ivcore import shapes_models as sm
-from ivcore.shapes_train import STAGES, Checkpoint, TrainConfig, _stage_weights, trained_vae
+from ivcore.shapes_train import (
+    STAGES,
+    Checkpoint,
+    TrainConfig,
+    _stage_weights,
+    deepen_video_checkpoint,
+    trained_vae,
+)
 
 
 def export(root: Path, cfg: TrainConfig) -> dict[str, Path]:
@@ -23,9 +30,10 @@ def export(root: Path, cfg: TrainConfig) -> dict[str, Path]:
     vae = trained_vae(root)
     tokenizer = sm.shapes_tokenizer()
     written = {}
+    deepen_video_checkpoint(root, cfg)  # a raised `video_layers_per_block` on a trained run
     for stage, make_unet, make_scheduler in (
         ("image", sm.new_image_unet, sm.image_scheduler),
-        ("video", sm.new_video_unet, sm.video_scheduler),
+        ("video", lambda: sm.new_video_unet(cfg.video_layers_per_block), sm.video_scheduler),
     ):
         if not (Checkpoint(root, stage).folder / "weights.safetensors").is_file():
             continue

@@ -73,9 +73,63 @@ def new_image_unet() -> UNet2DConditionModel:
     return UNet2DConditionModel(**UNET_CONFIG)
 
 
-def new_video_unet() -> UNetMotionModel:
-    """PIA's layout: UNetMotionModel from the 2D UNet plus a motion adapter with a 9-channel conv_in."""
-    return UNetMotionModel.from_unet2d(new_image_unet(), MotionAdapter(**MOTION_ADAPTER_CONFIG))
+def new_video_unet(layers_per_block: int = 1) -> UNetMotionModel:
+    """PIA's layout: UNetMotionModel from the 2D UNet plus a motion adapter with a 9-channel conv_in.
+
+    `layers_per_block` 1 is the tiny preset's; 2 is SD1.5's and PIA's depth.
+    """
+    unet = UNetMotionModel.from_unet2d(new_image_unet(), MotionAdapter(**MOTION_ADAPTER_CONFIG))
+    if layers_per_block == unet.config.layers_per_block:
+        return unet
+    return UNetMotionModel.from_config({**dict(unet.config), "layers_per_block": layers_per_block})
+
+
+def deepen_video_unet(unet: UNetMotionModel, layers_per_block: int) -> UNetMotionModel:
+    """The same function with more layers per block: the new layers start as identities.
+
+    A trained model can so grow and train on instead of starting over. New resnets have a zero last conv (and, in the up
+    blocks, a shortcut that passes the hidden state and drops the skip), new attention and motion
+    modules a zero output projection. Down block i keeps its layers first and appends identities;
+    an up block pops its skips in reverse, so it keeps its first layer, then the identities (which
+    pop the duplicated skips), then the rest.
+    """
+    n = unet.config.layers_per_block
+    if not isinstance(layers_per_block, int) or layers_per_block < n:
+        raise ValueError(f"layers_per_block: {layers_per_block!r}; allowed: an int >= the model's {n}")
+    deep = UNetMotionModel.from_config({**dict(unet.config), "layers_per_block": layers_per_block})
+    per_layer = (".resnets.", ".attentions.", ".motion_modules.")
+    shared = {k: v for k, v in unet.state_dict().items() if "mid_block" in k or not any(p in k for p in per_layer)}
+    deep.load_state_dict(shared, strict=False)
+    added = layers_per_block - n
+    for old, new in zip(unet.down_blocks, deep.down_blocks, strict=True):
+        _map_layers(old, new, {i: i for i in range(n)})
+    for old, new in zip(unet.up_blocks, deep.up_blocks, strict=True):
+        _map_layers(old, new, {0: 0, **{k + added: k for k in range(1, n + 1)}})
+    return deep
+
+
+def _map_layers(old, new, sources: dict[int, int]) -> None:
+    """Copy layer `sources[i]` of `old` into layer i of `new`; make every other layer of `new` an identity."""
+    for name in ("resnets", "attentions", "motion_modules"):
+        old_layers, new_layers = getattr(old, name, None), getattr(new, name, None)
+        if new_layers is None:
+            continue
+        for i, layer in enumerate(new_layers):
+            if i in sources:
+                layer.load_state_dict(old_layers[sources[i]].state_dict())
+            elif name == "resnets":
+                _zero(layer.conv2)
+                if layer.conv_shortcut is not None:  # (hidden, skip) -> hidden
+                    _zero(layer.conv_shortcut)
+                    with torch.no_grad():
+                        layer.conv_shortcut.weight[:, : layer.out_channels, 0, 0] = torch.eye(layer.out_channels)
+            else:
+                _zero(layer.proj_out)
+
+
+def _zero(module: torch.nn.Module) -> None:
+    for p in module.parameters():
+        torch.nn.init.zeros_(p)
 
 
 def image_scheduler() -> DDPMScheduler:

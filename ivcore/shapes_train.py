@@ -33,12 +33,13 @@ from types import MethodType
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from ivcore import shapes_models as sm
 from ivcore import world
 from ivcore.backends.video import motion_mask_weights
+from ivcore.shapes_checkpoint import EMA, Checkpoint, _flat
 from ivcore.trajectory import animate
 
 STAGES = ("vae", "image", "video")
@@ -87,6 +88,9 @@ class TrainConfig:
     # probabilities of the video clips' kinds (None: `world.random_clip`'s own 0.5 / 0.15 / 0.15 / 0.2);
     # the shipped mix: fewer stills (right from early on); a trial with 40 % pans was no better at pans
     video_kinds: dict[str, float] | None = field(default_factory=lambda: dict(SHIPPED_VIDEO_KINDS))
+    # the video UNet's depth: 1 is the tiny preset's, 2 SD1.5's and PIA's. Raising it on a trained run
+    # grows the checkpoint (same function, new layers start as identities) and trains on
+    video_layers_per_block: int = 1
 
     def __post_init__(self) -> None:
         if self.video_kinds is not None:
@@ -96,11 +100,14 @@ class TrainConfig:
                 raise ValueError(
                     f"video_kinds: {self.video_kinds!r}; allowed: weights >= 0 (not all 0) for {world.MOTIONS}"
                 )
+        if not isinstance(self.video_layers_per_block, int) or self.video_layers_per_block < 1:
+            raise ValueError(f"video_layers_per_block: {self.video_layers_per_block!r}; allowed: an int >= 1")
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        """A recipe from its config.json; a file written before `video_kinds` existed meant None."""
-        d = {"video_kinds": None, **d}
+        """A recipe from its config.json; a file written before `video_kinds` existed meant None, one
+        before `video_layers_per_block` the tiny preset's 1."""
+        d = {"video_kinds": None, "video_layers_per_block": 1, **d}
         for stage in STAGES:
             if stage in d:
                 d[stage] = StageConfig(**d[stage])
@@ -144,83 +151,6 @@ def _pixels(frames: np.ndarray) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------------ checkpoints
-
-
-class Checkpoint:
-    """One stage's resumable state: trainable weights, EMA, optimizer, step, losses, wall time.
-
-    Weights are safetensors; the optimizer state is loaded with `weights_only=True` (tensors and
-    numbers only, never arbitrary pickles). Writes go to a temporary folder renamed into place,
-    so a run killed mid-write leaves the previous checkpoint intact.
-    """
-
-    def __init__(self, root: Path, stage: str):
-        self.folder = Path(root) / "train_state" / stage
-
-    @property
-    def state(self) -> dict:
-        path = self.folder / "state.json"
-        return json.loads(path.read_text()) if path.is_file() else {"step": 0, "losses": [], "wall_s": 0.0}
-
-    def save(self, modules: dict, ema: dict | None, optimizer, state: dict) -> None:
-        tmp = self.folder.with_name(self.folder.name + ".tmp")
-        tmp.mkdir(parents=True, exist_ok=True)
-        save_file(_flat(modules), str(tmp / "weights.safetensors"))
-        if ema:
-            save_file({k: v.contiguous() for k, v in ema.items()}, str(tmp / "ema.safetensors"))
-        if optimizer is not None:
-            torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-        (tmp / "state.json").write_text(json.dumps(state))
-        old = self.folder.with_name(self.folder.name + ".old")
-        if self.folder.exists():
-            self.folder.rename(old)
-        tmp.rename(self.folder)
-        if old.exists():
-            for f in old.iterdir():
-                f.unlink()
-            old.rmdir()
-
-    def load(self, modules: dict, optimizer=None) -> dict | None:
-        """Restore weights (and optimizer); returns the EMA tensors or None."""
-        weights = self.folder / "weights.safetensors"
-        if not weights.is_file():
-            return None
-        flat = load_file(str(weights))
-        for name, module in modules.items():
-            prefix = name + "."
-            module.load_state_dict({k[len(prefix) :]: v for k, v in flat.items() if k.startswith(prefix)})
-        if optimizer is not None and (self.folder / "optimizer.pt").is_file():
-            optimizer.load_state_dict(torch.load(self.folder / "optimizer.pt", weights_only=True))
-        ema = self.folder / "ema.safetensors"
-        return load_file(str(ema)) if ema.is_file() else {}
-
-
-def _flat(modules: dict) -> dict[str, torch.Tensor]:
-    return {f"{name}.{k}": v.detach().contiguous() for name, m in modules.items() for k, v in m.state_dict().items()}
-
-
-class EMA:
-    """Exponential moving average of parameters with the usual warm-up (1 + s) / (10 + s)."""
-
-    def __init__(self, modules: dict, decay: float, saved: dict | None = None):
-        self.decay = decay
-        self.shadow = {k: v.detach().clone().float() for k, v in _flat(modules).items()}
-        if saved:
-            self.shadow.update(saved)
-
-    @torch.no_grad()
-    def update(self, modules: dict, step: int) -> None:
-        d = min(self.decay, (1 + step) / (10 + step))
-        for k, v in _flat(modules).items():
-            if v.dtype.is_floating_point:
-                self.shadow[k].lerp_(v.float(), 1 - d)
-            else:
-                self.shadow[k].copy_(v)
-
-    def copy_to(self, modules: dict) -> None:
-        for name, module in modules.items():
-            prefix = name + "."
-            module.load_state_dict({k[len(prefix) :]: v for k, v in self.shadow.items() if k.startswith(prefix)})
 
 
 # ------------------------------------------------------------------------------------ the loop
@@ -472,10 +402,56 @@ class ClipPool:
         }  # fmt: skip
 
 
+def _layers_per_block(flat_keys) -> int:
+    """How many resnets a checkpoint's video UNet has in its first down block."""
+    prefix = "unet.down_blocks.0.resnets."
+    return len({k[len(prefix) :].split(".")[0] for k in flat_keys if k.startswith(prefix)})
+
+
+def deepen_video_checkpoint(root: Path, cfg: TrainConfig) -> bool:
+    """Grow a video checkpoint with fewer layers per block to `cfg.video_layers_per_block`.
+
+    The grown UNet computes the same function (`shapes_models.deepen_video_unet`), live and EMA
+    weights alike; AdamW starts afresh (its moments belong to the old parameters). So raising the
+    setting (and the steps) on a trained run trains on from where the shallower model stopped.
+    Returns whether it grew.
+    """
+    ckpt = Checkpoint(root, "video")
+    path = ckpt.folder / "weights.safetensors"
+    if not path.is_file():
+        return False
+    layers, wanted = _layers_per_block(load_file(str(path)).keys()), cfg.video_layers_per_block
+    if layers == wanted:
+        return False
+    if layers > wanted:
+        raise ValueError(
+            f"video_layers_per_block: {wanted}; the checkpoint in {ckpt.folder} has {layers} "
+            f"(allowed: {layers} or more; a model does not shrink)"
+        )
+    tokenizer = sm.shapes_tokenizer()
+
+    def grown(flat: dict | None) -> dict:
+        modules = {"unet": sm.new_video_unet(layers), "text_encoder": sm.new_text_encoder(tokenizer)}
+        if flat is not None:
+            EMA(modules, 1.0, flat).copy_to(modules)
+        torch.manual_seed(_seed(cfg.seed, 2, wanted))  # the new layers' free weights, the same in both
+        modules["unet"] = sm.deepen_video_unet(modules["unet"], wanted)
+        return modules
+
+    live = {"unet": sm.new_video_unet(layers), "text_encoder": sm.new_text_encoder(tokenizer)}
+    ema = ckpt.load(live)
+    live = grown(_flat(live))
+    ckpt.save(live, _flat(grown(ema)) if ema else None, None, ckpt.state)
+    return True
+
+
 def train_video(root: Path, cfg: TrainConfig, accelerator, progress: bool = True, stop_after=None):
     vae, tokenizer, modules, scheduler, data_seed = _diffusion_stage(
-        root, cfg, accelerator, 2, sm.new_video_unet, sm.video_scheduler
+        root, cfg, accelerator, 2, lambda: sm.new_video_unet(cfg.video_layers_per_block), sm.video_scheduler
     )
+    if accelerator.is_main_process:
+        deepen_video_checkpoint(root, cfg)
+    accelerator.wait_for_everyone()
     if Checkpoint(root, "video").state["step"] >= cfg.video.steps:
         return
     pool = ClipPool(vae, cfg, Checkpoint(root, "video").state["step"], progress, data_seed)

@@ -128,6 +128,7 @@ import hashlib, sys
 from pathlib import Path
 from accelerate import PartialState, debug_launcher
 from ivcore import shapes_train as st
+from ivcore.shapes_checkpoint import _flat as flat
 
 out = Path(sys.argv[1])
 recipe = st.TrainConfig(
@@ -144,7 +145,7 @@ def run():
 
     def record_weights(root, name, cfg, modules, *args, **kwargs):
         train_stage(root, name, cfg, modules, *args, **kwargs)
-        digest = hashlib.sha256(b"".join(v.numpy().tobytes() for _, v in sorted(st._flat(modules).items())))
+        digest = hashlib.sha256(b"".join(v.numpy().tobytes() for _, v in sorted(flat(modules).items())))
         (out / f"{name}.rank{rank()}").write_text(digest.hexdigest())
 
     def record_seed(cfg, accelerator):
