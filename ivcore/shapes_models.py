@@ -1,11 +1,14 @@
 """The shapes world's models: architectures, tokenizer and the shipped weights.
 
-The architectures are the tiny preset's (`ivcore.backends.tiny`): the shapes models differ from
-`Session.tiny()` only in their weights and in a tokenizer whose vocabulary gives every word of
-the world one token (a random byte-level text encoder makes captions that differ by a word
-nearly identical). Trained weights are written in diffusers' folder layout, an SD1.5-style image
-model and a PIA-style video model whose `unet` is a UNetMotionModel, so `Session.shapes()` loads
-them through `Session.from_pretrained`, the very path real SD1.5 + PIA weights take.
+The architectures are the tiny preset's (`ivcore.backends.tiny`) but for the video UNet's depth
+(2 layers per block, as SD1.5's and PIA's, against the preset's 1: the shipped model was grown
+from 1 to 2 at step 18000 with `deepen_video_unet`, which took camera pans from 67 % to 88 %).
+Otherwise the shapes models differ from `Session.tiny()` only in their weights and in a tokenizer
+whose vocabulary gives every word of the world one token (a random byte-level text encoder makes
+captions that differ by a word nearly identical). Trained weights are written in diffusers'
+folder layout, an SD1.5-style image model and a PIA-style video model whose `unet` is a
+UNetMotionModel, so `Session.shapes()` loads them through `Session.from_pretrained`, the very path
+real SD1.5 + PIA weights take.
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ def new_image_unet() -> UNet2DConditionModel:
 def new_video_unet(layers_per_block: int = 1) -> UNetMotionModel:
     """PIA's layout: UNetMotionModel from the 2D UNet plus a motion adapter with a 9-channel conv_in.
 
-    `layers_per_block` 1 is the tiny preset's; 2 is SD1.5's and PIA's depth.
+    `layers_per_block` 1 is the tiny preset's; 2 is SD1.5's and PIA's depth (the shipped video model).
     """
     unet = UNetMotionModel.from_unet2d(new_image_unet(), MotionAdapter(**MOTION_ADAPTER_CONFIG))
     if layers_per_block == unet.config.layers_per_block:
@@ -87,7 +90,8 @@ def new_video_unet(layers_per_block: int = 1) -> UNetMotionModel:
 def deepen_video_unet(unet: UNetMotionModel, layers_per_block: int) -> UNetMotionModel:
     """The same function with more layers per block: the new layers start as identities.
 
-    A trained model can so grow and train on instead of starting over. New resnets have a zero last conv (and, in the up
+    A trained model can so grow and train on instead of starting over (the shipped video model went
+    from 1 to 2 layers per block at step 18000). New resnets have a zero last conv (and, in the up
     blocks, a shortcut that passes the hidden state and drops the skip), new attention and motion
     modules a zero output projection. Down block i keeps its layers first and appends identities;
     an up block pops its skips in reverse, so it keeps its first layer, then the identities (which
