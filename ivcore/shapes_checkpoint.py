@@ -31,7 +31,7 @@ class Checkpoint:
     def save(self, modules: dict, ema: dict | None, optimizer, state: dict) -> None:
         tmp = self.folder.with_name(self.folder.name + ".tmp")
         tmp.mkdir(parents=True, exist_ok=True)
-        save_file(_flat(modules), str(tmp / "weights.safetensors"))
+        save_file(flat_state(modules), str(tmp / "weights.safetensors"))
         if ema:
             save_file({k: v.contiguous() for k, v in ema.items()}, str(tmp / "ema.safetensors"))
         if optimizer is not None:
@@ -61,7 +61,8 @@ class Checkpoint:
         return load_file(str(ema)) if ema.is_file() else {}
 
 
-def _flat(modules: dict) -> dict[str, torch.Tensor]:
+def flat_state(modules: dict) -> dict[str, torch.Tensor]:
+    """Every module's state in one dict, keys prefixed with the module's name (the checkpoint layout)."""
     return {f"{name}.{k}": v.detach().contiguous() for name, m in modules.items() for k, v in m.state_dict().items()}
 
 
@@ -70,14 +71,14 @@ class EMA:
 
     def __init__(self, modules: dict, decay: float, saved: dict | None = None):
         self.decay = decay
-        self.shadow = {k: v.detach().clone().float() for k, v in _flat(modules).items()}
+        self.shadow = {k: v.detach().clone().float() for k, v in flat_state(modules).items()}
         if saved:
             self.shadow.update(saved)
 
     @torch.no_grad()
     def update(self, modules: dict, step: int) -> None:
         d = min(self.decay, (1 + step) / (10 + step))
-        for k, v in _flat(modules).items():
+        for k, v in flat_state(modules).items():
             if v.dtype.is_floating_point:
                 self.shadow[k].lerp_(v.float(), 1 - d)
             else:

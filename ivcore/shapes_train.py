@@ -11,7 +11,8 @@ Three stages, in order, each resumable from its last checkpoint (also after a re
    condition channels are PIA's: motion-mask weights of motion_scale 0 and the first frame's
    latents repeated; for "path" clips (and a quarter of "move" clips) one latent per frame of the
    cut-and-paste animation `ivcore.trajectory.animate` along the true path, so the model learns
-   to turn such collages into clean frames (trajectory path mode).
+   to turn such collages into clean frames (trajectory path mode). Its depth is
+   `video_layers_per_block`; raising it on a trained run grows the model and trains on.
 
 Everything is seeded: data come from `ivcore.world` with seeds derived from (seed, stage, step),
 noise from a generator seeded the same way, so a run stopped at any step and resumed gives the
@@ -39,7 +40,7 @@ from tqdm.auto import tqdm
 from ivcore import shapes_models as sm
 from ivcore import world
 from ivcore.backends.video import motion_mask_weights
-from ivcore.shapes_checkpoint import EMA, Checkpoint, _flat
+from ivcore.shapes_checkpoint import EMA, Checkpoint, flat_state
 from ivcore.trajectory import animate
 
 STAGES = ("vae", "image", "video")
@@ -149,9 +150,6 @@ def _weighted_mse(pred: torch.Tensor, target: torch.Tensor, foreground: torch.Te
 def _pixels(frames: np.ndarray) -> torch.Tensor:
     """uint8 (N, H, W, 3) -> float (N, 3, H, W) in [-1, 1], the VAE's input range."""
     return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1
-
-
-# ------------------------------------------------------------------------------------ checkpoints
 
 
 # ------------------------------------------------------------------------------------ the loop
@@ -441,8 +439,8 @@ def deepen_video_checkpoint(root: Path, cfg: TrainConfig) -> bool:
 
     live = {"unet": sm.new_video_unet(layers), "text_encoder": sm.new_text_encoder(tokenizer)}
     ema = ckpt.load(live)
-    live = grown(_flat(live))
-    ckpt.save(live, _flat(grown(ema)) if ema else None, None, ckpt.state)
+    live = grown(flat_state(live))
+    ckpt.save(live, flat_state(grown(ema)) if ema else None, None, ckpt.state)
     return True
 
 

@@ -128,7 +128,7 @@ import hashlib, sys
 from pathlib import Path
 from accelerate import PartialState, debug_launcher
 from ivcore import shapes_train as st
-from ivcore.shapes_checkpoint import _flat as flat
+from ivcore.shapes_checkpoint import flat_state as flat
 
 out = Path(sys.argv[1])
 recipe = st.TrainConfig(
