@@ -51,10 +51,7 @@ class Checkpoint:
         weights = self.folder / "weights.safetensors"
         if not weights.is_file():
             return None
-        flat = load_file(str(weights))
-        for name, module in modules.items():
-            prefix = name + "."
-            module.load_state_dict({k[len(prefix) :]: v for k, v in flat.items() if k.startswith(prefix)})
+        load_flat_state(modules, load_file(str(weights)))
         if optimizer is not None and (self.folder / "optimizer.pt").is_file():
             optimizer.load_state_dict(torch.load(self.folder / "optimizer.pt", weights_only=True))
         ema = self.folder / "ema.safetensors"
@@ -64,6 +61,13 @@ class Checkpoint:
 def flat_state(modules: dict) -> dict[str, torch.Tensor]:
     """Every module's state in one dict, keys prefixed with the module's name (the checkpoint layout)."""
     return {f"{name}.{k}": v.detach().contiguous() for name, m in modules.items() for k, v in m.state_dict().items()}
+
+
+def load_flat_state(modules: dict, flat: dict[str, torch.Tensor]) -> None:
+    """The inverse of `flat_state`: each module loads the entries under its name."""
+    for name, module in modules.items():
+        prefix = name + "."
+        module.load_state_dict({k[len(prefix) :]: v for k, v in flat.items() if k.startswith(prefix)})
 
 
 class EMA:
@@ -85,6 +89,4 @@ class EMA:
                 self.shadow[k].copy_(v)
 
     def copy_to(self, modules: dict) -> None:
-        for name, module in modules.items():
-            prefix = name + "."
-            module.load_state_dict({k[len(prefix) :]: v for k, v in self.shadow.items() if k.startswith(prefix)})
+        load_flat_state(modules, self.shadow)

@@ -34,13 +34,13 @@ from types import MethodType
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
+from safetensors import safe_open
 from tqdm.auto import tqdm
 
 from ivcore import shapes_models as sm
 from ivcore import world
 from ivcore.backends.video import motion_mask_weights
-from ivcore.shapes_checkpoint import EMA, Checkpoint, flat_state
+from ivcore.shapes_checkpoint import EMA, Checkpoint, flat_state, load_flat_state
 from ivcore.trajectory import animate
 
 STAGES = ("vae", "image", "video")
@@ -419,7 +419,8 @@ def deepen_video_checkpoint(root: Path, cfg: TrainConfig) -> bool:
     path = ckpt.folder / "weights.safetensors"
     if not path.is_file():
         return False
-    layers, wanted = _layers_per_block(load_file(str(path)).keys()), cfg.video_layers_per_block
+    with safe_open(str(path), "pt") as f:  # the header is enough to count the layers
+        layers, wanted = _layers_per_block(f.keys()), cfg.video_layers_per_block
     if layers == wanted:
         return False
     if layers > wanted:
@@ -429,18 +430,20 @@ def deepen_video_checkpoint(root: Path, cfg: TrainConfig) -> bool:
         )
     tokenizer = sm.shapes_tokenizer()
 
-    def grown(flat: dict | None) -> dict:
-        modules = {"unet": sm.new_video_unet(layers), "text_encoder": sm.new_text_encoder(tokenizer)}
-        if flat is not None:
-            EMA(modules, 1.0, flat).copy_to(modules)
-        torch.manual_seed(_seed(cfg.seed, 2, wanted))  # the new layers' free weights, the same in both
-        modules["unet"] = sm.deepen_video_unet(modules["unet"], wanted)
-        return modules
+    def shallow() -> dict:
+        return {"unet": sm.new_video_unet(layers), "text_encoder": sm.new_text_encoder(tokenizer)}
 
-    live = {"unet": sm.new_video_unet(layers), "text_encoder": sm.new_text_encoder(tokenizer)}
+    def grown(modules: dict) -> dict:
+        torch.manual_seed(_seed(cfg.seed, 2, wanted))  # the new layers' free weights, the same in both
+        return {**modules, "unet": sm.deepen_video_unet(modules["unet"], wanted)}
+
+    live = shallow()
     ema = ckpt.load(live)
-    live = grown(flat_state(live))
-    ckpt.save(live, flat_state(grown(ema)) if ema else None, None, ckpt.state)
+    if ema:
+        ema_modules = shallow()
+        load_flat_state(ema_modules, ema)
+        ema = flat_state(grown(ema_modules))
+    ckpt.save(grown(live), ema or None, None, ckpt.state)
     return True
 
 
