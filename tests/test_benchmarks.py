@@ -1,4 +1,4 @@
-"""Smoke tests of benchmarks/blend_cost.py, sweep_cost.py and scrub_cost.py on tiny sizes.
+"""Smoke tests of benchmarks/blend_cost.py, sweep_cost.py and scrub_cost.py on tiny sizes; quality.py's table.
 
 Only the shape of the report is checked (rows, positive finite numbers, cache hits on a
 lam-only rerun, the RESULTS.md section replaced in place), never timings: those belong in
@@ -112,3 +112,20 @@ def test_side_by_side_quick_run_and_results_section(name, ways, rows, tmp_path, 
     harness.write_section(section, path)  # replacing is idempotent
     content = path.read_text()
     assert content == f"# Benchmark results\n\n{section}\n## Other\n\nkeep me\n"
+
+
+def test_quality_table_shows_counts_and_wilson_intervals():
+    quality = load_script("quality")
+    low, high = quality.wilson(21, 24)
+    assert low == pytest.approx(0.690, abs=1e-3) and high == pytest.approx(0.957, abs=1e-3)
+    assert quality.wilson(0, 10)[0] == 0.0 and quality.wilson(10, 10)[1] == 1.0
+    for k, n in [(1, 3), (7, 24), (47, 48)]:  # the interval holds the share and narrows with n
+        low, high = quality.wilson(k, n)
+        assert low < k / n < high
+        assert quality.wilson(2 * k, 2 * n)[1] - quality.wilson(2 * k, 2 * n)[0] < high - low
+    share = quality.share_row([True] * 21 + [False] * 3)
+    assert share == (87.5, (21, 24))
+    rows = [("pans", ">= 90 %", share[0], False, share[1]), ("ObjMC (px)", "<= 3", 0.31, True, None)]
+    text = quality.table(rows)
+    assert "| pans | >= 90 % | 87.5 (21/24; 95 % CI 69-96) | **no** |" in text
+    assert "| ObjMC (px) | <= 3 | 0.31 | yes |" in text
