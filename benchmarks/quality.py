@@ -40,33 +40,22 @@ def _mean(values) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """The Wilson score interval of a share (95 % by default): how far 21 of 24 can be from the truth."""
-    if n == 0:
-        return float("nan"), float("nan")
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def share_row(oks) -> tuple[float, tuple[int, int]]:
     """A pass share in percent and its (passed, counted) pair, for rows that count clips or scenes."""
     oks = [bool(ok) for ok in oks]
     return 100 * _mean(oks), (sum(oks), len(oks))
 
 
-def measure(session: Session, scenes: int, progress: bool = True) -> list[tuple]:
-    """Run every check over `scenes` held-out scenes; rows of (metric, target, value, passed, count).
+def measure(session: Session, scenes: int, progress: bool = True) -> list[dict]:
+    """Run every check over `scenes` held-out scenes; rows of metric, target, value, passed, count.
 
-    `count` is (passed, counted) for rows that are a share of clips or scenes, else None: a share
-    of 24 clips moves 4 points per clip, so the table shows the count and its 95 % interval.
+    `count` is (passed, counted) for rows that are a share of clips or scenes, else None.
     """
-    rows: list[tuple] = []
+    rows: list[dict] = []
 
     def row(name: str, target: str, value, passed: bool) -> None:
         value, count = value if isinstance(value, tuple) else (value, None)
-        rows.append((name, target, value, bool(passed), count))
+        rows.append(dict(metric=name, target=target, value=value, passed=bool(passed), count=count))
         if progress:
             print(f"  {name}: {value:.3g} ({target}) {'pass' if passed else 'MISS'}", flush=True)
 
@@ -120,18 +109,6 @@ def measure(session: Session, scenes: int, progress: bool = True) -> list[tuple]
     return rows
 
 
-def table(rows) -> str:
-    lines = ["| metric | target | measured | pass |", "|---|---|---|---|"]
-    for name, target, value, passed, count in rows:
-        shown = f"{value:.1f}" if abs(value) >= 10 or value == 0 else f"{value:.2f}"
-        if count is not None:
-            low, high = wilson(*count)
-            shown += f" ({count[0]}/{count[1]}; 95 % CI {100 * low:.0f}-{100 * high:.0f})"
-        verdict = "-" if target.startswith("(") else "yes" if passed else "**no**"
-        lines.append(f"| {name} | {target} | {shown} | {verdict} |")
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scenes", type=int, default=16, help="held-out scenes per check (default 16)")
@@ -145,12 +122,12 @@ def main() -> None:
     print(f"shapes models, {args.scenes} held-out scenes per check, settings: {session!r}", flush=True)
     rows = measure(session, args.scenes)
     print()
-    print(table(rows))
-    targets = [r for r in rows if not r[1].startswith("(")]
-    print(f"\n{sum(r[3] for r in targets)}/{len(targets)} targets met; {time.perf_counter() - start:.0f}s")
+    print(ev.metrics_table(rows))
+    targets = [r for r in rows if not r["target"].startswith("(")]
+    print(f"\n{sum(r['passed'] for r in targets)}/{len(targets)} targets met; {time.perf_counter() - start:.0f}s")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump([dict(metric=r[0], target=r[1], value=r[2], passed=r[3], count=r[4]) for r in rows], f, indent=2)
+            json.dump(rows, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -281,3 +281,35 @@ def _largest(mask: np.ndarray) -> np.ndarray:
         ys, xs = zip(*best, strict=True)
         out[list(ys), list(xs)] = True
     return out
+
+
+# ------------------------------------------------------------------------------------ the table
+
+
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a share (95 % by default): how far 21 of 24 can be from the truth."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def metrics_table(rows: list[dict]) -> str:
+    """The benchmark's markdown table from its rows (`metric`, `target`, `value`, `passed`, `count`).
+
+    A target in parentheses is context, not a target. `count` is (passed, counted) for rows that
+    are a share of clips or scenes: a share of 24 clips moves 4 points per clip, so such a row shows
+    its count and 95 % interval. One formatter for benchmarks/quality.py and the model card.
+    """
+    lines = ["| metric | target | measured | pass |", "|---|---|---|---|"]
+    for r in rows:
+        value = r["value"]
+        shown = f"{value:.1f}" if abs(value) >= 10 or value == 0 else f"{value:.2f}"
+        if r.get("count"):
+            low, high = wilson(*r["count"])
+            shown += f" ({r['count'][0]}/{r['count'][1]}; 95 % CI {100 * low:.0f}-{100 * high:.0f})"
+        verdict = "-" if r["target"].startswith("(") else "yes" if r["passed"] else "**no**"
+        lines.append(f"| {r['metric']} | {r['target']} | {shown} | {verdict} |")
+    return "\n".join(lines)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ivcore import shapes_models as sm
+from ivcore.shapes_eval import metrics_table
 from ivcore.shapes_train import (
     STAGES,
     Checkpoint,
@@ -98,11 +99,7 @@ def write_card(root: Path, cfg: TrainConfig, metrics: list[dict] | None = None) 
         mix = ", ".join(f"{kind} {weight / total:.0%}" for kind, weight in cfg.video_kinds.items())
         lines[-3:-3] = [f"Video clips by kind: {mix} (`video_kinds`)."]
     if metrics:  # rows written by `benchmarks/quality.py --json DIR/metrics.json`
-        lines += ["## Metrics (benchmarks/quality.py, held-out seeds)", "", "| metric | target | measured | pass |"]
-        lines += ["|---|---|---|---|"]
-        for r in metrics:
-            verdict = "-" if r["target"].startswith("(") else "yes" if r["passed"] else "no"
-            lines.append(f"| {r['metric']} | {r['target']} | {r['value']:.3g} | {verdict} |")
+        lines += ["## Metrics (benchmarks/quality.py, held-out seeds)", "", metrics_table(metrics)]
     notes = root / "notes.md"  # free text a trainer adds (schedule changes, hardware, ...)
     if notes.is_file():
         lines += ["", "## Notes", "", notes.read_text().strip()]

@@ -114,18 +114,31 @@ def test_side_by_side_quick_run_and_results_section(name, ways, rows, tmp_path, 
     assert content == f"# Benchmark results\n\n{section}\n## Other\n\nkeep me\n"
 
 
-def test_quality_table_shows_counts_and_wilson_intervals():
-    quality = load_script("quality")
-    low, high = quality.wilson(21, 24)
+def test_quality_table_shows_counts_and_wilson_intervals(tmp_path):
+    from ivcore.shapes_eval import metrics_table, wilson
+
+    low, high = wilson(21, 24)
     assert low == pytest.approx(0.690, abs=1e-3) and high == pytest.approx(0.957, abs=1e-3)
-    assert quality.wilson(0, 10)[0] == 0.0 and quality.wilson(10, 10)[1] == 1.0
+    assert wilson(0, 10)[0] == 0.0 and wilson(10, 10)[1] == 1.0
     for k, n in [(1, 3), (7, 24), (47, 48)]:  # the interval holds the share and narrows with n
-        low, high = quality.wilson(k, n)
+        low, high = wilson(k, n)
         assert low < k / n < high
-        assert quality.wilson(2 * k, 2 * n)[1] - quality.wilson(2 * k, 2 * n)[0] < high - low
-    share = quality.share_row([True] * 21 + [False] * 3)
+        assert wilson(2 * k, 2 * n)[1] - wilson(2 * k, 2 * n)[0] < high - low
+    share = load_script("quality").share_row([True] * 21 + [False] * 3)
     assert share == (87.5, (21, 24))
-    rows = [("pans", ">= 90 %", share[0], False, share[1]), ("ObjMC (px)", "<= 3", 0.31, True, None)]
-    text = quality.table(rows)
-    assert "| pans | >= 90 % | 87.5 (21/24; 95 % CI 69-96) | **no** |" in text
-    assert "| ObjMC (px) | <= 3 | 0.31 | yes |" in text
+    rows = [
+        dict(metric="pans", target=">= 90 %", value=share[0], passed=False, count=share[1]),
+        dict(metric="ObjMC (px)", target="<= 3", value=0.31, passed=True, count=None),
+        dict(metric="ObjMC, endpoint (px)", target="(baseline)", value=11.6, passed=True),  # rows of older JSON
+    ]
+    text = metrics_table(rows)
+    assert text.splitlines()[2:] == [
+        "| pans | >= 90 % | 87.5 (21/24; 95 % CI 69-96) | **no** |",
+        "| ObjMC (px) | <= 3 | 0.31 | yes |",
+        "| ObjMC, endpoint (px) | (baseline) | 11.6 | - |",
+    ]
+    from ivcore.shapes_export import write_card
+    from ivcore.shapes_train import TrainConfig
+
+    card = write_card(tmp_path, TrainConfig(), metrics=rows).read_text()  # the model card shows the same table
+    assert text in card
