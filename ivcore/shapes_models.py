@@ -2,7 +2,7 @@
 
 The architectures are the tiny preset's (`ivcore.backends.tiny`) but for the video UNet's depth
 (2 layers per block, as SD1.5's and PIA's, against the preset's 1: the shipped model was grown
-from 1 to 2 at step 18000 with `deepen_video_unet`, which took camera pans from 67 % to 88 %).
+from 1 to 2 at step 18000 with `deepen_video_unet`, which took camera pans from 67 % to 88 % on held-out clips 0-23).
 Otherwise the shapes models differ from `Session.tiny()` only in their weights and in a tokenizer
 whose vocabulary gives every word of the world one token (a random byte-level text encoder makes
 captions that differ by a word nearly identical). Trained weights are written in diffusers'

@@ -91,7 +91,7 @@ class TrainConfig:
     video_kinds: dict[str, float] | None = field(default_factory=lambda: dict(SHIPPED_VIDEO_KINDS))
     # the video UNet's depth: 1 is the tiny preset's, 2 SD1.5's and PIA's. Raising it on a trained run
     # grows the checkpoint (same function, new layers start as identities) and trains on: the shipped
-    # model had 1 for 18000 steps (camera pans 67 %), then 2 to step 25000 (pans 88 %; see card.md)
+    # model had 1 for 18000 steps (camera pans 67 %), then 2 to step 25000 (pans 88 % of clips 0-23; see card.md)
     video_layers_per_block: int = 2
 
     def __post_init__(self) -> None:
