@@ -142,3 +142,40 @@ def test_quality_table_shows_counts_and_wilson_intervals(tmp_path):
 
     card = write_card(tmp_path, TrainConfig(), metrics=rows).read_text()  # the model card shows the same table
     assert text in card
+
+
+def test_quality_measure_counts_every_scored_clip(monkeypatch):
+    """measure() with the scores faked: every share row carries its count, pans count all scenes."""
+    from types import SimpleNamespace
+
+    from ivcore import shapes_eval as ev
+
+    quality = load_script("quality")
+    calls = []
+
+    def motion(session, index, kind="move"):
+        calls.append(kind)
+        ok = not (kind == "pan" and index % 4 == 0)  # every fourth pan fails
+        return ev.MotionScore(kind, "", ok, 20.0, 1.0 if ok else 0.5, 30.0)
+
+    paint = {lam: {"present": 1.0, "area": 1.0 - lam} for lam in (0.0, 0.25, 0.5, 0.75, 1.0)}
+    monkeypatch.setattr(ev, "vae_psnr", lambda vae, count: 31.0)
+    monkeypatch.setattr(ev, "score_motion", motion)
+    monkeypatch.setattr(ev, "score_caption", lambda s, i: {"all": i % 2 == 0, "colours": 1.0})
+    monkeypatch.setattr(ev, "score_img2img", lambda s, i: 1.0)
+    monkeypatch.setattr(ev, "score_paint", lambda s, i: paint)
+    monkeypatch.setattr(ev, "score_trajectory", lambda s, i, mode: {"objmc": 0.5, "end": 0.5})
+    monkeypatch.setattr(ev, "score_anchor", lambda s, i: 0.2)
+    session = SimpleNamespace(video_backend=SimpleNamespace(vae=None))
+    rows = {r["metric"]: r for r in quality.measure(session, scenes=8, progress=False)}
+    assert calls.count("move") == 8 and calls.count("pan") == 8 and calls.count("still") == 4
+    pans = rows["camera pans: shapes shift >= 6 px opposite the pan"]
+    assert (pans["value"], pans["count"], pans["passed"]) == (75.0, (6, 8), False)
+    captions = rows["P_img from caption: all named colours and shapes"]
+    assert (captions["value"], captions["count"], captions["passed"]) == (50.0, (4, 8), False)
+    consistency = rows["temporal consistency: frames with frame 0's shape colours"]
+    assert consistency["value"] == pytest.approx(100 * (20 - 2 * 0.5) / 20) and consistency["count"] is None
+    assert rows["Eq. 4: painted square area at lam 1"]["passed"] and len(rows) == 22
+    assert "| camera pans: shapes shift >= 6 px opposite the pan | >= 90 % | 75.0 (6/8; 95 % CI " in (
+        ev.metrics_table(list(rows.values()))
+    )
