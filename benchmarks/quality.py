@@ -6,8 +6,7 @@ world knows the truth, so each instruction is scored directly by colour segmenta
 
 * VAE reconstruction PSNR; frame 0 of a generated video against x (content_strength 0).
 * Motion text: the named shape moves >= 6 px the captioned way; "nothing moves" stays within 2 px;
-  camera pans shift every shape (and the hills) the opposite way.
-* Shares of clips are shown with their count and a 95 % Wilson interval.
+  camera pans shift every shape the opposite way.
 * P_img: a scene generated from its caption (strength 1) holds the named colours and shapes;
   img2img at strength 0.5 keeps positions within 3 px.
 * Eq. 4: a square painted on x is there at lam = 0 (IoU >= 0.5) and gone at lam = 1 (< 10 % of its
@@ -15,6 +14,9 @@ world knows the truth, so each instruction is scored directly by colour segmenta
 * Trajectories: ObjMC (mean px between the generated and the requested track) in path mode,
   endpoint mode and with no trajectory; the end point; an anchored shape's drift.
 * Temporal consistency: frames whose set of shape colours equals frame 0's.
+
+A share of clips or scenes is shown with its count and 95 % Wilson interval; camera pans, the
+noisiest row, are scored on every scene.
 
     python benchmarks/quality.py [--scenes 16] [--folder DIR] [--json out.json]
 

@@ -105,20 +105,6 @@ def _drift(frames: np.ndarray, colour: str) -> float:
     return float(max(np.hypot(p[0] - track[0][0], p[1] - track[0][1]) for p in track))
 
 
-def horizon_shift(frames: np.ndarray) -> float:
-    """How far the hills of a sky background moved left (+) or right (-) between first and last frame."""
-
-    def horizon(frame: np.ndarray) -> np.ndarray:
-        grass = np.linalg.norm(frame.astype(float) - np.array(world.GRASS), axis=-1) < 40
-        rows = np.where(grass.any(axis=0), grass.argmax(axis=0), frame.shape[0])
-        return rows.astype(float)
-
-    a, b = horizon(frames[0]), horizon(frames[-1])
-    errors = {s: np.mean(np.abs(a[s:] - b[: len(b) - s])) if s >= 0 else np.mean(np.abs(a[:s] - b[-s:]))
-              for s in range(-30, 31)}  # fmt: skip
-    return float(min(errors, key=errors.get))
-
-
 # ------------------------------------------------------------------------------------ Eq. 4 and paint
 
 
