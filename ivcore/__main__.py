@@ -78,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--video-layers-per-block", type=int,
         help="video UNet depth (default: the recipe's); raising it on a trained run grows it and trains on",
     )  # fmt: skip
+    train.add_argument(
+        "--video-width", type=int,
+        help="video UNet width, times the preset's channels (default: the recipe's); raising it grows a trained run",
+    )  # fmt: skip
     train.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     train.add_argument("--export", action="store_true", help="only write image/, video/ and card.md from checkpoints")
     return parser
@@ -101,6 +105,8 @@ def run_train_shapes(args: argparse.Namespace) -> None:
         cfg.pool = args.pool
     if args.video_layers_per_block:
         cfg.video_layers_per_block = args.video_layers_per_block
+    if args.video_width:
+        cfg.video_width = args.video_width
     for stage in st.STAGES:
         for key in ("steps", "batch"):
             value = getattr(args, f"{stage}_{key}")

@@ -8,8 +8,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+
+
+def derived_seed(*parts: int) -> int:
+    """A 63-bit seed from integers (stable across runs and platforms): what a resumed run draws
+    at a step follows from (seed, stage, step) alone."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
 class Checkpoint:

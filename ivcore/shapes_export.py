@@ -15,12 +15,12 @@ import torch
 
 from ivcore import shapes_models as sm
 from ivcore.shapes_eval import metrics_table
+from ivcore.shapes_grow import grow_video_checkpoint
 from ivcore.shapes_train import (
     STAGES,
     Checkpoint,
     TrainConfig,
     _stage_weights,
-    deepen_video_checkpoint,
     trained_vae,
 )
 
@@ -31,10 +31,10 @@ def export(root: Path, cfg: TrainConfig) -> dict[str, Path]:
     vae = trained_vae(root)
     tokenizer = sm.shapes_tokenizer()
     written = {}
-    deepen_video_checkpoint(root, cfg)  # a raised `video_layers_per_block` on a trained run
+    grow_video_checkpoint(root, cfg)  # a raised `video_layers_per_block` or `video_width` on a trained run
     for stage, make_unet, make_scheduler in (
         ("image", sm.new_image_unet, sm.image_scheduler),
-        ("video", lambda: sm.new_video_unet(cfg.video_layers_per_block), sm.video_scheduler),
+        ("video", lambda: sm.new_video_unet(cfg.video_layers_per_block, cfg.video_width), sm.video_scheduler),
     ):
         if not (Checkpoint(root, stage).folder / "weights.safetensors").is_file():
             continue

@@ -76,15 +76,24 @@ def new_image_unet() -> UNet2DConditionModel:
     return UNet2DConditionModel(**UNET_CONFIG)
 
 
-def new_video_unet(layers_per_block: int = 1) -> UNetMotionModel:
+def new_video_unet(layers_per_block: int = 1, width: int = 1) -> UNetMotionModel:
     """PIA's layout: UNetMotionModel from the 2D UNet plus a motion adapter with a 9-channel conv_in.
 
     `layers_per_block` 1 is the tiny preset's; 2 is SD1.5's and PIA's depth (the shipped video model).
+    `width` multiplies the preset's channels (32, 64); the shipped model has 1.
     """
     unet = UNetMotionModel.from_unet2d(new_image_unet(), MotionAdapter(**MOTION_ADAPTER_CONFIG))
-    if layers_per_block == unet.config.layers_per_block:
+    if (layers_per_block, width) == (unet.config.layers_per_block, 1):
         return unet
-    return UNetMotionModel.from_config({**dict(unet.config), "layers_per_block": layers_per_block})
+    channels = tuple(c * width for c in unet.config.block_out_channels)
+    return UNetMotionModel.from_config(
+        {**dict(unet.config), "layers_per_block": layers_per_block, "block_out_channels": channels}
+    )
+
+
+def video_unet_width(unet: UNetMotionModel) -> int:
+    """How many times the preset's channels a video UNet has."""
+    return unet.config.block_out_channels[0] // UNET_CONFIG["block_out_channels"][0]
 
 
 def deepen_video_unet(unet: UNetMotionModel, layers_per_block: int) -> UNetMotionModel:
@@ -129,6 +138,54 @@ def _map_layers(old, new, sources: dict[int, int]) -> None:
                         layer.conv_shortcut.weight[:, : layer.out_channels, 0, 0] = torch.eye(layer.out_channels)
             else:
                 _zero(layer.proj_out)
+
+
+def widen_video_unet(unet: UNetMotionModel, width: int) -> UNetMotionModel:
+    """The same function with `width` times the preset's channels, doubling as often as it takes.
+
+    Net2Net's widening, made exact for a UNet: every channel is doubled in place (channel i becomes
+    2i and 2i + 1), so group and layer norms see each group's values twice and keep their statistics;
+    a layer reading doubled channels splits each weight between the two copies at random (r, 1 - r),
+    which keeps the sum and lets the copies learn apart; attention heads keep their number and
+    double their width, so the queries shrink by sqrt(2) to keep the scores; the timestep sinusoid,
+    which a wider model computes at more frequencies, keeps its old ones at the even places.
+    """
+    have = video_unet_width(unet)
+    if not isinstance(width, int) or width < have or width % have or (width // have) & (width // have - 1):
+        raise ValueError(f"width: {width!r}; allowed: the model's {have} times a power of two")
+    while video_unet_width(unet) < width:
+        unet = _double_channels(unet)
+    return unet
+
+
+def _double_channels(unet: UNetMotionModel) -> UNetMotionModel:
+    channels = tuple(2 * c for c in unet.config.block_out_channels)
+    wide = UNetMotionModel.from_config({**dict(unet.config), "block_out_channels": channels})
+    old = unet.state_dict()
+    state = {}
+    for name, target in wide.state_dict().items():
+        t = old[name]
+        if name == "time_embedding.linear_1.weight":  # input: [cos, sin] of the timestep at more frequencies
+            half = t.shape[1] // 2
+            sinusoid = torch.zeros(t.shape[0], 4 * half, dtype=t.dtype)
+            sinusoid[:, : 2 * half : 2], sinusoid[:, 2 * half :: 2] = t[:, :half], t[:, half:]  # the old frequencies
+            t = sinusoid.repeat_interleave(2, 0)
+        else:
+            for dim in range(t.ndim):
+                if target.shape[dim] == t.shape[dim]:
+                    continue
+                if target.shape[dim] != 2 * t.shape[dim]:
+                    raise RuntimeError(f"widen: {name} {tuple(t.shape)} -> {tuple(target.shape)} is not a doubling")
+                if dim == 1 and name.endswith("weight"):  # an input: the two copies share each weight
+                    r = 0.25 + 0.5 * torch.rand(t.shape, dtype=t.dtype)
+                    t = torch.stack([r * t, (1 - r) * t], 2).flatten(1, 2)
+                else:
+                    t = t.repeat_interleave(2, dim)
+            if name.endswith(("to_q.weight", "to_q.bias")):
+                t = t * 2**-0.5
+        state[name] = t
+    wide.load_state_dict(state)
+    return wide
 
 
 def _zero(module: torch.nn.Module) -> None:

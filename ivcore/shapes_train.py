@@ -12,7 +12,8 @@ Three stages, in order, each resumable from its last checkpoint (also after a re
    latents repeated; for "path" clips (and a quarter of "move" clips) one latent per frame of the
    cut-and-paste animation `ivcore.trajectory.animate` along the true path, so the model learns
    to turn such collages into clean frames (trajectory path mode). Its depth is
-   `video_layers_per_block`; raising it on a trained run grows the model and trains on.
+   `video_layers_per_block` and its width `video_width`; raising either on a trained run grows
+   the model (to the same function) and trains on.
 
 Everything is seeded: data come from `ivcore.world` with seeds derived from (seed, stage, step),
 noise from a generator seeded the same way, so a run stopped at any step and resumed gives the
@@ -34,13 +35,13 @@ from types import MethodType
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
 from tqdm.auto import tqdm
 
 from ivcore import shapes_models as sm
 from ivcore import world
 from ivcore.backends.video import motion_mask_weights
-from ivcore.shapes_checkpoint import EMA, Checkpoint, flat_state, load_flat_state
+from ivcore.shapes_checkpoint import EMA, Checkpoint, derived_seed
+from ivcore.shapes_grow import grow_video_checkpoint
 from ivcore.trajectory import animate
 
 STAGES = ("vae", "image", "video")
@@ -93,6 +94,9 @@ class TrainConfig:
     # grows the checkpoint (same function, new layers start as identities) and trains on: the shipped
     # model had 1 for 18000 steps (camera pans 67 %), then 2 to step 25000 (pans 88 % of clips 0-23; see card.md)
     video_layers_per_block: int = 2
+    # the video UNet's width, in multiples of the preset's channels (32, 64): a power of two. Raising
+    # it on a trained run doubles every channel (`widen_video_unet`: the same function) and trains on
+    video_width: int = 1
 
     def __post_init__(self) -> None:
         if self.video_kinds is not None:
@@ -104,6 +108,9 @@ class TrainConfig:
                 )
         if not isinstance(self.video_layers_per_block, int) or self.video_layers_per_block < 1:
             raise ValueError(f"video_layers_per_block: {self.video_layers_per_block!r}; allowed: an int >= 1")
+        w = self.video_width
+        if not isinstance(w, int) or w < 1 or w & (w - 1):
+            raise ValueError(f"video_width: {w!r}; allowed: 1, 2, 4, ... (a power of two)")
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -116,14 +123,9 @@ class TrainConfig:
         return cls(**d)
 
 
-def _seed(*parts: int) -> int:
-    """A 63-bit seed from integers (stable across runs and platforms)."""
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0] >> np.uint64(1))
-
-
 def _data_seed(cfg: TrainConfig, accelerator) -> int:
     """The seed of this process's data: the recipe seed on one process, a distinct one per GPU otherwise."""
-    return cfg.seed if accelerator.num_processes == 1 else _seed(cfg.seed, 1000 + accelerator.process_index)
+    return cfg.seed if accelerator.num_processes == 1 else derived_seed(cfg.seed, 1000 + accelerator.process_index)
 
 
 def _lr_factor(cfg: StageConfig, step: int) -> float:
@@ -235,7 +237,7 @@ def _stage_weights(root: Path, name: str, modules: dict, use_ema: bool = True) -
 
 def _picture_batch(seed: int, stage: int, step: int, n: int) -> tuple[np.ndarray, list[str], np.ndarray]:
     """n world pictures (uint8), their content captions and their bare backgrounds for one step."""
-    rng = np.random.default_rng(_seed(seed, stage, step))
+    rng = np.random.default_rng(derived_seed(seed, stage, step))
     pictures, captions, backgrounds = [], [], []
     for _ in range(n):
         scene = world.random_scene(rng)
@@ -259,7 +261,7 @@ def _vae_training_forward(vae, x: torch.Tensor, generator: torch.Generator) -> t
 
 
 def train_vae(root: Path, cfg: TrainConfig, accelerator, progress: bool = True, stop_after=None):
-    torch.manual_seed(_seed(cfg.seed, 0))
+    torch.manual_seed(derived_seed(cfg.seed, 0))
     vae = sm.new_vae()
     modules = {"vae": vae}
     data_seed = _data_seed(cfg, accelerator)
@@ -267,7 +269,7 @@ def train_vae(root: Path, cfg: TrainConfig, accelerator, progress: bool = True, 
     def loss_fn(live, step):
         pictures, _, _ = _picture_batch(data_seed, 0, step, cfg.vae.batch)
         x = _pixels(pictures).to(accelerator.device)
-        generator = torch.Generator().manual_seed(_seed(data_seed, 0, step, 1))
+        generator = torch.Generator().manual_seed(derived_seed(data_seed, 0, step, 1))
         recon, kl = live["vae"](x, generator)
         return F.mse_loss(recon, x) + cfg.kl_weight * kl.mean()
 
@@ -324,7 +326,7 @@ def _diffusion_stage(root: Path, cfg: TrainConfig, accelerator, stage: int, new_
     encoder (seeded by the stage), the noise scheduler and this process's data seed."""
     vae = trained_vae(root).to(accelerator.device)
     tokenizer = sm.shapes_tokenizer()
-    torch.manual_seed(_seed(cfg.seed, stage))
+    torch.manual_seed(derived_seed(cfg.seed, stage))
     modules = {"unet": new_unet(), "text_encoder": sm.new_text_encoder(tokenizer)}
     return vae, tokenizer, modules, new_scheduler(), _data_seed(cfg, accelerator)
 
@@ -335,10 +337,10 @@ def train_image(root: Path, cfg: TrainConfig, accelerator, progress: bool = True
     )
 
     def loss_fn(live, step):
-        rng = np.random.default_rng(_seed(data_seed, 1, step, 1))
+        rng = np.random.default_rng(derived_seed(data_seed, 1, step, 1))
         pictures, captions, backgrounds = _picture_batch(data_seed, 1, step, cfg.image.batch)
         mean, std = _encode(vae, pictures)
-        generator = torch.Generator().manual_seed(_seed(data_seed, 1, step, 2))
+        generator = torch.Generator().manual_seed(derived_seed(data_seed, 1, step, 2))
         z = mean + std * torch.randn(mean.shape, generator=generator).to(mean.device)
         noise = torch.randn(z.shape, generator=generator).to(z.device)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (len(z),), generator=generator).to(z.device)
@@ -381,10 +383,10 @@ class ClipPool:
         if not kinds:
             return None
         p = np.array(list(kinds.values()), dtype=float)
-        return str(np.random.default_rng(_seed(seed, 3)).choice(list(kinds), p=p / p.sum()))
+        return str(np.random.default_rng(derived_seed(seed, 3)).choice(list(kinds), p=p / p.sum()))
 
     def _make(self, number: int) -> dict:
-        seed = _seed(self.data_seed, 2, number) % world.TRAIN_SEEDS.stop
+        seed = derived_seed(self.data_seed, 2, number) % world.TRAIN_SEEDS.stop
         clip = world.random_clip(seed, kind=self._kind(seed))
         rng = np.random.default_rng(seed)
         collage = clip.kind == "path" or (clip.kind == "move" and rng.random() < self.cfg.collage_for_moves)
@@ -401,58 +403,17 @@ class ClipPool:
         }  # fmt: skip
 
 
-def _layers_per_block(flat_keys) -> int:
-    """How many resnets a checkpoint's video UNet has in its first down block."""
-    prefix = "unet.down_blocks.0.resnets."
-    return len({k[len(prefix) :].split(".")[0] for k in flat_keys if k.startswith(prefix)})
-
-
-def deepen_video_checkpoint(root: Path, cfg: TrainConfig) -> bool:
-    """Grow a video checkpoint with fewer layers per block to `cfg.video_layers_per_block`.
-
-    The grown UNet computes the same function (`shapes_models.deepen_video_unet`), live and EMA
-    weights alike; AdamW starts afresh (its moments belong to the old parameters). So raising the
-    setting (and the steps) on a trained run trains on from where the shallower model stopped.
-    Returns whether it grew.
-    """
-    ckpt = Checkpoint(root, "video")
-    path = ckpt.folder / "weights.safetensors"
-    if not path.is_file():
-        return False
-    with safe_open(str(path), "pt") as f:  # the header is enough to count the layers
-        layers, wanted = _layers_per_block(f.keys()), cfg.video_layers_per_block
-    if layers == wanted:
-        return False
-    if layers > wanted:
-        raise ValueError(
-            f"video_layers_per_block: {wanted}; the checkpoint in {ckpt.folder} has {layers} "
-            f"(allowed: {layers} or more; a model does not shrink)"
-        )
-    tokenizer = sm.shapes_tokenizer()
-
-    def shallow() -> dict:
-        return {"unet": sm.new_video_unet(layers), "text_encoder": sm.new_text_encoder(tokenizer)}
-
-    def grown(modules: dict) -> dict:
-        torch.manual_seed(_seed(cfg.seed, 2, wanted))  # the new layers' free weights, the same in both
-        return {**modules, "unet": sm.deepen_video_unet(modules["unet"], wanted)}
-
-    live = shallow()
-    ema = ckpt.load(live)
-    if ema:
-        ema_modules = shallow()
-        load_flat_state(ema_modules, ema)
-        ema = flat_state(grown(ema_modules))
-    ckpt.save(grown(live), ema or None, None, ckpt.state)
-    return True
-
-
 def train_video(root: Path, cfg: TrainConfig, accelerator, progress: bool = True, stop_after=None):
     vae, tokenizer, modules, scheduler, data_seed = _diffusion_stage(
-        root, cfg, accelerator, 2, lambda: sm.new_video_unet(cfg.video_layers_per_block), sm.video_scheduler
+        root,
+        cfg,
+        accelerator,
+        2,
+        lambda: sm.new_video_unet(cfg.video_layers_per_block, cfg.video_width),
+        sm.video_scheduler,
     )
     if accelerator.is_main_process:
-        deepen_video_checkpoint(root, cfg)
+        grow_video_checkpoint(root, cfg)
     accelerator.wait_for_everyone()
     if Checkpoint(root, "video").state["step"] >= cfg.video.steps:
         return
@@ -462,9 +423,9 @@ def train_video(root: Path, cfg: TrainConfig, accelerator, progress: bool = True
 
     def loss_fn(live, step):
         pool.refresh(step)
-        rng = np.random.default_rng(_seed(data_seed, 2, step, 1))
+        rng = np.random.default_rng(derived_seed(data_seed, 2, step, 1))
         picks = [pool.slots[j] for j in rng.integers(0, pool.size, cfg.video.batch)]
-        generator = torch.Generator().manual_seed(_seed(data_seed, 2, step, 2))
+        generator = torch.Generator().manual_seed(derived_seed(data_seed, 2, step, 2))
 
         def sample(mean, std):
             return mean + std * torch.randn(mean.shape, generator=generator).to(mean.device)

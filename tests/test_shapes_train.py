@@ -74,7 +74,7 @@ def test_video_kinds_set_the_mix_of_training_clips(tmp_path):
     # no video_kinds: the very clips world.random_clip draws for those seeds, and what a config.json
     # written before the field existed means (old runs resume unchanged)
     assert st.TrainConfig.from_dict({"pool": 6}).video_kinds is None
-    seeds = [st._seed(0, 2, j) % world.TRAIN_SEEDS.stop for j in range(6)]
+    seeds = [st.derived_seed(0, 2, j) % world.TRAIN_SEEDS.stop for j in range(6)]
     assert [s["motion"] for s in default.slots] == [world.random_clip(seed).motion for seed in seeds]
     pans = st.ClipPool(vae, st.TrainConfig(pool=6, video_kinds={"pan": 1.0, "move": 0.0}), step=0, progress=False)
     assert all(s["motion"].startswith("the camera pans") for s in pans.slots)
