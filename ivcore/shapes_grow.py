@@ -27,7 +27,7 @@ def _layers_per_block(flat_keys) -> int:
 
 def _video_width(f) -> int:
     """How many times the preset's channels a checkpoint's video UNet has (from its header)."""
-    return f.get_slice("unet.conv_in.weight").get_shape()[0] // sm.UNET_CONFIG["block_out_channels"][0]
+    return sm.width_of(f.get_slice("unet.conv_in.weight").get_shape()[0])
 
 
 def grow_video_checkpoint(root: Path, cfg: TrainConfig) -> bool:

@@ -93,7 +93,12 @@ def new_video_unet(layers_per_block: int = 1, width: int = 1) -> UNetMotionModel
 
 def video_unet_width(unet: UNetMotionModel) -> int:
     """How many times the preset's channels a video UNet has."""
-    return unet.config.block_out_channels[0] // UNET_CONFIG["block_out_channels"][0]
+    return width_of(unet.config.block_out_channels[0])
+
+
+def width_of(first_block_channels: int) -> int:
+    """The width (times the preset's channels) of a UNet whose first block has this many channels."""
+    return first_block_channels // UNET_CONFIG["block_out_channels"][0]
 
 
 def deepen_video_unet(unet: UNetMotionModel, layers_per_block: int) -> UNetMotionModel:
