@@ -129,6 +129,7 @@ def test_other_instructions_drop_the_sweep(s: Session) -> None:
 def _pause_sweep(app: Studio) -> tuple[threading.Event, dict[int, list[int]]]:
     """Slow the sweep's steps down and record them per task, so a test can act while it runs."""
     started, steps = threading.Event(), {}
+    tasks: list[Any] = []  # held, so that a finished task's id() is not reused by the next one
     original = app._callback
 
     def callback(task: Any, *, progress: bool) -> Any:
@@ -136,6 +137,8 @@ def _pause_sweep(app: Studio) -> tuple[threading.Event, dict[int, list[int]]]:
 
         def step(i: int, total: int, latents: Any, x0: Any = None) -> None:
             if task.kind == "sweep":
+                if id(task) not in steps:
+                    tasks.append(task)
                 steps.setdefault(id(task), []).append(i)
                 started.set()
                 time.sleep(0.3)
