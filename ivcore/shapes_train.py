@@ -60,10 +60,16 @@ class StageConfig:
     # ~15 % of the cells, so plain MSE spends most of its mass on flat background, while the errors
     # people see (a caption's shape drawn as another kind or colour) are on the shapes
     foreground_weight: float = 0.0
+    # diffusion stages: Min-SNR-gamma loss weights (Hang et al. 2023; diffusers' `--snr_gamma`, 5 is
+    # theirs), 0: off. Each timestep's loss counts min(SNR, gamma) / (SNR + 1) (v-prediction), so the
+    # nearly clean steps stop dominating and the steps that settle colours and shapes count more
+    snr_gamma: float = 0.0
 
     def __post_init__(self) -> None:
-        if not self.foreground_weight >= 0:
-            raise ValueError(f"foreground_weight: {self.foreground_weight!r}; allowed: a number >= 0")
+        for name in ("foreground_weight", "snr_gamma"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and value >= 0):
+                raise ValueError(f"{name}: {value!r}; allowed: a number >= 0")
 
 
 SHIPPED_VIDEO_KINDS = {"move": 0.45, "pan": 0.25, "still": 0.1, "path": 0.2}
@@ -141,12 +147,24 @@ def _foreground_cells(pictures: np.ndarray, backgrounds: np.ndarray, latent_size
     return F.adaptive_max_pool2d(differs, latent_size)
 
 
-def _weighted_mse(pred: torch.Tensor, target: torch.Tensor, foreground: torch.Tensor, weight: float) -> torch.Tensor:
-    """MSE with cells under a shape weighted 1 + `weight` (normalised, so the loss scale stays put)."""
-    if not weight:
+def _weighted_mse(
+    pred: torch.Tensor, target: torch.Tensor, foreground: torch.Tensor, cfg: StageConfig, snr: torch.Tensor
+) -> torch.Tensor:
+    """MSE with cells under a shape weighted 1 + `foreground_weight` and each sample by its timestep's
+    Min-SNR weight (`snr`: the samples' SNR); normalised by the weights, so the loss scale stays put."""
+    if not cfg.foreground_weight and not cfg.snr_gamma:
         return F.mse_loss(pred, target)
-    w = (1 + weight * foreground).expand_as(pred)
+    w = (1 + cfg.foreground_weight * foreground).expand_as(pred)
+    if cfg.snr_gamma:
+        per_sample = snr.clamp(max=cfg.snr_gamma) / (snr + 1)
+        w = w * per_sample.view(-1, *[1] * (pred.dim() - 1)).to(w)
     return (w * (pred - target) ** 2).sum() / w.sum()
+
+
+def _snr(scheduler, t: torch.Tensor) -> torch.Tensor:
+    """alpha_bar / (1 - alpha_bar) at timesteps `t`: the signal-to-noise ratio of the noised samples."""
+    alpha_bar = scheduler.alphas_cumprod.to(t.device)[t]
+    return alpha_bar / (1 - alpha_bar)
 
 
 def _pixels(frames: np.ndarray) -> torch.Tensor:
@@ -348,7 +366,7 @@ def train_image(root: Path, cfg: TrainConfig, accelerator, progress: bool = True
         embeds = live["text_encoder"](ids)[0]
         pred = live["unet"](scheduler.add_noise(z, noise, t), t, encoder_hidden_states=embeds).sample
         foreground = _foreground_cells(pictures, backgrounds, z.shape[-1]).to(z.device)
-        return _weighted_mse(pred, scheduler.get_velocity(z, noise, t), foreground, cfg.image.foreground_weight)
+        return _weighted_mse(pred, scheduler.get_velocity(z, noise, t), foreground, cfg.image, _snr(scheduler, t))
 
     _train_stage(root, "image", cfg.image, modules, loss_fn, accelerator, progress, stop_after)
 
@@ -443,7 +461,7 @@ def train_video(root: Path, cfg: TrainConfig, accelerator, progress: bool = True
         embeds = live["text_encoder"](ids)[0].repeat_interleave(frames, dim=0)
         pred = live["unet"](model_in, t, encoder_hidden_states=embeds).sample
         foreground = torch.stack([p["foreground"] for p in picks]).permute(0, 2, 1, 3, 4).to(z.device)
-        return _weighted_mse(pred, scheduler.get_velocity(z, noise, t), foreground, cfg.video.foreground_weight)
+        return _weighted_mse(pred, scheduler.get_velocity(z, noise, t), foreground, cfg.video, _snr(scheduler, t))
 
     _train_stage(root, "video", cfg.video, modules, loss_fn, accelerator, progress, stop_after)
 

@@ -106,21 +106,50 @@ def test_foreground_cells_are_the_latent_cells_under_shapes():
     assert st._foreground_cells(bare, bare, 16).sum() == 0
 
 
+def _stage(**weights: float) -> st.StageConfig:
+    return st.StageConfig(steps=2, batch=2, lr=1e-3, **weights)
+
+
 def test_weighted_mse_weights_errors_under_shapes():
     pred, target = torch.zeros(2, 4, 8, 16, 16), torch.zeros(2, 4, 8, 16, 16)
     foreground = torch.zeros(2, 1, 8, 16, 16)
     foreground[..., :8, :] = 1  # top half under shapes
     pred[..., :8, :] = 1.0  # the error is all there
-    plain = st._weighted_mse(pred, target, foreground, 0.0)
+    snr = torch.ones(2)
+    plain = st._weighted_mse(pred, target, foreground, _stage(), snr)
     assert plain == torch.nn.functional.mse_loss(pred, target) == 0.5
     # weight 4: cells under shapes count 5 times: 5 * 0.5 / (5 * 0.5 + 0.5)
-    assert torch.isclose(st._weighted_mse(pred, target, foreground, 4.0), torch.tensor(5 / 6))
+    weighted = _stage(foreground_weight=4.0)
+    assert torch.isclose(st._weighted_mse(pred, target, foreground, weighted, snr), torch.tensor(5 / 6))
     # the same error on the background counts less than plain MSE
-    assert st._weighted_mse(1 - pred, target, foreground, 4.0) < plain
+    assert st._weighted_mse(1 - pred, target, foreground, weighted, snr) < plain
     # a config.json written before the field existed: plain MSE
     assert st.TrainConfig.from_dict({"image": {"steps": 2, "batch": 2, "lr": 1e-3}}).image.foreground_weight == 0
     with pytest.raises(ValueError, match="foreground_weight: -1"):
-        st.StageConfig(steps=2, batch=2, lr=1e-3, foreground_weight=-1)
+        _stage(foreground_weight=-1)
+
+
+def test_min_snr_weights_count_each_timestep_min_snr_gamma_over_snr_plus_one():
+    pred, target, foreground = torch.zeros(2, 4, 8, 4, 4), torch.zeros(2, 4, 8, 4, 4), torch.zeros(2, 1, 8, 4, 4)
+    pred[0], pred[1] = 1.0, 3.0  # squared errors 1 (sample 0) and 9 (sample 1)
+    snr = torch.tensor([0.25, 20.0])  # a noisy sample and a nearly clean one
+    # weights min(snr, 5) / (snr + 1): 0.2 and 5 / 21; the loss is their weighted mean
+    w0, w1 = 0.25 / 1.25, 5 / 21
+    loss = st._weighted_mse(pred, target, foreground, _stage(snr_gamma=5.0), snr)
+    assert torch.isclose(loss, torch.tensor((w0 * 1 + w1 * 9) / (w0 + w1)))
+    assert loss != st._weighted_mse(pred, target, foreground, _stage(), snr)  # == 5, plain MSE
+    assert torch.isclose(st._weighted_mse(pred, target, foreground, _stage(), snr), torch.tensor(5.0))
+    # the SNR comes from the scheduler's noise schedule: falling with t
+    from ivcore import shapes_models as sm
+
+    scheduler = sm.video_scheduler()
+    snrs = st._snr(scheduler, torch.tensor([0, 500, 999]))
+    alpha_bar = scheduler.alphas_cumprod[500]
+    assert snrs[0] > snrs[1] > snrs[2] > 0 and torch.isclose(snrs[1], alpha_bar / (1 - alpha_bar))
+    assert st.TrainConfig.from_dict({"video": {"steps": 2, "batch": 2, "lr": 1e-3}}).video.snr_gamma == 0
+    for bad in (-1, float("nan"), "5"):
+        with pytest.raises(ValueError, match=f"snr_gamma: {bad!r}; allowed: a number >= 0"):
+            _stage(snr_gamma=bad)
 
 
 TWO_PROCESSES = """
