@@ -35,6 +35,7 @@ from types import MethodType
 import numpy as np
 import torch
 import torch.nn.functional as F
+from diffusers.training_utils import compute_snr
 from tqdm.auto import tqdm
 
 from ivcore import shapes_models as sm
@@ -159,12 +160,6 @@ def _weighted_mse(
         per_sample = snr.clamp(max=cfg.snr_gamma) / (snr + 1)
         w = w * per_sample.view(-1, *[1] * (pred.dim() - 1)).to(w)
     return (w * (pred - target) ** 2).sum() / w.sum()
-
-
-def _snr(scheduler, t: torch.Tensor) -> torch.Tensor:
-    """alpha_bar / (1 - alpha_bar) at timesteps `t`: the signal-to-noise ratio of the noised samples."""
-    alpha_bar = scheduler.alphas_cumprod.to(t.device)[t]
-    return alpha_bar / (1 - alpha_bar)
 
 
 def _pixels(frames: np.ndarray) -> torch.Tensor:
@@ -366,7 +361,8 @@ def train_image(root: Path, cfg: TrainConfig, accelerator, progress: bool = True
         embeds = live["text_encoder"](ids)[0]
         pred = live["unet"](scheduler.add_noise(z, noise, t), t, encoder_hidden_states=embeds).sample
         foreground = _foreground_cells(pictures, backgrounds, z.shape[-1]).to(z.device)
-        return _weighted_mse(pred, scheduler.get_velocity(z, noise, t), foreground, cfg.image, _snr(scheduler, t))
+        target = scheduler.get_velocity(z, noise, t)
+        return _weighted_mse(pred, target, foreground, cfg.image, compute_snr(scheduler, t))
 
     _train_stage(root, "image", cfg.image, modules, loss_fn, accelerator, progress, stop_after)
 
@@ -461,7 +457,8 @@ def train_video(root: Path, cfg: TrainConfig, accelerator, progress: bool = True
         embeds = live["text_encoder"](ids)[0].repeat_interleave(frames, dim=0)
         pred = live["unet"](model_in, t, encoder_hidden_states=embeds).sample
         foreground = torch.stack([p["foreground"] for p in picks]).permute(0, 2, 1, 3, 4).to(z.device)
-        return _weighted_mse(pred, scheduler.get_velocity(z, noise, t), foreground, cfg.video, _snr(scheduler, t))
+        target = scheduler.get_velocity(z, noise, t)
+        return _weighted_mse(pred, target, foreground, cfg.video, compute_snr(scheduler, t))
 
     _train_stage(root, "video", cfg.video, modules, loss_fn, accelerator, progress, stop_after)
 

@@ -139,11 +139,11 @@ def test_min_snr_weights_count_each_timestep_min_snr_gamma_over_snr_plus_one():
     assert torch.isclose(loss, torch.tensor((w0 * 1 + w1 * 9) / (w0 + w1)))
     assert loss != st._weighted_mse(pred, target, foreground, _stage(), snr)  # == 5, plain MSE
     assert torch.isclose(st._weighted_mse(pred, target, foreground, _stage(), snr), torch.tensor(5.0))
-    # the SNR comes from the scheduler's noise schedule: falling with t
+    # the SNR training passes in (diffusers' compute_snr) is alpha_bar / (1 - alpha_bar), falling with t
     from ivcore import shapes_models as sm
 
     scheduler = sm.video_scheduler()
-    snrs = st._snr(scheduler, torch.tensor([0, 500, 999]))
+    snrs = st.compute_snr(scheduler, torch.tensor([0, 500, 999]))
     alpha_bar = scheduler.alphas_cumprod[500]
     assert snrs[0] > snrs[1] > snrs[2] > 0 and torch.isclose(snrs[1], alpha_bar / (1 - alpha_bar))
     assert st.TrainConfig.from_dict({"video": {"steps": 2, "batch": 2, "lr": 1e-3}}).video.snr_gamma == 0
