@@ -66,69 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     from ivcore import cli_grid
 
     cli_grid.add_parser(sub)
-    train = sub.add_parser("train-shapes", help="train the shapes-world models (resumable)")
-    train.add_argument("--out", required=True, help="folder for weights, checkpoints, card.md and losses.png")
-    train.add_argument("--stages", default="vae,image,video", help="comma-separated, in order (default: all)")
-    train.add_argument("--seed", type=int, help="recipe seed (default 0, or the folder's config.json)")
-    for stage in ("vae", "image", "video"):
-        train.add_argument(f"--{stage}-steps", type=int, help=f"{stage} stage steps (default: the recipe's)")
-        train.add_argument(f"--{stage}-batch", type=int, help=f"{stage} stage batch (default: the recipe's)")
-    train.add_argument("--pool", type=int, help="encoded clips in the video stage's pool")
-    train.add_argument(
-        "--video-layers-per-block", type=int,
-        help="video UNet depth (default: the recipe's); raising it on a trained run grows it and trains on",
-    )  # fmt: skip
-    train.add_argument(
-        "--video-width", type=int,
-        help="video UNet width, times the preset's channels (default: the recipe's); raising it grows a trained run",
-    )  # fmt: skip
-    train.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
-    train.add_argument("--export", action="store_true", help="only write image/, video/ and card.md from checkpoints")
+    from ivcore import shapes_cli
+
+    shapes_cli.add_arguments(sub.add_parser("train-shapes", help="train the shapes-world models (resumable)"))
     return parser
-
-
-def run_train_shapes(args: argparse.Namespace) -> None:
-    import json
-
-    import torch
-
-    from ivcore import shapes_train as st
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    config_path = out / "config.json"
-    cfg = st.TrainConfig.from_dict(json.loads(config_path.read_text())) if config_path.is_file() else st.TrainConfig()
-    if args.seed is not None:
-        cfg.seed = args.seed
-    if args.pool:
-        cfg.pool = args.pool
-    if args.video_layers_per_block:
-        cfg.video_layers_per_block = args.video_layers_per_block
-    if args.video_width:
-        cfg.video_width = args.video_width
-    for stage in st.STAGES:
-        for key in ("steps", "batch"):
-            value = getattr(args, f"{stage}_{key}")
-            if value:
-                setattr(getattr(cfg, stage), key, value)
-    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
-    unknown = [s for s in stages if s not in st.STAGES]
-    if unknown:
-        raise SystemExit(f"train-shapes: --stages has {unknown}; allowed: {', '.join(st.STAGES)}")
-    start = time.perf_counter()
-    if args.export:
-        out.mkdir(parents=True, exist_ok=True)
-        config_path.write_text(json.dumps(st.asdict(cfg), indent=2))
-        from ivcore.shapes_export import export
-
-        written = export(out, cfg)
-    else:
-        written = st.train(out, cfg, stages=stages)
-    print(
-        f"[ivcore] train-shapes: {', '.join(f'{k} -> {v}' for k, v in written.items()) or 'nothing exported'} "
-        f"({time.perf_counter() - start:.0f}s); card: {out / 'card.md'}"
-    )
 
 
 def run_demo(args: argparse.Namespace) -> Path:
@@ -214,7 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         run_demo(args)
     elif args.command == "train-shapes":
-        run_train_shapes(args)
+        from ivcore import shapes_cli
+
+        shapes_cli.run(args)
     elif args.command == "generate":
         from ivcore import cli_generate
 

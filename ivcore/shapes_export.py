@@ -70,11 +70,12 @@ def write_card(root: Path, cfg: TrainConfig, metrics: list[dict] | None = None) 
     metrics_path = root / "metrics.json"
     if metrics is None and metrics_path.is_file():
         metrics = json.loads(metrics_path.read_text())
+    start = f"fine-tuned from `{cfg.init}` (init; the VAE kept as it was)" if cfg.init else "trained from scratch"
     device = "CUDA GPU" if torch.cuda.is_available() else f"CPU ({torch.get_num_threads()} threads)"
     lines = [
         "# Shapes-world models (InteractiveVideo toolkit)",
         "",
-        "Tiny diffusion models trained from scratch on `ivcore.world` (64 x 64 pictures, 8-frame clips of coloured",
+        f"Tiny diffusion models {start} on `ivcore.world` (64 x 64 pictures, 8-frame clips of coloured",
         "shapes), for demos, teaching and tests without a GPU or a download. Recipe: `ivcore/shapes_train.py`.",
         "",
         f"Trained on: {device}. Seed {cfg.seed}.",
@@ -91,7 +92,7 @@ def write_card(root: Path, cfg: TrainConfig, metrics: list[dict] | None = None) 
             f"{state['wall_s'] / 60:.1f} min | {loss} |"
         )
     lines += ["", "Data: `ivcore.world.random_clip` with training seeds (held-out seeds are >= 10^9).",
-              f"Video stage: a pool of {cfg.pool} encoded clips, one replaced per step; path clips and "
+              f"Video stage: a pool of {cfg.pool} encoded clips, {cfg.pool_refresh} replaced per step; path clips and "
               f"{cfg.collage_for_moves:.0%} of move clips condition on the `animate` collage per frame.",
               "", "![losses](losses.png)", ""]  # fmt: skip
     if cfg.video_kinds:

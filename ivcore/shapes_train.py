@@ -28,9 +28,11 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import MethodType
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,10 +44,42 @@ from ivcore import shapes_models as sm
 from ivcore import world
 from ivcore.backends.video import motion_mask_weights
 from ivcore.shapes_checkpoint import EMA, Checkpoint, derived_seed
+from ivcore.shapes_data import ClipPool, encode, foreground_cells, picture_batch, pixels
 from ivcore.shapes_grow import grow_video_checkpoint
-from ivcore.trajectory import animate
 
 STAGES = ("vae", "image", "video")
+
+
+def _int(low: int) -> tuple[str, Callable[[Any], bool]]:
+    return f"an int >= {low}", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def _number(allowed: str, ok: Callable[[float], bool]) -> tuple[str, Callable[[Any], bool]]:
+    return allowed, lambda v: isinstance(v, int | float) and not isinstance(v, bool) and ok(v)
+
+
+def _check(config, rules: dict[str, tuple[str, Callable[[Any], bool]]]) -> None:
+    """Raise a ValueError naming the first field whose value breaks its rule, the value and what is allowed."""
+    for name, (allowed, ok) in rules.items():
+        value = getattr(config, name)
+        if not ok(value):
+            raise ValueError(f"{name}: {value!r}; allowed: {allowed}")
+
+
+_FRACTION = _number("a number from 0 to 1", lambda v: 0 <= v <= 1)
+_NON_NEGATIVE = _number("a number >= 0", lambda v: v >= 0)
+# what each numeric field allows, declared once (the CLI and config.json go through the same check)
+STAGE_RULES = {
+    "steps": _int(1), "batch": _int(1), "lr": _number("a number > 0", lambda v: v > 0), "warmup": _int(0),
+    "final_lr_ratio": _FRACTION, "ema": _number("a number from 0 (no EMA) to below 1", lambda v: 0 <= v < 1),
+    "checkpoint_every": _int(1), "foreground_weight": _NON_NEGATIVE, "snr_gamma": _NON_NEGATIVE,
+}  # fmt: skip
+TRAIN_RULES = {
+    "seed": _int(0), "pool": _int(1), "pool_refresh": _int(1), "text_dropout": _FRACTION,
+    "collage_for_moves": _FRACTION, "kl_weight": _NON_NEGATIVE,
+    "video_timestep_power": _number("a number > 0", lambda v: v > 0), "video_layers_per_block": _int(1),
+    "video_width": ("1, 2, 4, ... (a power of two)", lambda v: _int(1)[1](v) and not v & (v - 1)),
+}  # fmt: skip
 
 
 @dataclass
@@ -67,10 +101,7 @@ class StageConfig:
     snr_gamma: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("foreground_weight", "snr_gamma"):
-            value = getattr(self, name)
-            if not (isinstance(value, int | float) and value >= 0):
-                raise ValueError(f"{name}: {value!r}; allowed: a number >= 0")
+        _check(self, STAGE_RULES)
 
 
 SHIPPED_VIDEO_KINDS = {"move": 0.45, "pan": 0.25, "still": 0.1, "path": 0.2}
@@ -87,7 +118,10 @@ class TrainConfig:
         default_factory=lambda: StageConfig(steps=30000, batch=32, lr=1e-3, ema=0.999, foreground_weight=4.0)
     )
     video: StageConfig = field(default_factory=lambda: StageConfig(steps=25000, batch=4, lr=1e-3, ema=0.999))
-    pool: int = 800  # clips kept encoded for the video stage; one is replaced each step
+    pool: int = 800  # clips kept encoded for the video stage
+    # clips replaced in the pool each step: each clip is drawn about video.batch / pool_refresh times
+    # (4 in the shipped recipe); raise it with the batch on a GPU so clips are not seen far more often
+    pool_refresh: int = 1
     text_dropout: float = 0.1
     collage_for_moves: float = 0.1
     kl_weight: float = 1e-6
@@ -104,6 +138,10 @@ class TrainConfig:
     # the video UNet's width, in multiples of the preset's channels (32, 64): a power of two. Raising
     # it on a trained run doubles every channel (`widen_video_unet`: the same function) and trains on
     video_width: int = 1
+    # where the weights start: None (from scratch, seeded), "shipped" (the package's trained models) or
+    # a folder of exported models (a train-shapes --out): a fine-tune. The VAE is kept as it is (the
+    # UNets' latents depend on it); the image and video stages train `steps` more from those weights
+    init: str | None = None
 
     def __post_init__(self) -> None:
         if self.video_kinds is not None:
@@ -113,11 +151,11 @@ class TrainConfig:
                 raise ValueError(
                     f"video_kinds: {self.video_kinds!r}; allowed: weights >= 0 (not all 0) for {world.MOTIONS}"
                 )
-        if not isinstance(self.video_layers_per_block, int) or self.video_layers_per_block < 1:
-            raise ValueError(f"video_layers_per_block: {self.video_layers_per_block!r}; allowed: an int >= 1")
-        w = self.video_width
-        if not isinstance(w, int) or w < 1 or w & (w - 1):
-            raise ValueError(f"video_width: {w!r}; allowed: 1, 2, 4, ... (a power of two)")
+        _check(self, TRAIN_RULES)
+        if self.pool_refresh > self.pool:
+            raise ValueError(f"pool_refresh: {self.pool_refresh!r}; allowed: 1 to pool ({self.pool})")
+        if self.init is not None and not (isinstance(self.init, str) and self.init):
+            raise ValueError(f'init: {self.init!r}; allowed: None, "shipped" or a folder with image/ and video/')
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -142,12 +180,6 @@ def _lr_factor(cfg: StageConfig, step: int) -> float:
     return cfg.final_lr_ratio + (1 - cfg.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p))
 
 
-def _foreground_cells(pictures: np.ndarray, backgrounds: np.ndarray, latent_size: int) -> torch.Tensor:
-    """(N, 1, h, w): 1 where a latent cell covers a pixel that differs from the bare background."""
-    differs = torch.from_numpy(np.any(pictures != backgrounds, axis=-1)).float()[:, None]
-    return F.adaptive_max_pool2d(differs, latent_size)
-
-
 def _weighted_mse(
     pred: torch.Tensor, target: torch.Tensor, foreground: torch.Tensor, cfg: StageConfig, snr: torch.Tensor
 ) -> torch.Tensor:
@@ -160,11 +192,6 @@ def _weighted_mse(
         per_sample = snr.clamp(max=cfg.snr_gamma) / (snr + 1)
         w = w * per_sample.view(-1, *[1] * (pred.dim() - 1)).to(w)
     return (w * (pred - target) ** 2).sum() / w.sum()
-
-
-def _pixels(frames: np.ndarray) -> torch.Tensor:
-    """uint8 (N, H, W, 3) -> float (N, 3, H, W) in [-1, 1], the VAE's input range."""
-    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
 # ------------------------------------------------------------------------------------ the loop
@@ -181,12 +208,33 @@ def _drop(captions: list[str], rng: np.random.Generator, p: float) -> list[str]:
     return ["" if rng.random() < p else c for c in captions]
 
 
+@dataclass
+class StopRule:
+    """When one `train` call pauses a stage: after `steps` steps in this call, or once `time.monotonic()`
+    passes `deadline`. Every process of a multi-GPU run takes the same decision (the main one's clock)."""
+
+    steps: int | None = None
+    deadline: float | None = None
+
+    def reached(self, steps_done: int, accelerator) -> bool:
+        if self.steps is not None and steps_done >= self.steps:
+            return True
+        if self.deadline is None:
+            return False
+        late = torch.tensor([float(time.monotonic() >= self.deadline)], device=accelerator.device)
+        if accelerator.num_processes > 1:
+            from accelerate.utils import broadcast
+
+            late = broadcast(late)  # the main process's clock decides for all
+        return bool(late.item())
+
+
 def _train_stage(
-    root: Path, name: str, cfg: StageConfig, modules: dict, loss_fn, accelerator, progress: bool, stop_after=None
+    root: Path, name: str, cfg: StageConfig, modules: dict, loss_fn, accelerator, progress: bool, stop=None
 ) -> None:
     """The shared loop: AdamW, warm-up + cosine, grad-norm clip 1, EMA, checkpoints, resume.
 
-    `stop_after` ends this call after that many steps (checkpointed), as a kill would, minus the loss.
+    `stop` (a StopRule) ends this call early, checkpointed, as a kill would, minus the loss.
     """
     ckpt = Checkpoint(root, name)
     params = [p for m in modules.values() for p in m.parameters()]
@@ -220,15 +268,15 @@ def _train_stage(
             bar.set_postfix(loss=f"{state['losses'][-1][1]:.4f}")
             recent = []
         done = step + 1 == cfg.steps
-        stop = stop_after is not None and step + 1 - start >= stop_after
-        if (step + 1) % cfg.checkpoint_every == 0 or done or stop:
+        pause = stop is not None and stop.reached(step + 1 - start, accelerator)
+        if (step + 1) % cfg.checkpoint_every == 0 or done or pause:
             now = time.perf_counter()
             state.update(step=step + 1, wall_s=state["wall_s"] + now - clock, done=done)
             clock = now
             if accelerator.is_main_process:
                 ckpt.save(modules, ema.shadow if ema else None, optimizer, state)
             accelerator.wait_for_everyone()
-        if stop:
+        if pause:
             break
     for m in modules.values():
         m.eval()
@@ -248,19 +296,6 @@ def _stage_weights(root: Path, name: str, modules: dict, use_ema: bool = True) -
     return ckpt.state
 
 
-def _picture_batch(seed: int, stage: int, step: int, n: int) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """n world pictures (uint8), their content captions and their bare backgrounds for one step."""
-    rng = np.random.default_rng(derived_seed(seed, stage, step))
-    pictures, captions, backgrounds = [], [], []
-    for _ in range(n):
-        scene = world.random_scene(rng)
-        camera = (float(rng.integers(-30, 30)), 0.0) if scene.background == "sky" else (0.0, 0.0)
-        pictures.append(world.render(scene, camera))
-        backgrounds.append(world.render(world.Scene(scene.background, ()), camera))
-        captions.append(scene.caption(with_background=bool(rng.random() < 0.7)))
-    return np.stack(pictures), captions, np.stack(backgrounds)
-
-
 def _vae_training_forward(vae, x: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Encode, sample and decode in one forward: the reconstruction and the KL term.
 
@@ -273,29 +308,29 @@ def _vae_training_forward(vae, x: torch.Tensor, generator: torch.Generator) -> t
     return vae.decode(z).sample, posterior.kl()
 
 
-def train_vae(root: Path, cfg: TrainConfig, accelerator, progress: bool = True, stop_after=None):
+def train_vae(root: Path, cfg: TrainConfig, accelerator, progress: bool = True, stop: StopRule | None = None):
     torch.manual_seed(derived_seed(cfg.seed, 0))
     vae = sm.new_vae()
     modules = {"vae": vae}
     data_seed = _data_seed(cfg, accelerator)
 
     def loss_fn(live, step):
-        pictures, _, _ = _picture_batch(data_seed, 0, step, cfg.vae.batch)
-        x = _pixels(pictures).to(accelerator.device)
+        pictures, _, _ = picture_batch(data_seed, 0, step, cfg.vae.batch)
+        x = pixels(pictures).to(accelerator.device)
         generator = torch.Generator().manual_seed(derived_seed(data_seed, 0, step, 1))
         recon, kl = live["vae"](x, generator)
         return F.mse_loss(recon, x) + cfg.kl_weight * kl.mean()
 
     vae.forward = MethodType(_vae_training_forward, vae)  # the whole step through DDP's forward
     try:
-        _train_stage(root, "vae", cfg.vae, modules, loss_fn, accelerator, progress, stop_after)
+        _train_stage(root, "vae", cfg.vae, modules, loss_fn, accelerator, progress, stop)
     finally:
         del vae.forward
     state = Checkpoint(root, "vae").state
     if "scaling_factor" not in state and state.get("done"):
-        pictures, _, _ = _picture_batch(cfg.seed, 0, 10**6, 256)
+        pictures, _, _ = picture_batch(cfg.seed, 0, 10**6, 256)
         with torch.no_grad():
-            latents = vae.encode(_pixels(pictures)).latent_dist.mean
+            latents = vae.encode(pixels(pictures)).latent_dist.mean
         state["scaling_factor"] = float(1.0 / latents.std())
         if accelerator.is_main_process:
             Checkpoint(root, "vae").save(modules, None, None, state)
@@ -326,14 +361,6 @@ def deterministic_posterior(vae):
     return vae
 
 
-def _encode(vae, pictures: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """Posterior mean and std of pictures, times the scaling factor (what the UNets see)."""
-    with torch.no_grad():
-        dist = vae.encode(_pixels(pictures).to(vae.device)).latent_dist
-    sf = vae.config.scaling_factor
-    return dist.mean * sf, dist.std * sf
-
-
 def _diffusion_stage(root: Path, cfg: TrainConfig, accelerator, stage: int, new_unet, new_scheduler):
     """What both diffusion stages start from: the trained VAE, the tokenizer, a fresh UNet and text
     encoder (seeded by the stage), the noise scheduler and this process's data seed."""
@@ -344,15 +371,15 @@ def _diffusion_stage(root: Path, cfg: TrainConfig, accelerator, stage: int, new_
     return vae, tokenizer, modules, new_scheduler(), _data_seed(cfg, accelerator)
 
 
-def train_image(root: Path, cfg: TrainConfig, accelerator, progress: bool = True, stop_after=None):
+def train_image(root: Path, cfg: TrainConfig, accelerator, progress: bool = True, stop: StopRule | None = None):
     vae, tokenizer, modules, scheduler, data_seed = _diffusion_stage(
         root, cfg, accelerator, 1, sm.new_image_unet, sm.image_scheduler
     )
 
     def loss_fn(live, step):
         rng = np.random.default_rng(derived_seed(data_seed, 1, step, 1))
-        pictures, captions, backgrounds = _picture_batch(data_seed, 1, step, cfg.image.batch)
-        mean, std = _encode(vae, pictures)
+        pictures, captions, backgrounds = picture_batch(data_seed, 1, step, cfg.image.batch)
+        mean, std = encode(vae, pictures)
         generator = torch.Generator().manual_seed(derived_seed(data_seed, 1, step, 2))
         z = mean + std * torch.randn(mean.shape, generator=generator).to(mean.device)
         noise = torch.randn(z.shape, generator=generator).to(z.device)
@@ -360,64 +387,14 @@ def train_image(root: Path, cfg: TrainConfig, accelerator, progress: bool = True
         ids = _tokens(tokenizer, _drop(captions, rng, cfg.text_dropout)).to(z.device)
         embeds = live["text_encoder"](ids)[0]
         pred = live["unet"](scheduler.add_noise(z, noise, t), t, encoder_hidden_states=embeds).sample
-        foreground = _foreground_cells(pictures, backgrounds, z.shape[-1]).to(z.device)
+        foreground = foreground_cells(pictures, backgrounds, z.shape[-1]).to(z.device)
         target = scheduler.get_velocity(z, noise, t)
         return _weighted_mse(pred, target, foreground, cfg.image, compute_snr(scheduler, t))
 
-    _train_stage(root, "image", cfg.image, modules, loss_fn, accelerator, progress, stop_after)
+    _train_stage(root, "image", cfg.image, modules, loss_fn, accelerator, progress, stop)
 
 
-class ClipPool:
-    """Encoded training clips for the video stage; slot `step % size` gets a fresh clip each step.
-
-    What a slot holds at any step follows from (seed, step) alone, so a resumed run rebuilds the
-    very pool an uninterrupted run would have.
-    """
-
-    def __init__(self, vae, cfg: TrainConfig, step: int, progress: bool = True, data_seed: int | None = None):
-        self.vae, self.cfg, self.size = vae, cfg, cfg.pool
-        self.data_seed = cfg.seed if data_seed is None else data_seed
-        self.slots: list[dict | None] = [None] * self.size
-        for j in tqdm(range(self.size), desc="encode clip pool", disable=not progress, leave=False):
-            last = self._last_refresh(j, step)
-            self.slots[j] = self._make(self.size + last if last is not None else j)
-
-    def _last_refresh(self, slot: int, step: int) -> int | None:
-        """The last step < `step` that refreshed `slot` (None: it still holds its first clip)."""
-        if step <= slot:
-            return None
-        return slot + ((step - 1 - slot) // self.size) * self.size
-
-    def refresh(self, step: int) -> None:
-        self.slots[step % self.size] = self._make(self.size + step)
-
-    def _kind(self, seed: int) -> str | None:
-        """The clip's kind drawn with the recipe's `video_kinds` (None: let the world draw it)."""
-        kinds = self.cfg.video_kinds
-        if not kinds:
-            return None
-        p = np.array(list(kinds.values()), dtype=float)
-        return str(np.random.default_rng(derived_seed(seed, 3)).choice(list(kinds), p=p / p.sum()))
-
-    def _make(self, number: int) -> dict:
-        seed = derived_seed(self.data_seed, 2, number) % world.TRAIN_SEEDS.stop
-        clip = world.random_clip(seed, kind=self._kind(seed))
-        rng = np.random.default_rng(seed)
-        collage = clip.kind == "path" or (clip.kind == "move" and rng.random() < self.cfg.collage_for_moves)
-        pictures = clip.frames
-        if collage:
-            pictures = np.concatenate([pictures, animate(clip.frames[0], [clip.trajectory], len(clip.frames))])
-        mean, std = _encode(self.vae, pictures)
-        f = len(clip.frames)
-        backgrounds = np.stack([world.render(world.Scene(clip.scene.background, ()), camera) for camera in clip.camera])
-        return {
-            "mean": mean[:f], "std": std[:f], "cond_mean": mean[f:] if collage else mean[:1],
-            "cond_std": std[f:] if collage else std[:1], "motion": clip.motion,
-            "foreground": _foreground_cells(clip.frames, backgrounds, mean.shape[-1]),
-        }  # fmt: skip
-
-
-def train_video(root: Path, cfg: TrainConfig, accelerator, progress: bool = True, stop_after=None):
+def train_video(root: Path, cfg: TrainConfig, accelerator, progress: bool = True, stop: StopRule | None = None):
     vae, tokenizer, modules, scheduler, data_seed = _diffusion_stage(
         root,
         cfg,
@@ -460,19 +437,28 @@ def train_video(root: Path, cfg: TrainConfig, accelerator, progress: bool = True
         target = scheduler.get_velocity(z, noise, t)
         return _weighted_mse(pred, target, foreground, cfg.video, compute_snr(scheduler, t))
 
-    _train_stage(root, "video", cfg.video, modules, loss_fn, accelerator, progress, stop_after)
+    _train_stage(root, "video", cfg.video, modules, loss_fn, accelerator, progress, stop)
 
 
 # ------------------------------------------------------------------------------------ the command
 
 
 def train(
-    root: str | os.PathLike, cfg: TrainConfig | None = None, stages=STAGES, progress: bool = True, stop_after=None
+    root: str | os.PathLike,
+    cfg: TrainConfig | None = None,
+    stages=STAGES,
+    progress: bool = True,
+    stop_after: int | None = None,
+    minutes: float | None = None,
 ) -> dict:
     """Run (or resume) the stages in order, then export the weights and the card.
 
-    `stop_after` (steps) pauses each stage after that many steps in this call; run again to go on.
+    `stop_after` (steps) pauses each stage after that many steps in this call, `minutes` the whole
+    call once that much time has passed (checkpointed); run again to go on.
     """
+    if minutes is not None and not (isinstance(minutes, int | float) and minutes >= 0):
+        raise ValueError(f"minutes: {minutes!r}; allowed: a number >= 0 (None: no time limit)")
+    stop = StopRule(stop_after, None if minutes is None else time.monotonic() + 60 * minutes)
     from accelerate import Accelerator
 
     root = Path(root)
@@ -482,9 +468,15 @@ def train(
         cfg = TrainConfig.from_dict(json.loads(config_path.read_text())) if config_path.is_file() else TrainConfig()
     config_path.write_text(json.dumps(asdict(cfg), indent=2))
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    if cfg.init:  # a fine-tune: first checkpoints from trained models (a no-op once the run has its own)
+        if accelerator.is_main_process:
+            from ivcore.shapes_init import start_from_models
+
+            start_from_models(root, cfg)
+        accelerator.wait_for_everyone()
     runners = {"vae": train_vae, "image": train_image, "video": train_video}
     for stage in stages:
-        runners[stage](root, cfg, accelerator, progress, stop_after)
+        runners[stage](root, cfg, accelerator, progress, stop)
         if Checkpoint(root, stage).state["step"] < getattr(cfg, stage).steps:
             break  # a later stage needs this one finished
     from ivcore.shapes_export import export

@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from ivcore import shapes_train as st
+from ivcore.shapes_data import foreground_cells
 
 
 def tiny_recipe(**video) -> st.TrainConfig:
@@ -95,7 +96,7 @@ def test_foreground_cells_are_the_latent_cells_under_shapes():
 
     clip = world.random_clip(5, kind="pan", num_shapes=1, background="grey")
     bare = np.stack([world.render(world.Scene("grey", ()), camera) for camera in clip.camera])
-    cells = st._foreground_cells(clip.frames, bare, 16)
+    cells = foreground_cells(clip.frames, bare, 16)
     assert cells.shape == (8, 1, 16, 16)
     for frame, c in zip(clip.frames, cells[:, 0], strict=True):
         shape = np.any(frame != world.PLAIN_BACKGROUNDS["grey"], axis=-1)  # the one shape's pixels
@@ -103,7 +104,7 @@ def test_foreground_cells_are_the_latent_cells_under_shapes():
         assert np.array_equal(c.numpy().astype(bool), expected)
     # the cells follow the pan: the first and last frames' cells differ
     assert not torch.equal(cells[0], cells[-1])
-    assert st._foreground_cells(bare, bare, 16).sum() == 0
+    assert foreground_cells(bare, bare, 16).sum() == 0
 
 
 def _stage(**weights: float) -> st.StageConfig:
@@ -184,6 +185,9 @@ def run():
 
     st._train_stage, st._data_seed = record_weights, record_seed
     st.train(out, recipe, progress=False)
+    st._train_stage = train_stage  # a time limit: every process stops at the same step (none hangs)
+    st.train(out / "timed", recipe, progress=False, minutes=0)
+    (out / f"timed.rank{rank()}").write_text(str(st.Checkpoint(out / "timed", "vae").state["step"]))
 
 
 debug_launcher(run, num_processes=2)
@@ -202,5 +206,6 @@ def test_two_processes_train_one_model(tmp_path):
     for stage in st.STAGES:
         assert (out / f"{stage}.rank0").read_text() == (out / f"{stage}.rank1").read_text(), stage
     assert (out / "seed.rank0").read_text() != (out / "seed.rank1").read_text()
+    assert (out / "timed.rank0").read_text() == (out / "timed.rank1").read_text() == "1"
     assert st.Checkpoint(out, "video").state["step"] == 2
     assert (out / "card.md").read_text().count("| video | 2 / 2 |") == 1
