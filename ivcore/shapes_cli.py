@@ -47,17 +47,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--export", action="store_true", help="only write image/, video/ and card.md from checkpoints")
     recipe = parser.add_argument_group("recipe (default: the folder's config.json, else the shipped recipe)")
     train_hints, stage_hints = get_type_hints(st.TrainConfig), get_type_hints(st.StageConfig)
+    shipped = st.TrainConfig()
     for f in fields(st.TrainConfig):
         if f.name in st.STAGES:
             continue
         extra = ' ("shipped" or a train-shapes --out: fine-tune from those models)' if f.name == "init" else ""
-        recipe.add_argument(_flag(f.name), type=_value_type(train_hints[f.name]), help=f"TrainConfig.{f.name}{extra}")
+        recipe.add_argument(
+            _flag(f.name), type=_value_type(train_hints[f.name]),
+            help=f"TrainConfig.{f.name}{extra}; shipped recipe: {getattr(shipped, f.name)}",
+        )  # fmt: skip
     for stage in st.STAGES:
         for f in fields(st.StageConfig):
+            default = getattr(getattr(shipped, stage), f.name)
             recipe.add_argument(
                 _flag(f"{stage}_{f.name}"), type=_value_type(stage_hints[f.name]), dest=f"{stage}__{f.name}",
-                metavar=f.name.upper(),
-                help=f"{stage} stage's StageConfig.{f.name}",
+                metavar=f.name.upper(), help=f"StageConfig.{f.name}; shipped recipe: {default}",
             )  # fmt: skip
 
 
