@@ -151,15 +151,16 @@ def test_quality_measure_counts_every_scored_clip(monkeypatch):
     from ivcore import shapes_eval as ev
 
     quality = load_script("quality")
-    calls = []
+    calls, indices = [], set()
 
     def motion(session, index, kind="move"):
         calls.append(kind)
+        indices.add(index)
         ok = not (kind == "pan" and index % 4 == 0)  # every fourth pan fails
         return ev.MotionScore(kind, "", ok, 20.0, 1.0 if ok else 0.5, 30.0)
 
     paint = {lam: {"present": 1.0, "area": 1.0 - lam} for lam in (0.0, 0.25, 0.5, 0.75, 1.0)}
-    monkeypatch.setattr(ev, "vae_psnr", lambda vae, count: 31.0)
+    monkeypatch.setattr(ev, "vae_psnr", lambda vae, count, offset: 31.0)
     monkeypatch.setattr(ev, "score_motion", motion)
     monkeypatch.setattr(ev, "score_caption", lambda s, i: {"all": i % 2 == 0, "colours": 1.0})
     monkeypatch.setattr(ev, "score_img2img", lambda s, i: 1.0)
@@ -179,3 +180,9 @@ def test_quality_measure_counts_every_scored_clip(monkeypatch):
     assert "| camera pans: shapes shift >= 6 px opposite the pan | >= 90 % | 75.0 (6/8; 95 % CI " in (
         ev.metrics_table(list(rows.values()))
     )
+    assert indices == set(range(8))
+    # --first: the same checks on other held-out scenes (to choose checkpoints on), here 100-107
+    calls.clear(), indices.clear()
+    rows = {r["metric"]: r for r in quality.measure(session, scenes=8, progress=False, first=100)}
+    assert indices == set(range(100, 108)) and calls.count("pan") == 8
+    assert rows["camera pans: shapes shift >= 6 px opposite the pan"]["count"] == (6, 8)
