@@ -15,6 +15,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from ivcore import world
+from ivcore.shapes_data import pixels
 from ivcore.trajectory import Trajectory, frame_times, trajectory_path_position
 
 HELDOUT = world.HELDOUT_SEEDS.start
@@ -29,7 +30,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 def vae_psnr(vae, count: int = 64, offset: int = 0) -> float:
     """Reconstruction PSNR of the VAE (posterior mean) on held-out world pictures."""
     pictures = np.stack([world.random_clip(HELDOUT + offset + i).frames[i % world.FRAMES] for i in range(count)])
-    x = torch.from_numpy(pictures).permute(0, 3, 1, 2).float().to(vae.device, vae.dtype) / 127.5 - 1
+    x = pixels(pictures).to(vae.device, vae.dtype)
     with torch.no_grad():
         y = vae.decode(vae.encode(x).latent_dist.mean).sample.float()
     out = ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()

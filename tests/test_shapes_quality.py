@@ -101,10 +101,12 @@ def test_the_vae_keeps_every_shape_of_a_true_pan(shapes):
     # decoded by the shipped VAE, still pass (48 / 48 on the benchmark's pans 0-47)
     import torch
 
+    from ivcore.shapes_data import pixels
+
     vae = shapes.video_backend.vae
     for index in range(6):
         clip = world.random_clip(ev.HELDOUT + index, kind="pan")
-        x = torch.from_numpy(clip.frames).permute(0, 3, 1, 2).float() / 127.5 - 1
+        x = pixels(clip.frames)
         with torch.no_grad():
             y = vae.decode(vae.encode(x).latent_dist.mean).sample
         frames = ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
