@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import get_type_hints
 
 from ivcore import shapes_train as st
+from ivcore.errors import InstructionError
 
 
 def _flag(name: str) -> str:
@@ -88,7 +89,7 @@ def run(args: argparse.Namespace) -> None:
     except ValueError as error:
         raise SystemExit(f"train-shapes: {error}") from None
     if args.minutes is not None and args.minutes < 0:
-        raise SystemExit(f"train-shapes: --minutes {args.minutes}; allowed: a number >= 0")
+        raise SystemExit(f"train-shapes: {InstructionError('--minutes', args.minutes, 'a number >= 0')}")
     if cfg.init:
         from ivcore.shapes_init import init_folder
 
@@ -99,7 +100,7 @@ def run(args: argparse.Namespace) -> None:
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     unknown = [s for s in stages if s not in st.STAGES]
     if unknown:
-        raise SystemExit(f"train-shapes: --stages has {unknown}; allowed: {', '.join(st.STAGES)}")
+        raise SystemExit(f"train-shapes: {InstructionError('--stages', args.stages, ', '.join(st.STAGES))}")
     start = time.perf_counter()
     if args.export:
         out.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,7 @@ from ivcore.backends.tiny import (
     VIDEO_SCHEDULER_CONFIG,
     byte_level_alphabet,
 )
+from ivcore.errors import InstructionError
 from ivcore.world import VOCABULARY
 
 # v-prediction: the shapes prototypes learned to copy the condition image much faster with it
@@ -113,7 +114,7 @@ def deepen_video_unet(unet: UNetMotionModel, layers_per_block: int) -> UNetMotio
     """
     n = unet.config.layers_per_block
     if not isinstance(layers_per_block, int) or layers_per_block < n:
-        raise ValueError(f"layers_per_block: {layers_per_block!r}; allowed: an int >= the model's {n}")
+        raise InstructionError("layers_per_block", layers_per_block, f"an int >= the model's {n}")
     deep = UNetMotionModel.from_config({**dict(unet.config), "layers_per_block": layers_per_block})
     per_layer = (".resnets.", ".attentions.", ".motion_modules.")
     shared = {k: v for k, v in unet.state_dict().items() if "mid_block" in k or not any(p in k for p in per_layer)}
@@ -157,7 +158,7 @@ def widen_video_unet(unet: UNetMotionModel, width: int) -> UNetMotionModel:
     """
     have = video_unet_width(unet)
     if not isinstance(width, int) or width < have or width % have or (width // have) & (width // have - 1):
-        raise ValueError(f"width: {width!r}; allowed: the model's {have} times a power of two")
+        raise InstructionError("width", width, f"the model's {have} times a power of two")
     while video_unet_width(unet) < width:
         unet = _double_channels(unet)
     return unet

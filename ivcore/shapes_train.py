@@ -43,6 +43,7 @@ from tqdm.auto import tqdm
 from ivcore import shapes_models as sm
 from ivcore import world
 from ivcore.backends.video import motion_mask_weights
+from ivcore.errors import InstructionError
 from ivcore.shapes_checkpoint import EMA, Checkpoint, derived_seed
 from ivcore.shapes_data import ClipPool, encode, foreground_cells, picture_batch, pixels
 from ivcore.shapes_grow import grow_video_checkpoint
@@ -59,11 +60,11 @@ def _number(allowed: str, ok: Callable[[float], bool]) -> tuple[str, Callable[[A
 
 
 def _check(config, rules: dict[str, tuple[str, Callable[[Any], bool]]]) -> None:
-    """Raise a ValueError naming the first field whose value breaks its rule, the value and what is allowed."""
+    """Raise the project's InstructionError (a ValueError) for the first field whose value breaks its rule."""
     for name, (allowed, ok) in rules.items():
         value = getattr(config, name)
         if not ok(value):
-            raise ValueError(f"{name}: {value!r}; allowed: {allowed}")
+            raise InstructionError(name, value, allowed)
 
 
 _FRACTION = _number("a number from 0 to 1", lambda v: 0 <= v <= 1)
@@ -148,14 +149,12 @@ class TrainConfig:
             unknown = sorted(set(self.video_kinds) - set(world.MOTIONS))
             weights = list(self.video_kinds.values())
             if unknown or any(not w >= 0 for w in weights) or not sum(weights) > 0:
-                raise ValueError(
-                    f"video_kinds: {self.video_kinds!r}; allowed: weights >= 0 (not all 0) for {world.MOTIONS}"
-                )
+                raise InstructionError("video_kinds", self.video_kinds, f"weights >= 0 (not all 0) for {world.MOTIONS}")
         _check(self, TRAIN_RULES)
         if self.pool_refresh > self.pool:
-            raise ValueError(f"pool_refresh: {self.pool_refresh!r}; allowed: 1 to pool ({self.pool})")
+            raise InstructionError("pool_refresh", self.pool_refresh, f"1 to pool ({self.pool})")
         if self.init is not None and not (isinstance(self.init, str) and self.init):
-            raise ValueError(f'init: {self.init!r}; allowed: None, "shipped" or a folder with image/ and video/')
+            raise InstructionError("init", self.init, 'None, "shipped" or a folder with image/ and video/')
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -457,7 +456,7 @@ def train(
     call once that much time has passed (checkpointed); run again to go on.
     """
     if minutes is not None and not (isinstance(minutes, int | float) and minutes >= 0):
-        raise ValueError(f"minutes: {minutes!r}; allowed: a number >= 0 (None: no time limit)")
+        raise InstructionError("minutes", minutes, "a number >= 0 (None: no time limit)")
     stop = StopRule(stop_after, None if minutes is None else time.monotonic() + 60 * minutes)
     from accelerate import Accelerator
 

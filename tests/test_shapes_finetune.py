@@ -90,10 +90,10 @@ def test_every_recipe_field_is_a_flag_checked_like_config_json():
     assert cfg.video.steps == base.video.steps and cfg.image.lr == base.image.lr  # the rest as it was
     assert recipe_from_args(_args(), base) == base
     for flags, message in (
-        (("--video-lr", "-1"), "lr: -1.0; allowed: a number > 0"),
-        (("--pool", "4", "--pool-refresh", "5"), r"pool_refresh: 5; allowed: 1 to pool \(4\)"),
-        (("--video-ema", "1"), "ema: 1.0; allowed: a number from 0"),
-        (("--video-width", "3"), "video_width: 3; allowed: 1, 2, 4"),
+        (("--video-lr", "-1"), "lr: got -1.0; allowed: a number > 0"),
+        (("--pool", "4", "--pool-refresh", "5"), r"pool_refresh: got 5; allowed: 1 to pool \(4\)"),
+        (("--video-ema", "1"), "ema: got 1.0; allowed: a number from 0"),
+        (("--video-width", "3"), "video_width: got 3; allowed: 1, 2, 4"),
         (("--video-kinds", "spin=1"), "video_kinds"),
     ):
         with pytest.raises(ValueError, match=message):
@@ -103,11 +103,11 @@ def test_every_recipe_field_is_a_flag_checked_like_config_json():
 def test_the_command_refuses_bad_values_before_training(tmp_path):
     from ivcore.__main__ import main
 
-    with pytest.raises(SystemExit, match="train-shapes: batch: 0; allowed: an int >= 1"):
+    with pytest.raises(SystemExit, match="train-shapes: batch: got 0; allowed: an int >= 1"):
         main(["train-shapes", "--out", str(tmp_path / "a"), "--video-batch", "0"])
     with pytest.raises(SystemExit, match="train-shapes: init: .* has no exported"):
         main(["train-shapes", "--out", str(tmp_path / "b"), "--init", str(tmp_path / "missing")])
-    with pytest.raises(SystemExit, match="--minutes -1.0; allowed: a number >= 0"):
+    with pytest.raises(SystemExit, match="--minutes: got -1.0; allowed: a number >= 0"):
         main(["train-shapes", "--out", str(tmp_path / "c"), "--minutes", "-1"])
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
@@ -117,7 +117,7 @@ def test_a_time_limit_stops_a_stage_checkpointed(tmp_path):
     st.train(tmp_path, cfg, stages=["vae"], progress=False, minutes=0)
     state = st.Checkpoint(tmp_path, "vae").state
     assert state["step"] == 1 and not state["done"]  # the step in flight ends, then it stops and saves
-    with pytest.raises(ValueError, match="minutes: -2; allowed: a number >= 0"):
+    with pytest.raises(ValueError, match="minutes: got -2; allowed: a number >= 0"):
         st.train(tmp_path, cfg, stages=["vae"], progress=False, minutes=-2)
 
 

@@ -72,17 +72,17 @@ def test_widened_copies_split_their_weights():
 def test_widening_never_shrinks_and_doubles():
     unet = sm.new_video_unet()
     for width in (0, 3):
-        with pytest.raises(ValueError, match=rf"width: {width}; allowed: the model's 1 times a power of two"):
+        with pytest.raises(ValueError, match=rf"width: got {width}; allowed: the model's 1 times a power of two"):
             sm.widen_video_unet(unet, width)
-    with pytest.raises(ValueError, match="video_width: 3; allowed: 1, 2, 4"):
+    with pytest.raises(ValueError, match="video_width: got 3; allowed: 1, 2, 4"):
         st.TrainConfig(video_width=3)
     assert sm.widen_video_unet(unet, 1) is unet
 
 
 def test_deepening_never_shrinks():
-    with pytest.raises(ValueError, match=r"layers_per_block: 0.*>= the model's 1"):
+    with pytest.raises(ValueError, match=r"layers_per_block: got 0.*>= the model's 1"):
         sm.deepen_video_unet(sm.new_video_unet(), 0)
-    with pytest.raises(ValueError, match="video_layers_per_block: 0"):
+    with pytest.raises(ValueError, match="video_layers_per_block: got 0"):
         st.TrainConfig(video_layers_per_block=0)
 
 

@@ -126,7 +126,7 @@ def test_weighted_mse_weights_errors_under_shapes():
     assert st._weighted_mse(1 - pred, target, foreground, weighted, snr) < plain
     # a config.json written before the field existed: plain MSE
     assert st.TrainConfig.from_dict({"image": {"steps": 2, "batch": 2, "lr": 1e-3}}).image.foreground_weight == 0
-    with pytest.raises(ValueError, match="foreground_weight: -1"):
+    with pytest.raises(ValueError, match="foreground_weight: got -1"):
         _stage(foreground_weight=-1)
 
 
@@ -149,7 +149,7 @@ def test_min_snr_weights_count_each_timestep_min_snr_gamma_over_snr_plus_one():
     assert snrs[0] > snrs[1] > snrs[2] > 0 and torch.isclose(snrs[1], alpha_bar / (1 - alpha_bar))
     assert st.TrainConfig.from_dict({"video": {"steps": 2, "batch": 2, "lr": 1e-3}}).video.snr_gamma == 0
     for bad in (-1, float("nan"), "5"):
-        with pytest.raises(ValueError, match=f"snr_gamma: {bad!r}; allowed: a number >= 0"):
+        with pytest.raises(ValueError, match=f"snr_gamma: got {bad!r}; allowed: a number >= 0"):
             _stage(snr_gamma=bad)
 
 
