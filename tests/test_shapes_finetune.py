@@ -109,7 +109,9 @@ def test_the_command_refuses_bad_values_before_training(tmp_path):
         main(["train-shapes", "--out", str(tmp_path / "b"), "--init", str(tmp_path / "missing")])
     with pytest.raises(SystemExit, match="--minutes: got -1.0; allowed: a number >= 0"):
         main(["train-shapes", "--out", str(tmp_path / "c"), "--minutes", "-1"])
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    with pytest.raises(SystemExit, match="--stages: got 'vae,spin'; allowed: vae, image, video"):
+        main(["train-shapes", "--out", str(tmp_path / "d"), "--stages", "vae,spin"])
+    assert not any((tmp_path / name).exists() for name in "abcd")  # refused before anything is written
 
 
 def test_a_time_limit_stops_a_stage_checkpointed(tmp_path):
