@@ -442,6 +442,19 @@ def train_video(root: Path, cfg: TrainConfig, accelerator, progress: bool = True
 # ------------------------------------------------------------------------------------ the command
 
 
+def check_run(stages, minutes: float | None) -> list[str]:
+    """The stages to run, in order, once `stages` and `minutes` are known good; else InstructionError.
+
+    One check for `train` and for `train-shapes`, which calls it before it writes anything."""
+    stages = [stages] if isinstance(stages, str) else list(stages)
+    if not stages or any(s not in STAGES for s in stages):
+        raise InstructionError("stages", stages, f"one or more of {', '.join(STAGES)}")
+    number = isinstance(minutes, int | float) and not isinstance(minutes, bool)
+    if minutes is not None and not (number and minutes >= 0):
+        raise InstructionError("minutes", minutes, "a number >= 0 (None: no time limit)")
+    return [s for s in STAGES if s in stages]
+
+
 def train(
     root: str | os.PathLike,
     cfg: TrainConfig | None = None,
@@ -455,8 +468,7 @@ def train(
     `stop_after` (steps) pauses each stage after that many steps in this call, `minutes` the whole
     call once that much time has passed (checkpointed); run again to go on.
     """
-    if minutes is not None and not (isinstance(minutes, int | float) and minutes >= 0):
-        raise InstructionError("minutes", minutes, "a number >= 0 (None: no time limit)")
+    stages = check_run(stages, minutes)
     stop = StopRule(stop_after, None if minutes is None else time.monotonic() + 60 * minutes)
     from accelerate import Accelerator
 

@@ -107,9 +107,10 @@ def test_the_command_refuses_bad_values_before_training(tmp_path):
         main(["train-shapes", "--out", str(tmp_path / "a"), "--video-batch", "0"])
     with pytest.raises(SystemExit, match="train-shapes: init: .* has no exported"):
         main(["train-shapes", "--out", str(tmp_path / "b"), "--init", str(tmp_path / "missing")])
-    with pytest.raises(SystemExit, match="--minutes: got -1.0; allowed: a number >= 0"):
+    with pytest.raises(SystemExit, match="train-shapes: minutes: got -1.0; allowed: a number >= 0"):
         main(["train-shapes", "--out", str(tmp_path / "c"), "--minutes", "-1"])
-    with pytest.raises(SystemExit, match="--stages: got 'vae,spin'; allowed: vae, image, video"):
+    refused = r"train-shapes: stages: got \['vae', 'spin'\]; allowed: one or more of vae, image, video"
+    with pytest.raises(SystemExit, match=refused):
         main(["train-shapes", "--out", str(tmp_path / "d"), "--stages", "vae,spin"])
     assert not any((tmp_path / name).exists() for name in "abcd")  # refused before anything is written
 
@@ -121,6 +122,9 @@ def test_a_time_limit_stops_a_stage_checkpointed(tmp_path):
     assert state["step"] == 1 and not state["done"]  # the step in flight ends, then it stops and saves
     with pytest.raises(ValueError, match="minutes: got -2; allowed: a number >= 0"):
         st.train(tmp_path, cfg, stages=["vae"], progress=False, minutes=-2)
+    with pytest.raises(ValueError, match=r"stages: got \['vae', 'unet'\]; allowed: one or more of vae, image, video"):
+        st.train(tmp_path / "other", cfg, stages=["vae", "unet"], progress=False)
+    assert not (tmp_path / "other").exists()  # refused before the run's folder is made
 
 
 @pytest.mark.parametrize("refresh", [1, 3])
