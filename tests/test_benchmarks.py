@@ -186,3 +186,19 @@ def test_quality_measure_counts_every_scored_clip(monkeypatch):
     rows = {r["metric"]: r for r in quality.measure(session, scenes=8, progress=False, first=100)}
     assert indices == set(range(100, 108)) and calls.count("pan") == 8
     assert rows["camera pans: shapes shift >= 6 px opposite the pan"]["count"] == (6, 8)
+
+
+@pytest.mark.parametrize(("kind", "a", "adjacent"), [("progressive", 0.8, 0.8), ("mixed", 0.3, 0.3)])
+def test_pan_losses_correlated_noise_keeps_unit_variance_and_links_frames(kind, a, adjacent):
+    import torch
+
+    pan_losses = load_script("pan_losses")
+    draw = pan_losses.correlated(lambda shape, g: torch.randn(shape, generator=g), kind, a)
+    noise = draw((1, 4, 8, 64, 64), torch.Generator().manual_seed(0))
+    plain = torch.randn((1, 4, 8, 64, 64), generator=torch.Generator().manual_seed(0))
+    frames = noise[0].permute(1, 0, 2, 3).reshape(8, -1)
+    assert torch.allclose(frames.std(dim=1), torch.ones(8), atol=0.03)  # every frame still unit noise
+    correlation = float(torch.corrcoef(frames[4:6])[0, 1])  # frames 4 and 5
+    assert abs(correlation - adjacent) < 0.03
+    if kind == "progressive":
+        assert torch.equal(noise[:, :, 0], plain[:, :, 0])  # frame 0 is the plain draw
