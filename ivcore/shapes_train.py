@@ -28,7 +28,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import MethodType
@@ -442,7 +442,7 @@ def train_video(root: Path, cfg: TrainConfig, accelerator, progress: bool = True
 # ------------------------------------------------------------------------------------ the command
 
 
-def check_run(stages, minutes: float | None) -> list[str]:
+def check_run(stages: str | Sequence[str], minutes: float | None) -> list[str]:
     """The stages to run, in order, once `stages` and `minutes` are known good; else InstructionError.
 
     One check for `train` and for `train-shapes`, which calls it before it writes anything."""
