@@ -64,7 +64,7 @@ def main() -> None:
         clip = world.random_clip(ev.HELDOUT + index, kind="pan")
         ev._reset(session, clip.frames[0], clip.motion)
         frames = session.generate(seed=0, progress=False).frames
-        score = ev.score_motion(session, index, "pan")  # the row's own verdict (same seed: same video)
+        score = ev.score_frames(clip, frames)  # the row's own verdict on this very video
         ok = score.ok
         consistent.append(score.consistent)
         clips[clip.scene.background] += 1

@@ -69,7 +69,12 @@ def score_motion(session, index: int, kind: str = "move", seed: int = 0) -> Moti
     """Generate held-out clip `index` of `kind` from its first frame and motion caption, and score it."""
     clip = world.random_clip(HELDOUT + index, kind=kind)
     _reset(session, clip.frames[0], clip.motion)
-    frames = session.generate(seed=seed, progress=False).frames
+    return score_frames(clip, session.generate(seed=seed, progress=False).frames)
+
+
+def score_frames(clip: world.Clip, frames: np.ndarray) -> MotionScore:
+    """Score frames generated from `clip`'s first frame and motion caption against the clip's truth."""
+    kind = clip.kind
     colours = [s.colour for s in clip.scene.shapes]
     expected = shapes_present(clip.frames[0], colours)
     consistent = float(np.mean([shapes_present(f, colours) == expected for f in frames]))
