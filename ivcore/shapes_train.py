@@ -449,9 +449,9 @@ def check_run(stages: str | Sequence[str], minutes: float | None) -> list[str]:
     stages = [stages] if isinstance(stages, str) else list(stages)
     if not stages or any(s not in STAGES for s in stages):
         raise InstructionError("stages", stages, f"one or more of {', '.join(STAGES)}")
-    number = isinstance(minutes, int | float) and not isinstance(minutes, bool)
-    if minutes is not None and not (number and minutes >= 0):
-        raise InstructionError("minutes", minutes, "a number >= 0 (None: no time limit)")
+    allowed, ok = _NON_NEGATIVE
+    if minutes is not None and not ok(minutes):
+        raise InstructionError("minutes", minutes, f"{allowed} (None: no time limit)")
     return [s for s in STAGES if s in stages]
 
 
