@@ -11,7 +11,8 @@ import numpy as np
 
 import ivcore
 import ivwidgets
-from ivcore import Session, world
+from ivcore import Session
+from ivcore.shapes import world
 
 checkout = Path(sys.argv[1]).resolve()
 assert checkout not in Path(ivcore.__file__).resolve().parents, f"ivcore imported from the checkout: {ivcore.__file__}"

@@ -2,7 +2,7 @@
 
 `quality.py` scores a pan by the first and the last frame only. This looks inside the clips: for
 each held-out pan it counts, frame by frame, the shapes whose colour no longer segments (fewer
-than 12 pixels, as `shapes_eval.shapes_present`), and breaks the failed clips down by background,
+than 12 pixels, as `ivcore.shapes.evaluate.shapes_present`), and breaks the failed clips down by background,
 shape size and colour. `--noise` swaps the starting noise for one correlated over the frames
 (PYoCo's progressive noise, or a share common to all frames), a training-free probe.
 
@@ -17,8 +17,9 @@ from collections import Counter
 import numpy as np
 import torch
 
-from ivcore import Session, world
-from ivcore import shapes_eval as ev
+from ivcore import Session
+from ivcore.shapes import evaluate as ev
+from ivcore.shapes import world
 
 
 def correlated(initial_noise, kind: str, a: float):

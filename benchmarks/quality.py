@@ -2,7 +2,7 @@
 
 The paper scores InteractiveVideo with CLIP, FVD and user studies on real videos. The shapes
 world knows the truth, so each instruction is scored directly by colour segmentation
-(`ivcore.shapes_eval`), on held-out seeds never seen in training:
+(`ivcore.shapes.evaluate`), on held-out seeds never seen in training:
 
 * VAE reconstruction PSNR; frame 0 of a generated video against x (content_strength 0).
 * Motion text: the named shape moves >= 6 px the captioned way; "nothing moves" stays within 2 px;
@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from ivcore import Session
-from ivcore import shapes_eval as ev
+from ivcore.shapes import evaluate as ev
 
 
 def _mean(values) -> float:

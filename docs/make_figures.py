@@ -1,7 +1,7 @@
 """Make the pictures of docs/ with the code they document: python docs/make_figures.py
 
 Runs offline on a CPU in about a minute with `Session.shapes()`: small diffusion models trained
-on the shapes world of `ivcore.world` (64 x 64 pictures, 8-frame clips), so the generated frames
+on the shapes world of `ivcore.shapes.world` (64 x 64 pictures, 8-frame clips), so the generated frames
 show the method working: the red circle moves as the motion text says, the painted yellow
 square stands at lambda 0 and fades out towards lambda 1, the dragged square follows its path.
 Writes small palette PNGs to docs/images/.
@@ -23,8 +23,9 @@ from PIL import Image  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ivcore import Session, Trajectory, world  # noqa: E402
-from ivcore.shapes_eval import painted_square  # noqa: E402
+from ivcore import Session, Trajectory  # noqa: E402
+from ivcore.shapes import world  # noqa: E402
+from ivcore.shapes.evaluate import painted_square  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "images"
 SEED = 0
@@ -202,7 +203,7 @@ def fig_lambda(s: Session) -> None:
 
 def fig_demo() -> None:
     """README's picture: what `python -m ivcore demo` makes (the same instructions, the same seed)."""
-    from ivcore.samples import shapes_demo
+    from ivcore.shapes.demo import shapes_demo
 
     s = Session.shapes(seed=SEED)
     shapes_demo(s)
@@ -219,8 +220,99 @@ def fig_demo() -> None:
     save(fig, "demo.png")
 
 
+def fig_architecture() -> None:
+    """docs/architecture.md's picture: the flow of a generation and the packages around it."""
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    fig, ax = plt.subplots(figsize=(13, 5.6))
+    ax.set_xlim(0, 130)
+    ax.set_ylim(0, 56)
+    ax.set_axis_off()
+
+    def box(x, y, w, h, title, lines="", colour="#dde8f7"):
+        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.4", fc=colour, ec="#445", lw=1))
+        ax.text(x + w / 2, y + h - 1.4, title, ha="center", va="top", fontsize=9.5, weight="bold")
+        if lines:
+            ax.text(x + w / 2, y + h - 4.8, lines, ha="center", va="top", fontsize=7.6, linespacing=1.35)
+
+    def arrow(a, b, style="-|>", colour="#445"):
+        ax.add_patch(FancyArrowPatch(a, b, arrowstyle=style, mutation_scale=12, color=colour, lw=1.2))
+
+    clients = "#fbe9d0"
+    tops = [
+        (1, 27, "ivwidgets + js/", "PaintCanvas, TrajectoryEditor,\nVideoPlayer, Studio"),
+        (31, 19, "ivcore.cli", "python -m ivcore: demo,\ngenerate, grid, train-shapes"),
+        (53, 17, "ivcore.batch", "run_grid\n(local or Ray)"),
+        (73, 27, "ivcore.shapes", "world, models, training, evaluation,\nthe `shapes` preset, shipped weights"),
+        (103, 26, "notebooks, docs", "benchmarks, tests"),
+    ]
+    for x, w, title, lines in tops:
+        box(x, 45, w, 10, title, lines, clients)
+        arrow((x + w / 2, 44.4), (x + w / 2, 39.4), colour="#a86")
+    ax.text(
+        1,
+        41.2,
+        "clients: they use the Session; the engine imports none of them",
+        fontsize=8,
+        style="italic",
+        color="#864",
+    )
+
+    box(
+        1,
+        21,
+        19,
+        17,
+        "instructions",
+        "image x, content y\n+ paint, motion y',\ntrajectories r, lambda\n\nfields.py, instructions.py,\ntrajectory.py",
+    )
+    box(
+        24,
+        21,
+        20,
+        17,
+        "Session",
+        "session.py: declared fields,\nobserve, generate\npresets.py: models by name\n"
+        "persistence.py: save / load\nmemory.py: memory plan",
+    )
+    stages = [
+        ("P_img", "x~ and x~'\n(img2img)"),
+        ("trajectories", "animate x~'\nalong paths"),
+        ("denoise", "Eq. 4 blend\nof two UNet\npredictions"),
+        ("decode", "VAE"),
+        ("align", "Eq. 5"),
+    ]
+    for i, (name, what) in enumerate(stages):
+        box(48 + i * 13, 21, 11, 17, name, what, "#e3f1e0")
+    box(115, 21, 14, 17, "Video", "video.py: frames,\nmp4, inline HTML")
+    ax.text(
+        80.5,
+        39.2,
+        "ivcore.stages: pipeline.py chains them; cache.py keys each by its inputs",
+        ha="center",
+        fontsize=8,
+        color="#363",
+    )
+    arrow((20.6, 29.5), (23.4, 29.5))
+    arrow((44.6, 29.5), (47.4, 29.5))
+    for i in range(4):
+        arrow((59.6 + i * 13, 29.5), (60.4 + i * 13, 29.5))
+    arrow((111.6, 29.5), (114.4, 29.5))
+
+    box(24, 1, 90, 14, "ivcore.backends",
+        "ImageBackend (SD1.5 img2img), PIAVideoBackend, SVD; build.py: from_pretrained and the tiny models;\n"
+        "LoRAs, checkpoints, few-step samplers, the out-of-memory fallback.\n"
+        "diffusers components in, tensors out: they never import the session", "#ece4f4")  # fmt: skip
+    for x in (34, 53, 79, 92):
+        arrow((x, 20.4), (x, 15.6), style="<|-|>", colour="#756")
+    save(fig, "architecture.png")
+
+
 def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
+    fig_architecture()
+    if sys.argv[1:] == ["architecture"]:  # only the diagram (no models run)
+        return 0
     fig_demo()
     s = Session.shapes(seed=SEED)
     s.image = world.render(SCENE)

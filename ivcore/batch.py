@@ -12,7 +12,7 @@ under a temporary name and renamed when complete, so a rerun skips exactly the c
 finished. A cell that fails (an exception, or a worker process that dies) is retried on a fresh
 worker up to `retries` times; the failures are kept in index.json and `GridError` is raised at the
 end, so a cell is never silently dropped. Format of index.json and of `python -m ivcore grid`
-spec files (ivcore.cli_grid): docs/batch.md.
+spec files (ivcore.cli.grid): docs/batch.md.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ session half-changed.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from numbers import Integral, Real
 from typing import Any
 
@@ -44,7 +44,8 @@ def check_float(value: Any, field: str, low: float, high: float | None = None) -
 
 
 def check_choice(value: Any, field: str, choices: Sequence[str]) -> str:
-    if value not in choices:
+    """`value` if it is one of `choices`; an array or any unhashable value is refused, never compared."""
+    if not isinstance(value, Hashable) or value not in choices:
         raise InstructionError(field, value, "one of " + ", ".join(repr(c) for c in choices))
     return value
 

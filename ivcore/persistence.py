@@ -34,10 +34,10 @@ from PIL import Image
 from safetensors import SafetensorError
 
 from ivcore.align import FrameAlign
+from ivcore.backends.weights import HUB_ID, adapter_sources, adapter_weights, checkpoint_sources, file_sha256
 from ivcore.errors import InstructionError
 from ivcore.fields import Saved, fields_of, json_settings
 from ivcore.video import Video
-from ivcore.weights import HUB_ID, adapter_sources, adapter_weights, checkpoint_sources, file_sha256
 
 FORMAT = 2  # 1: settings, images and last video only; 2: + LoRAs, checkpoints, samplers, few-step, align weights
 SESSION_FILE = "session.json"
@@ -282,16 +282,12 @@ def _build(cls, models: Any, model_kwargs: dict[str, Any]):
     preset = models.pop("preset", None)
     custom = {"image_model", "video_model"} & set(model_kwargs)
     with reading(SESSION_FILE, "models"):
-        if preset in ("tiny", "shapes") and not custom:
-            seed = _expect(models.get("seed", 0), int, f"{where}.seed", "an integer >= 0")
-            if preset == "tiny":
-                video = _expect(models.get("video", "pia"), str, f"{where}.video", '"pia" or "svd"')
-                return cls.tiny(seed=seed, video=video)
-            folder = models.get("folder")
-            _expect(folder, (str, type(None)), f"{where}.folder", "a folder name or null")
-            return cls.shapes(seed=seed, folder=folder)
         if preset is not None and not custom:
-            raise InstructionError(f"{where}.preset", preset, '"tiny", "shapes" or no preset (model ids)')
+            from ivcore import presets
+
+            if not isinstance(preset, str) or preset not in presets.names():
+                raise InstructionError(f"{where}.preset", preset, f"one of {presets.names()} or no preset (model ids)")
+            return cls.preset(preset, **models)
         allowed = {"image_model", "video_model", "motion_adapter"}
         for key, value in models.items():
             if key not in allowed or not isinstance(value, (str, type(None))):

@@ -1,7 +1,7 @@
 """Session: the kernel-side object that users, notebooks and widgets talk to.
 
 A session holds the four instructions of the paper (image x, content y with painting, motion
-y', trajectories r) and lambda, and runs Eq. 1 as cached stages (`ivcore.generation`).
+y', trajectories r) and lambda, and runs Eq. 1 as cached stages (`ivcore.stages.pipeline`).
 Every instruction and setting is declared once below as a `Setting` (`ivcore.fields`): the
 declaration gives the property, its validation, what `observe` hears, what `save` writes and the
 API table, so a new setting is one line. Setters validate first and raise InstructionError, so
@@ -10,6 +10,7 @@ the session always keeps its last good state. Saving and loading live in `ivcore
 
 from __future__ import annotations
 
+import inspect
 import os
 import threading
 import warnings
@@ -25,13 +26,13 @@ from ivcore import trajectory as traj
 from ivcore.align import FrameAlign
 from ivcore.backends.image import ImageBackend
 from ivcore.backends.video import MOTION_SCALES, PIAVideoBackend
-from ivcore.cache import DEFAULT_MAX_BYTES, StageCache
-from ivcore.denoise import Cancelled
 from ivcore.errors import InstructionError
 from ivcore.fields import DeclaredFields, Saved, Setting, init_values
-from ivcore.generation import Pipeline, model_key
-from ivcore.images import fit_to, to_paint_layer, to_rgb_image
-from ivcore.instructions import check_choice, check_lam
+from ivcore.instructions import check_lam
+from ivcore.stages.cache import DEFAULT_MAX_BYTES, StageCache
+from ivcore.stages.denoise import Cancelled
+from ivcore.stages.images import fit_to, to_paint_layer, to_rgb_image
+from ivcore.stages.pipeline import Pipeline, model_key
 
 TRAJECTORY_MODES = ("path", "endpoint")
 SESSION_FILE = "session.json"
@@ -85,6 +86,8 @@ def _check_preview_decoder(session: Session, value: Any) -> torch.nn.Module | No
 
 
 MAX_SEED = 2**63 - 1
+# keywords of Session(...) that a preset or its caller may set (the rest are declared fields)
+_CONSTRUCTOR_OPTIONS = ("steps", "image_steps", "guidance", "image_guidance", "cache_bytes")
 
 
 def _train_timesteps(backend) -> int:
@@ -225,56 +228,48 @@ class Session(Pipeline):
 
     # ------------------------------------------------------------------ construction
     @classmethod
+    def preset(cls, name: str | os.PathLike, seed: int = 0, **kwargs: Any) -> Session:
+        """A session on a preset's models, asked for by name (`ivcore.presets`): "tiny", "shapes", or a
+        folder written by `train-shapes --out`.
+
+        Keywords the preset's builder takes (`video=`, `folder=`) go to it; the others are the
+        session's own (`steps=`, `guidance=`, any declared field such as `lam=`) and override the
+        preset's, so a preset's measured settings stay the default and nothing else changes.
+        """
+        from ivcore import presets
+
+        builder, _ = presets.resolve(name)
+        params = inspect.signature(builder).parameters
+        own = {k: v for k, v in kwargs.items() if k not in params}
+        built = presets.build(name, seed=seed, **{k: v for k, v in kwargs.items() if k in params})
+        constructor = {k: own.pop(k) for k in list(own) if k in _CONSTRUCTOR_OPTIONS}
+        session = cls(built.image_backend, built.video_backend, spec=built.spec, **{**built.options, **constructor})
+        for field, value in {**built.settings, **own}.items():
+            if field not in cls.fields:
+                raise InstructionError(field, value, f"a keyword of the preset ({', '.join(params)}) or a field")
+            setattr(session, field, value)
+        return session
+
+    @classmethod
     def tiny(cls, seed: int = 0, video: str = "pia", **kwargs: Any) -> Session:
         """Random-init tiny models (64x64, 8 frames): offline, CPU, seconds. Same seed, same models.
 
         `video="svd"` puts a tiny Stable Video Diffusion model behind the same session.
         """
-        from ivcore.backends.presets import tiny_backends
-
-        check_choice(video, "video", ("pia", "svd"))
-        image_backend, video_backend = tiny_backends(seed)
-        options = dict(steps=10, image_steps=4, guidance=7.5, image_guidance=7.5)
-        spec = {"preset": "tiny", "seed": seed}
-        if video == "svd":
-            from ivcore.backends.svd import tiny_svd_backend
-
-            video_backend = tiny_svd_backend(seed)
-            options["guidance"] = 3.0
-            spec["video"] = "svd"
-        options.update(kwargs)
-        return cls(image_backend, video_backend, spec=spec, **options)
+        return cls.preset("tiny", seed=seed, video=video, **kwargs)
 
     @classmethod
     def shapes(cls, seed: int = 0, folder: str | os.PathLike | None = None, **kwargs: Any) -> Session:
         """Trained shapes-world models (64x64, 8 frames) shipped in the package: offline, CPU, a second.
 
         Unlike `tiny()`, these models were trained (`python -m ivcore train-shapes`) on the world
-        of `ivcore.world`, so painting, motion text, trajectories and lambda visibly do what the
+        of `ivcore.shapes.world`, so painting, motion text, trajectories and lambda visibly do what the
         paper says. They load through the loader `from_pretrained` uses for real SD1.5 + PIA folders,
         on the CPU in float32 (IVCORE_TINY does not apply). The session starts with a world scene as
         its image and its caption as content. `folder`: your own trained models (the `--out` of
         train-shapes) instead of the shipped ones.
         """
-        from ivcore import world
-        from ivcore.backends.presets import load_backends
-        from ivcore.samples import shapes_scene
-        from ivcore.shapes_models import SESSION_DEFAULTS, shipped_folder
-
-        root = Path(folder) if folder is not None else shipped_folder()
-        options = {**SESSION_DEFAULTS, "seed": seed, **kwargs}
-        content_strength = options.pop("content_strength")
-        image_backend, video_backend, _ = load_backends(
-            root / "image", root / "video", device="cpu", dtype=torch.float32
-        )
-        spec = {"preset": "shapes", "seed": seed, **({"folder": str(folder)} if folder is not None else {})}
-        session = cls(image_backend, video_backend, spec=spec, **options)
-        session.content_strength = content_strength
-        # start from a picture of the world (not grey): Studio(Session.shapes()) is ready to paint on
-        scene = shapes_scene()
-        session.image = world.render(scene)
-        session.content = scene.caption()
-        return session
+        return cls.preset("shapes", seed=seed, folder=folder, **kwargs)
 
     @classmethod
     def from_pretrained(
@@ -294,7 +289,7 @@ class Session(Pipeline):
         condition adapter (default `openmmlab/PIA-condition-adapter`). fp16 on CUDA by default.
         With the environment variable IVCORE_TINY=1 this builds the tiny preset instead.
         """
-        from ivcore.backends.presets import DEFAULTS, load_backends, tiny_requested
+        from ivcore.backends.build import DEFAULTS, load_backends, tiny_requested
 
         if tiny_requested():
             return cls.tiny(**{k: v for k, v in kwargs.items() if k in ("seed", "steps", "image_steps")})
@@ -362,7 +357,7 @@ class Session(Pipeline):
         weight_name: str | None = None,
     ) -> str:
         """Load a LoRA (.safetensors only) on P_img ("image"), P_video ("video") or "both"; returns its name."""
-        from ivcore import personalize
+        from ivcore.backends import personalize
 
         return personalize.load_lora(
             self, path_or_id, target=target, scale=scale, adapter_name=adapter_name, weight_name=weight_name
@@ -370,25 +365,25 @@ class Session(Pipeline):
 
     def set_lora_scale(self, weights: dict[str, float] | float, *, target: str = "both") -> None:
         """Set adapter weights ({name: weight}) or one weight for all loaded adapters."""
-        from ivcore import personalize
+        from ivcore.backends import personalize
 
         personalize.set_lora_scale(self, weights, target=target)
 
     def unload_lora(self, adapter_name: str | None = None, *, target: str = "both") -> None:
         """Remove one adapter (or all): the original weights come back exactly."""
-        from ivcore import personalize
+        from ivcore.backends import personalize
 
         personalize.unload_lora(self, adapter_name, target=target)
 
     def load_image_checkpoint(self, path_or_id: str | os.PathLike) -> list[str]:
         """DreamBooth folder or single-file .safetensors checkpoint for P_img."""
-        from ivcore import checkpoints
+        from ivcore.backends import checkpoints
 
         return checkpoints.load_image_checkpoint(self, path_or_id)
 
     def load_video_checkpoint(self, path_or_id: str | os.PathLike) -> list[str]:
         """SD1.5 checkpoint for P_video's spatial layers (PIA's motion modules are kept)."""
-        from ivcore import checkpoints
+        from ivcore.backends import checkpoints
 
         return checkpoints.load_video_checkpoint(self, path_or_id)
 

@@ -40,7 +40,7 @@ import numpy as np
 from PIL import Image
 
 from ivcore.errors import InstructionError
-from ivcore.raster import Buffers, bbox, fill_holes, shift_mask, shift_patch, translate
+from ivcore.stages.raster import Buffers, bbox, fill_holes, shift_mask, shift_patch, translate
 
 EASINGS = ("linear", "ease-in-out")
 KINDS = ("object", "anchor", "camera")

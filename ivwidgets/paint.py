@@ -56,7 +56,7 @@ class PaintCanvas(SafeStateMixin, anywidget.AnyWidget):
     def __init__(self, session: Any, *, show_edited: bool = True, **kwargs: Any):
         if getattr(session, "models", {}).get("preset") == "shapes":
             # the shapes models know the world's colours: offer them, starting with yellow
-            from ivcore.world import PALETTE, hex_colour
+            from ivcore.shapes.world import PALETTE, hex_colour
 
             kwargs.setdefault("swatches", [hex_colour(c) for c in PALETTE.values()])
             kwargs.setdefault("color", hex_colour(PALETTE["yellow"]))

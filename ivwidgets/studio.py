@@ -13,7 +13,7 @@ from ipycanvas import Canvas
 from PIL import Image
 
 from ivcore.fields import widget_hints
-from ivcore.preview import LATENT_RGB
+from ivcore.stages.preview import LATENT_RGB
 
 from ._common import InstructionError, encode_png, session_lock
 from .lam_control import LamSchedule

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from ivcore.denoise import Cancelled
+from ivcore.stages.denoise import Cancelled
 from ivcore.instructions import lam_schedule
-from ivcore.preview import decode_preview, latents_to_frames, preview_source
+from ivcore.stages.preview import decode_preview, latents_to_frames, preview_source
 
 from ._common import InstructionError, session_lock
 from .lam_control import lam_for

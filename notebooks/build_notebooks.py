@@ -67,7 +67,7 @@ def make_scene(size):
     d.ellipse([45 * u, 25 * u, 58 * u, 38 * u], fill=(30, 90, 40))     # crown
     return img'''
 
-# The shapes world's scene of the CPU notebooks (ivcore.world: 64 x 64 pictures, 8-frame clips):
+# The shapes world's scene of the CPU notebooks (ivcore.shapes.world: 64 x 64 pictures, 8-frame clips):
 # a red circle at (18, 18) and a white square at (46, 34), both 14 px, on a sky over grass.
 WORLD_SCENE = """\
 scene = world.Scene("sky", (world.Shape("circle", "red", 18, 18, 14), world.Shape("square", "white", 46, 34, 14)))"""
@@ -77,12 +77,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ivcore import Session, Trajectory, world
-from ivcore.shapes_eval import painted_square
+from ivcore import Session, Trajectory
+from ivcore.shapes import world
+from ivcore.shapes.evaluate import painted_square
 
 if torch.cuda.is_available():  # real weights: SD1.5 img2img + PIA (a few GB to download; a T4 is enough)
     s = Session.from_pretrained("{SD15}", "{SD15}", motion_adapter="{PIA}")
-else:  # CPU: small diffusion models trained on the shapes world (ivcore.world), shipped in the package
+else:  # CPU: small diffusion models trained on the shapes world (ivcore.shapes.world), shipped in the package
     s = Session.shapes(seed=0)
 W, H = s.size
 u = W / world.SIZE  # the scene lives in 64 x 64 world pixels; u converts them to model pixels
@@ -163,14 +164,15 @@ an **image** you give or paint on, a **content** text, a **motion** text and **t
 $$\\text{{video}} = P_\\text{{video}}\\big(P_\\text{{img}}(x, y),\\ y',\\ r\\big)$$
 
 This notebook runs the whole loop on the CPU with `Session.shapes()`: small diffusion models
-(64 x 64 pictures, 8-frame clips) trained on the *shapes world* of `ivcore.world`, flat red,
+(64 x 64 pictures, 8-frame clips) trained on the *shapes world* of `ivcore.shapes.world`, flat red,
 green, blue, yellow and white circles, squares and triangles on a night, grey or sky background.
 They ship with the package, so nothing is downloaded, and a clip takes a few seconds. The world
 is small, but every instruction visibly does what the paper says: the motion text moves the
 shape it names, a painted shape shows up in the video, lambda fades it out again. For real
 pictures use [colab_gpu.ipynb](colab_gpu.ipynb) on a GPU."""),
     ("code", """\
-from ivcore import InstructionError, Session, Trajectory, Video, world
+from ivcore import InstructionError, Session, Trajectory, Video
+from ivcore.shapes import world
 
 s = Session.shapes(seed=0)
 s"""),
@@ -208,7 +210,7 @@ square where the scene has room and returns the layer and its mask.
     ("code", """\
 import matplotlib.pyplot as plt
 
-from ivcore.shapes_eval import painted_square
+from ivcore.shapes.evaluate import painted_square
 
 layer, painted = painted_square(scene, "yellow")
 s.paint(layer)
@@ -787,7 +789,7 @@ Press **Generate**; the video plays below when it is ready. The models here are 
 on a world of coloured shapes, small enough for a CPU."""),
     ("code", """\
 from ivcore import Session
-from ivcore.backends.presets import tiny_requested
+from ivcore.backends.build import tiny_requested
 from ivwidgets import Studio
 
 # IVCORE_TINY=1 (tests): the tiny random models, faster still; otherwise the trained shapes models

@@ -25,7 +25,7 @@ def _():
     import numpy as np
 
     from ivcore import Session
-    from ivcore.backends.presets import tiny_requested
+    from ivcore.backends.build import tiny_requested
     from ivwidgets import PaintCanvas, TrajectoryEditor, VideoPlayer
     from ivwidgets._common import session_lock  # the lock the widgets' background jobs take
 

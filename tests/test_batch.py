@@ -20,9 +20,9 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from ivcore import InstructionError, Session, Trajectory, Video
-from ivcore.__main__ import main
 from ivcore.batch import GridError, expand, run_grid
-from ivcore.cli_grid import load_spec
+from ivcore.cli import main
+from ivcore.cli.grid import load_spec
 from ivcore.video import psnr
 
 GRID = {"seed": [0, 1], "lam": [1.0, [0.0, 1.0]]}

@@ -115,7 +115,7 @@ def test_side_by_side_quick_run_and_results_section(name, ways, rows, tmp_path, 
 
 
 def test_quality_table_shows_counts_and_wilson_intervals(tmp_path):
-    from ivcore.shapes_eval import metrics_table, wilson
+    from ivcore.shapes.evaluate import metrics_table, wilson
 
     low, high = wilson(21, 24)
     assert low == pytest.approx(0.690, abs=1e-3) and high == pytest.approx(0.957, abs=1e-3)
@@ -137,8 +137,8 @@ def test_quality_table_shows_counts_and_wilson_intervals(tmp_path):
         "| ObjMC (px) | <= 3 | 0.31 | yes |",
         "| ObjMC, endpoint (px) | (baseline) | 11.6 | - |",
     ]
-    from ivcore.shapes_export import write_card
-    from ivcore.shapes_train import TrainConfig
+    from ivcore.shapes.export import write_card
+    from ivcore.shapes.train import TrainConfig
 
     card = write_card(tmp_path, TrainConfig(), metrics=rows).read_text()  # the model card shows the same table
     assert text in card
@@ -148,7 +148,7 @@ def test_quality_measure_counts_every_scored_clip(monkeypatch):
     """measure() with the scores faked: every share row carries its count, pans count all scenes."""
     from types import SimpleNamespace
 
-    from ivcore import shapes_eval as ev
+    from ivcore.shapes import evaluate as ev
 
     quality = load_script("quality")
     calls, indices = [], set()

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from ivcore import Session, Trajectory
-from ivcore.__main__ import main
+from ivcore.cli import main
 from ivcore.samples import scene
 
 FAST = ["--model", "tiny", "--steps", "2"]

@@ -9,8 +9,8 @@ from conftest import red_stroke, scene
 from diffusers import EulerDiscreteScheduler
 
 from ivcore import Session
-from ivcore.denoise import blend, denoise
-from ivcore.images import composite
+from ivcore.stages.denoise import blend, denoise
+from ivcore.stages.images import composite
 
 
 def pia_reference(s: Session, image, prompt: str, *, steps: int, frames: int, guidance: float, seed: int):

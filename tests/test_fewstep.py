@@ -11,9 +11,9 @@ from test_personalize import make_lora, state
 
 from ivcore import InstructionError, Session
 from ivcore.backends.fewstep import few_step_active, use_default_sampler, use_few_step
-from ivcore.denoise import step_kwargs
-from ivcore.images import composite
-from ivcore.personalize import lora_weights
+from ivcore.backends.personalize import lora_weights
+from ivcore.stages.denoise import step_kwargs
+from ivcore.stages.images import composite
 
 
 def run(s: Session, seed: int = 0) -> np.ndarray:

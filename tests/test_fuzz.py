@@ -97,6 +97,21 @@ def _refused_or_taken(s: Session, action) -> bool:
 SETTABLE = [name for name, spec in fields_of(Session).items() if not spec.readonly]
 
 
+# arrays every field meets, whatever hypothesis draws: a numpy comparison of an array with a choice raised
+# numpy's own ValueError ("truth value of an array ... is ambiguous") instead of an InstructionError
+ARRAYS = [np.zeros((3, 3)), np.zeros(0), np.array("path"), np.array(["path", "endpoint"]), np.ones(2, bool),
+          np.array(0.5), np.array([0.5]), np.full((2, 2), "stats")]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", SETTABLE)
+def test_every_field_refuses_arrays_cleanly(setter_session: Session, name: str) -> None:
+    for value in ARRAYS:
+        _refused_or_taken(setter_session, lambda value=value: setattr(setter_session, name, value))
+    if fields_of(Session)[name].kind == "choice":
+        with pytest.raises(InstructionError, match=name):
+            setattr(setter_session, name, np.zeros((3, 3)))
+
+
 @FUZZ
 @given(name=st.sampled_from(SETTABLE), value=anything)
 def test_setters_take_anything_and_refuse_cleanly(setter_session: Session, name: str, value) -> None:

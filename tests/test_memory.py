@@ -125,7 +125,7 @@ MEASURE = textwrap.dedent(
     torch.set_num_threads(1)
     from conftest import red_stroke
     from ivcore import Session
-    from ivcore.backends.presets import tiny_backends
+    from ivcore.backends.build import tiny_backends
 
     def status(field):
         for line in open("/proc/self/status"):

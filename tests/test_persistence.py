@@ -19,8 +19,8 @@ from test_personalize import make_lora
 from ivcore import InstructionError, Session, Trajectory
 from ivcore.align import FrameAlign
 from ivcore.backends.fewstep import few_step_active, use_few_step
+from ivcore.backends.personalize import lora_weights
 from ivcore.backends.tiny import tiny_components
-from ivcore.personalize import lora_weights
 
 SEED = 3
 

@@ -22,9 +22,8 @@ from peft.utils import get_peft_model_state_dict
 from safetensors.torch import save_file
 
 from ivcore import InstructionError, Session
-from ivcore.backends.tiny import MOTION_ADAPTER_CONFIG, UNET_CONFIG, save_tiny_models, tiny_components
-from ivcore.checkpoints import unet2d_config
-from ivcore.personalize import (
+from ivcore.backends.checkpoints import unet2d_config
+from ivcore.backends.personalize import (
     load_image_checkpoint,
     load_lora,
     load_video_checkpoint,
@@ -32,6 +31,7 @@ from ivcore.personalize import (
     set_lora_scale,
     unload_lora,
 )
+from ivcore.backends.tiny import MOTION_ADAPTER_CONFIG, UNET_CONFIG, save_tiny_models, tiny_components
 
 ATTENTION = ["to_q", "to_k", "to_v", "to_out.0"]
 

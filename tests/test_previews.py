@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-import ivcore.preview as preview
+import ivcore.stages.preview as preview
 from ivcore import Session
-from ivcore.denoise import wants_x0, x0_estimate
+from ivcore.stages.denoise import wants_x0, x0_estimate
 from ivwidgets import Studio
 from ivwidgets.studio import frames_strip
 

@@ -62,7 +62,7 @@ def test_repeat_generate_is_a_cache_hit(session):
 
 
 def test_cache_is_bounded():
-    from ivcore.cache import StageCache
+    from ivcore.stages.cache import StageCache
 
     cache = StageCache(max_bytes=1000)
     for i in range(10):

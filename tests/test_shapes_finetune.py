@@ -9,13 +9,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ivcore import shapes_models as sm
-from ivcore import shapes_train as st
-from ivcore.__main__ import build_parser
-from ivcore.shapes_cli import recipe_from_args
-from ivcore.shapes_data import ClipPool
-from ivcore.shapes_export import export
-from ivcore.shapes_init import start_from_models
+from ivcore.cli import build_parser
+from ivcore.cli.train_shapes import recipe_from_args
+from ivcore.shapes import models as sm
+from ivcore.shapes import train as st
+from ivcore.shapes.checkpoint import deterministic_posterior
+from ivcore.shapes.data import ClipPool
+from ivcore.shapes.export import export
+from ivcore.shapes.start import start_from_models
 
 PARTS = ["image/unet", "image/text_encoder", "video/unet", "video/text_encoder", "video/vae"]
 
@@ -101,7 +102,7 @@ def test_every_recipe_field_is_a_flag_checked_like_config_json():
 
 
 def test_the_command_refuses_bad_values_before_training(tmp_path):
-    from ivcore.__main__ import main
+    from ivcore.cli import main
 
     with pytest.raises(SystemExit, match="train-shapes: batch: got 0; allowed: an int >= 1"):
         main(["train-shapes", "--out", str(tmp_path / "a"), "--video-batch", "0"])
@@ -129,7 +130,7 @@ def test_a_time_limit_stops_a_stage_checkpointed(tmp_path):
 
 @pytest.mark.parametrize("refresh", [1, 3])
 def test_a_pool_rebuilt_at_any_step_is_the_pool_a_run_refreshed_to(refresh):
-    vae = st.deterministic_posterior(sm.new_vae())
+    vae = deterministic_posterior(sm.new_vae())
     cfg = st.TrainConfig(pool=5, pool_refresh=refresh, video_kinds=None)
     running = ClipPool(vae, cfg, step=0, progress=False)
     for step in range(4):

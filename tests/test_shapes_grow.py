@@ -6,9 +6,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ivcore import shapes_models as sm
-from ivcore import shapes_train as st
-from ivcore.shapes_grow import grow_video_checkpoint
+from ivcore.shapes import models as sm
+from ivcore.shapes import train as st
+from ivcore.shapes.grow import grow_video_checkpoint
 
 
 def _outputs(unet, seed: int = 0) -> torch.Tensor:

@@ -12,8 +12,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from ivcore import Session, world
-from ivcore import shapes_eval as ev
+from ivcore import Session
+from ivcore.shapes import evaluate as ev
+from ivcore.shapes import world
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +102,7 @@ def test_the_vae_keeps_every_shape_of_a_true_pan(shapes):
     # decoded by the shipped VAE, still pass (48 / 48 on the benchmark's pans 0-47)
     import torch
 
-    from ivcore.shapes_data import pixels
+    from ivcore.shapes.data import pixels
 
     vae = shapes.video_backend.vae
     for index in range(6):

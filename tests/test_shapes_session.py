@@ -6,7 +6,8 @@ import av
 import numpy as np
 import pytest
 
-from ivcore import Session, world
+from ivcore import Session
+from ivcore.shapes import world
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,7 @@ def test_missing_folder_is_a_clear_error(tmp_path):
 
 
 def test_demo_writes_a_video_of_shapes(tmp_path):
-    from ivcore.__main__ import main
+    from ivcore.cli import main
 
     out = tmp_path / "demo.mp4"
     assert main(["demo", "--out", str(out), "--steps", "6"]) == 0

@@ -10,9 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ivcore import Session, Trajectory, world
-from ivcore.samples import shapes_scene
-from ivcore.shapes_eval import painted_square
+from ivcore import Session, Trajectory
+from ivcore.shapes import world
+from ivcore.shapes.demo import shapes_scene
+from ivcore.shapes.evaluate import painted_square
 
 pytestmark = pytest.mark.slow
 

@@ -12,8 +12,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ivcore import shapes_train as st
-from ivcore.shapes_data import foreground_cells
+from ivcore.shapes import train as st
+from ivcore.shapes.checkpoint import deterministic_posterior
+from ivcore.shapes.data import foreground_cells
 
 
 def tiny_recipe(**video) -> st.TrainConfig:
@@ -67,10 +68,10 @@ def test_stopped_runs_resume_to_the_same_weights_and_export(tmp_path):
 
 
 def test_video_kinds_set_the_mix_of_training_clips(tmp_path):
-    from ivcore import shapes_models as sm
-    from ivcore import world
+    from ivcore.shapes import models as sm
+    from ivcore.shapes import world
 
-    vae = st.deterministic_posterior(sm.new_vae())
+    vae = deterministic_posterior(sm.new_vae())
     default = st.ClipPool(vae, st.TrainConfig(pool=6, video_kinds=None), step=0, progress=False)
     # no video_kinds: the very clips world.random_clip draws for those seeds, and what a config.json
     # written before the field existed means (old runs resume unchanged)
@@ -82,7 +83,7 @@ def test_video_kinds_set_the_mix_of_training_clips(tmp_path):
     cfg = st.TrainConfig()  # the shipped mix is the default
     assert cfg.video_kinds == {"move": 0.45, "pan": 0.25, "still": 0.1, "path": 0.2}
     assert st.TrainConfig.from_dict(json.loads(json.dumps(dataclasses.asdict(cfg)))) == cfg
-    from ivcore.shapes_export import write_card
+    from ivcore.shapes.export import write_card
 
     card = write_card(tmp_path, cfg).read_text()
     assert "Video clips by kind: move 45%, pan 25%, still 10%, path 20%" in card
@@ -92,7 +93,7 @@ def test_video_kinds_set_the_mix_of_training_clips(tmp_path):
 
 
 def test_foreground_cells_are_the_latent_cells_under_shapes():
-    from ivcore import world
+    from ivcore.shapes import world
 
     clip = world.random_clip(5, kind="pan", num_shapes=1, background="grey")
     bare = np.stack([world.render(world.Scene("grey", ()), camera) for camera in clip.camera])
@@ -141,7 +142,7 @@ def test_min_snr_weights_count_each_timestep_min_snr_gamma_over_snr_plus_one():
     assert loss != st._weighted_mse(pred, target, foreground, _stage(), snr)  # == 5, plain MSE
     assert torch.isclose(st._weighted_mse(pred, target, foreground, _stage(), snr), torch.tensor(5.0))
     # the SNR training passes in (diffusers' compute_snr) is alpha_bar / (1 - alpha_bar), falling with t
-    from ivcore import shapes_models as sm
+    from ivcore.shapes import models as sm
 
     scheduler = sm.video_scheduler()
     snrs = st.compute_snr(scheduler, torch.tensor([0, 500, 999]))
@@ -157,8 +158,8 @@ TWO_PROCESSES = """
 import hashlib, sys
 from pathlib import Path
 from accelerate import PartialState, debug_launcher
-from ivcore import shapes_train as st
-from ivcore.shapes_checkpoint import flat_state as flat
+from ivcore.shapes import train as st
+from ivcore.shapes.checkpoint import flat_state as flat
 
 out = Path(sys.argv[1])
 recipe = st.TrainConfig(

@@ -15,8 +15,8 @@ from ivcore.backends.svd import (
     save_tiny_svd,
     tiny_svd_backend,
 )
-from ivcore.denoise import denoise
-from ivcore.images import composite
+from ivcore.stages.denoise import denoise
+from ivcore.stages.images import composite
 
 FRAMES, STEPS = 3, 2
 
@@ -24,7 +24,7 @@ FRAMES, STEPS = 3, 2
 @pytest.fixture(scope="module")
 def image_backend():
     """P_img of the tiny PIA preset (stateless between calls, so one per module is enough)."""
-    from ivcore.backends.presets import tiny_backends
+    from ivcore.backends.build import tiny_backends
 
     return tiny_backends(0)[0]
 

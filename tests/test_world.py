@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ivcore import world
-from ivcore.shapes_models import shapes_tokenizer
+from ivcore.shapes import world
+from ivcore.shapes.models import shapes_tokenizer
 
 
 def test_palette_shapes_and_sizes_are_the_contract():

@@ -2,7 +2,7 @@
 
 AnimateLCM distils AnimateDiff into a consistency model: 4-8 steps of `LCMScheduler`, guidance
 1 to 2, usually with its LoRA on the UNet. The Eq. 4 blend needs nothing new: the loop in
-`ivcore.denoise` blends the two guided predictions and makes one `scheduler.step`, and it
+`ivcore.stages.denoise` blends the two guided predictions and makes one `scheduler.step`, and it
 passes the session's seeded generator to `LCMScheduler.step` for the noise LCM re-injects
 between steps, so lam = 1 and lam = 0 reproduce the plain videos exactly, as with DDIM.
 
@@ -20,10 +20,10 @@ from typing import Any
 
 from diffusers import DDIMScheduler, LCMScheduler
 
-from ivcore.checkpoints import require_motion_unet
+from ivcore.backends.checkpoints import require_motion_unet
+from ivcore.backends.personalize import load_lora, unload_lora
+from ivcore.backends.weights import check_idle
 from ivcore.instructions import check_float, check_int
-from ivcore.personalize import load_lora, unload_lora
-from ivcore.weights import check_idle
 
 FEWSTEP_ADAPTER = "fewstep"
 

@@ -7,7 +7,7 @@ added_time_ids): x~ gives the base branch, x~' the edited one, and Eq. 4 blends 
 predictions exactly as for PIA. SVD has no text: the motion text is ignored, and `encode_prompt`
 returns a placeholder so the Session's text stage still runs.
 
-Layout: SVD latents are (B, F, C, h, w), the Session and `ivcore.denoise` use (B, C, F, h, w).
+Layout: SVD latents are (B, F, C, h, w), the Session and `ivcore.stages.denoise` use (B, C, F, h, w).
 This backend permutes at its edges (`initial_noise`, `predict`, `decode`), so nothing else
 changes; every per-element operation (scheduler scaling and step, Eq. 4) is layout-free.
 

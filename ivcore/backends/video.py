@@ -2,7 +2,7 @@
 
 PIA's UNet (UNetMotionModel with a 9-channel conv_in) sees, per frame,
 `cat([noisy latents (4), motion mask (1), image latents * scaling (4)])`. This backend prepares
-those inputs; the denoising loop with the Eq. 4 blend lives in `ivcore.denoise`.
+those inputs; the denoising loop with the Eq. 4 blend lives in `ivcore.stages.denoise`.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The noisy latents of an early step look like noise whatever they will become; th
 estimate of the clean latents at that step (`pred_original_sample` of DDIM, Euler and friends,
 the denoised sample of LCM, the converted model output of DPM++) already shows the layout. The
 denoising loop passes that estimate to a step callback that takes an ``x0`` keyword
-(`ivcore.denoise.denoise`); this module turns it into frames, three ways:
+(`ivcore.stages.denoise.denoise`); this module turns it into frames, three ways:
 
 - ``"vae"``: the video backend's own decode, exactly as the final video is decoded. Chosen when it
   is cheap: at most `VAE_PREVIEW_MAX_PIXELS` decoded pixels (the shapes and tiny models, small clips).

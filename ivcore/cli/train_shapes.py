@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import fields, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import get_type_hints
 
-from ivcore import shapes_train as st
+from ivcore.shapes import recipe as st
 
 
 def _flag(name: str) -> str:
@@ -36,6 +36,13 @@ def _value_type(hint):
         if hint is kind or kind in getattr(hint, "__args__", ()):
             return kind
     return _kinds  # video_kinds, the one dict field
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    parser = sub.add_parser("train-shapes", help="train (or fine-tune) the shapes-world models, resumable")
+    add_arguments(parser)
+    parser.set_defaults(run=run)
+    return parser
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -94,7 +101,7 @@ def run(args: argparse.Namespace) -> None:
     except ValueError as error:
         raise SystemExit(f"train-shapes: {error}") from None
     if cfg.init:
-        from ivcore.shapes_init import init_folder
+        from ivcore.shapes.start import init_folder
 
         try:
             init_folder(cfg.init)
@@ -103,12 +110,14 @@ def run(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     if args.export:
         out.mkdir(parents=True, exist_ok=True)
-        config_path.write_text(json.dumps(st.asdict(cfg), indent=2))
-        from ivcore.shapes_export import export
+        config_path.write_text(json.dumps(asdict(cfg), indent=2))
+        from ivcore.shapes.export import export
 
         written = export(out, cfg)
     else:
-        written = st.train(out, cfg, stages=stages, minutes=args.minutes)
+        from ivcore.shapes.train import train
+
+        written = train(out, cfg, stages=stages, minutes=args.minutes)
     print(
         f"[ivcore] train-shapes: {', '.join(f'{k} -> {v}' for k, v in written.items()) or 'nothing exported'} "
         f"({time.perf_counter() - start:.0f}s); card: {out / 'card.md'}"

@@ -1,6 +1,6 @@
 """Export the shapes-world models from their checkpoints: diffusers folders, `card.md`, `losses.png`.
 
-Split from `ivcore.shapes_train` (the training loop) so each module keeps one job; `train()` and
+Split from `ivcore.shapes.train` (the training loop) so each module keeps one job; `train()` and
 `python -m ivcore train-shapes --export` call `export`.
 """
 
@@ -13,16 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ivcore import shapes_models as sm
-from ivcore.shapes_eval import metrics_table
-from ivcore.shapes_grow import grow_video_checkpoint
-from ivcore.shapes_train import (
-    STAGES,
-    Checkpoint,
-    TrainConfig,
-    _stage_weights,
-    trained_vae,
-)
+from ivcore.shapes import models as sm
+from ivcore.shapes.checkpoint import Checkpoint, stage_weights, trained_vae
+from ivcore.shapes.evaluate import metrics_table
+from ivcore.shapes.grow import grow_video_checkpoint
+from ivcore.shapes.recipe import STAGES, TrainConfig
 
 
 def export(root: Path, cfg: TrainConfig) -> dict[str, Path]:
@@ -39,7 +34,7 @@ def export(root: Path, cfg: TrainConfig) -> dict[str, Path]:
         if not (Checkpoint(root, stage).folder / "weights.safetensors").is_file():
             continue
         modules = {"unet": make_unet(), "text_encoder": sm.new_text_encoder(tokenizer)}
-        _stage_weights(root, stage, modules)
+        stage_weights(root, stage, modules)
         written[stage] = sm.save_model_folder(
             root / stage, modules["unet"], vae, modules["text_encoder"], tokenizer, make_scheduler()
         )
@@ -75,8 +70,8 @@ def write_card(root: Path, cfg: TrainConfig, metrics: list[dict] | None = None) 
     lines = [
         "# Shapes-world models (InteractiveVideo toolkit)",
         "",
-        f"Tiny diffusion models {start} on `ivcore.world` (64 x 64 pictures, 8-frame clips of coloured",
-        "shapes), for demos, teaching and tests without a GPU or a download. Recipe: `ivcore/shapes_train.py`.",
+        f"Tiny diffusion models {start} on `ivcore.shapes.world` (64 x 64 pictures, 8-frame clips of coloured",
+        "shapes), for demos, teaching and tests without a GPU or a download. Recipe: `ivcore/shapes/train.py`.",
         "",
         f"Trained on: {device}. Seed {cfg.seed}.",
         "",
@@ -91,7 +86,7 @@ def write_card(root: Path, cfg: TrainConfig, metrics: list[dict] | None = None) 
             f"| {name} | {state['step']} / {c.steps} | {c.batch} | {c.lr:g} | {c.ema or '-'} | "
             f"{state['wall_s'] / 60:.1f} min | {loss} |"
         )
-    lines += ["", "Data: `ivcore.world.random_clip` with training seeds (held-out seeds are >= 10^9).",
+    lines += ["", "Data: `ivcore.shapes.world.random_clip` with training seeds (held-out seeds are >= 10^9).",
               f"Video stage: a pool of {cfg.pool} encoded clips, {cfg.pool_refresh} replaced per step; path clips and "
               f"{cfg.collage_for_moves:.0%} of move clips condition on the `animate` collage per frame.",
               "", "![losses](losses.png)", ""]  # fmt: skip

@@ -47,6 +47,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--video-model", help="SD1.5 base for PIA (default: --model), or an SVD model")
     p.add_argument("--motion-adapter", help="PIA condition adapter id or folder")
     p.add_argument("--device", help="cuda or cpu (default: cuda when available)")
+    p.set_defaults(run=run)
     return p
 
 
@@ -55,24 +56,20 @@ class BadInput(ValueError):
 
 
 def _session(args: argparse.Namespace):
-    from ivcore import Session
+    from ivcore import Session, presets
 
     if args.session:
         if not Path(args.session).is_dir():
             raise BadInput(f"--session: {args.session!r} is not a folder (one written by Session.save)")
         kwargs = {}
-        if args.model not in (None, "shapes", "tiny"):
+        if args.model is not None and args.model not in presets.names():
             kwargs = {"image_model": args.model, "video_model": args.video_model or args.model}
         return Session.load(args.session, **kwargs)
     if not args.image:
         raise BadInput("--image: missing; give a picture file (or --session FOLDER)")
     model = args.model or "shapes"
-    if model == "shapes":
-        return Session.shapes()
-    if model == "tiny":
-        return Session.tiny()
-    if (Path(model) / "video" / "unet").is_dir() and (Path(model) / "image").is_dir():
-        return Session.shapes(folder=model)  # a `train-shapes --out` folder
+    if model in presets.names() or presets.is_model_folder(model):  # a preset or a `train-shapes --out` folder
+        return Session.preset(model)
     import torch
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")

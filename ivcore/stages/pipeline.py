@@ -5,7 +5,7 @@
 `Pipeline` is a mixin of `Session`: it reads the instructions as one snapshot taken under the
 session's lock (`_snapshot`), so a cell setting instructions while a run is going changes the
 next run, never the running one. Each stage result is stored under a key of its own inputs
-(`ivcore.cache`), so changing lambda reruns only denoise and decode, and painting reruns P_img
+(`ivcore.stages.cache`), so changing lambda reruns only denoise and decode, and painting reruns P_img
 for x~' but not for x~. A failed or cancelled generation leaves `last_video` as it was.
 """
 
@@ -24,12 +24,12 @@ from PIL import Image
 from ivcore import trajectory as traj
 from ivcore.align import FrameAlign, apply_align
 from ivcore.backends.video import PIAVideoBackend
-from ivcore.cache import fingerprint
-from ivcore.denoise import StepCallback, denoise
 from ivcore.errors import InstructionError, SessionBusy
-from ivcore.guidance import TrajectoryGuide
-from ivcore.images import composite
 from ivcore.instructions import check_lam, lam_schedule
+from ivcore.stages.cache import fingerprint
+from ivcore.stages.denoise import StepCallback, denoise
+from ivcore.stages.guidance import TrajectoryGuide
+from ivcore.stages.images import composite
 from ivcore.video import Video
 
 

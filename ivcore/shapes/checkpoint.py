@@ -1,6 +1,6 @@
 """Checkpoints of the shapes-world training: resumable state of a stage, and its EMA.
 
-Split from `ivcore.shapes_train` so the training loop and its file format each have one module.
+Split from `ivcore.shapes.train` so the training loop and its file format each have one module.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+
+from ivcore.shapes.models import new_vae
 
 
 def derived_seed(*parts: int) -> int:
@@ -97,3 +99,41 @@ class EMA:
 
     def copy_to(self, modules: dict) -> None:
         load_flat_state(modules, self.shadow)
+
+
+def stage_weights(root: Path, name: str, modules: dict, use_ema: bool = True) -> dict:
+    """Load a stage's trained (EMA when there is one) weights into `modules`; returns its state."""
+    ckpt = Checkpoint(root, name)
+    ema = ckpt.load(modules)
+    if ema is None:
+        raise FileNotFoundError(f"train-shapes: stage {name!r} has no checkpoint in {ckpt.folder}; run it first")
+    if ema and use_ema:
+        shadow = EMA(modules, 1.0, ema)
+        shadow.copy_to(modules)
+    for m in modules.values():
+        m.eval()
+    return ckpt.state
+
+
+def trained_vae(root: Path):
+    """The trained VAE with its scaling factor and a deterministic posterior (see `deterministic_posterior`)."""
+    vae = new_vae()
+    state = stage_weights(root, "vae", {"vae": vae})
+    if "scaling_factor" in state:
+        vae.register_to_config(scaling_factor=state["scaling_factor"])
+    return deterministic_posterior(vae)
+
+
+@torch.no_grad()
+def deterministic_posterior(vae):
+    """Fix the encoder's log-variance at -30 (std 3e-7): `latent_dist.sample()` becomes the mean.
+
+    With a KL weight of 1e-6 the latent channels the decoder does not need drift to the prior,
+    N(0, 1): sampled latents then carry noise no diffusion model can predict (a v-loss stuck near
+    1.3 measured it). The decoder was trained on noisy samples, so it decodes the means at least
+    as well (31.7 dB held-out), and the pipelines' `latent_dist.sample(generator)` keeps working.
+    """
+    channels = vae.config.latent_channels
+    vae.quant_conv.weight[channels:] = 0
+    vae.quant_conv.bias[channels:] = -30.0
+    return vae

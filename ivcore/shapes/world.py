@@ -1,10 +1,10 @@
 """The shapes world: a procedural world of flat coloured shapes, with captions and known motion.
 
-Small enough that diffusion models trained on two CPU cores learn it (see `ivcore.shapes_train`),
+Small enough that diffusion models trained on two CPU cores learn it (see `ivcore.shapes.train`),
 rich enough to exercise every instruction of the paper: a content caption names the shapes and
 the background, a motion caption says which shape moves where (or that the camera pans), and
 every clip carries the exact path of each object, so a generated video can be scored against
-what was asked (`ivcore.world.segment`, `centroid`, used by the tests and `benchmarks/quality.py`).
+what was asked (`ivcore.shapes.world.segment`, `centroid`, used by the tests and `benchmarks/quality.py`).
 
 The same seeded generator makes training data, test scenes and benchmark scenes: training draws
 seeds from `TRAIN_SEEDS`, tests and benchmarks from `HELDOUT_SEEDS`, so they never overlap.

@@ -1,7 +1,7 @@
-"""What LoRA loading (`ivcore.personalize`) and checkpoint loading (`ivcore.checkpoints`) share.
+"""What LoRA loading (`ivcore.backends.personalize`) and checkpoint loading (`ivcore.backends.checkpoints`) share.
 
 Both loaders change the weights a Session generates with, so they obey the same rules and keep
-the same records; this module holds them once, and lets `ivcore.personalize` re-export the
+the same records; this module holds them once, and lets `ivcore.backends.personalize` re-export the
 checkpoint loaders without the two modules importing each other:
 
 - Sources: safetensors only. A pickle name (.bin/.pt/.pth/.ckpt/.pkl) or any non-safetensors

@@ -1,25 +1,21 @@
 """Training data of the shapes world: seeded picture batches and the video stage's clip pool.
 
-Split from `ivcore.shapes_train` (the loop and the losses) so each module keeps one job. What a
+Split from `ivcore.shapes.train` (the loop and the losses) so each module keeps one job. What a
 batch or a pool slot holds at a step follows from (seed, stage, step) alone, which is what lets a
 stopped run resume to the very weights an uninterrupted one reaches.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ivcore import world
-from ivcore.shapes_checkpoint import derived_seed
+from ivcore.shapes import world
+from ivcore.shapes.checkpoint import derived_seed
+from ivcore.shapes.recipe import TrainConfig
 from ivcore.trajectory import animate
-
-if TYPE_CHECKING:
-    from ivcore.shapes_train import TrainConfig
 
 
 def pixels(frames: np.ndarray) -> torch.Tensor:

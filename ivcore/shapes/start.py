@@ -10,16 +10,13 @@ more from there with a fresh optimizer, warm-up and cosine. From then on the run
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from diffusers import AutoencoderKL, UNet2DConditionModel, UNetMotionModel
 from transformers import CLIPTextModel
 
-from ivcore import shapes_models as sm
-from ivcore.shapes_checkpoint import Checkpoint, flat_state
-
-if TYPE_CHECKING:
-    from ivcore.shapes_train import TrainConfig
+from ivcore.shapes import models as sm
+from ivcore.shapes.checkpoint import Checkpoint, flat_state
+from ivcore.shapes.recipe import TrainConfig
 
 
 def init_folder(init: str) -> Path:
@@ -39,7 +36,7 @@ def _trainable(stage: str, folder: Path) -> dict:
 
     Loading into the recipe's own architectures (strictly) is what checks that the folder holds
     shapes-world models; the video UNet keeps the folder's depth and width (a run that asks for
-    more grows it when it starts, `shapes_grow`).
+    more grows it when it starts, `ivcore.shapes.grow`).
     """
     tokenizer = sm.shapes_tokenizer()
     if stage == "image":

@@ -16,7 +16,8 @@ import os
 import sys
 from pathlib import Path
 
-from ivcore.cli_generate import EXIT_BAD_INPUT, EXIT_FAILED
+from ivcore import presets
+from ivcore.cli.generate import EXIT_BAD_INPUT, EXIT_FAILED
 from ivcore.errors import InstructionError
 
 
@@ -28,6 +29,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="workers (default: 1 local; the cluster's GPUs or 1 on Ray)")
     p.add_argument("--address", help="Ray cluster address for ray.init (default: start a local one)")
     p.add_argument("--retries", type=int, help="extra attempts for a failed cell (default 1)")
+    p.set_defaults(run=run)
     return p
 
 
@@ -50,8 +52,8 @@ def load_spec(path: str | os.PathLike) -> dict:
         raise InstructionError(unknown[0], spec[unknown[0]], f"one of the spec keys {', '.join(sorted(SPEC_KEYS))}")
     if ("session" in spec) == ("preset" in spec):
         raise InstructionError("session", spec.get("session"), "exactly one of session (a folder) or preset")
-    if "preset" in spec and spec["preset"] not in ("tiny", "shapes"):
-        raise InstructionError("preset", spec["preset"], "'tiny' or 'shapes'")
+    if "preset" in spec and spec["preset"] not in presets.names():
+        raise InstructionError("preset", spec["preset"], f"one of {', '.join(presets.names())}")
     if "grid" not in spec:
         raise InstructionError("grid", None, "a mapping of axes to lists of values")
     for key in ("session", "out"):
@@ -71,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out or spec.get("out") or Path(args.spec).parent / "grid")
         source = spec.get("session")
         if source is None:  # a preset: saved into out/session by run_grid
-            source = Session.tiny() if spec["preset"] == "tiny" else Session.shapes()
+            source = Session.preset(spec["preset"])
         options = {
             "engine": args.engine or spec.get("engine", "local"),
             "workers": args.workers if args.workers is not None else spec.get("workers"),

@@ -8,7 +8,7 @@ diffusers' own loaders, so every community format diffusers reads (diffusers/pef
   (which converts kohya keys) and injects it with `unet.load_lora_adapter` (peft). Adapters are
   never fused, so the base weights are never touched: `unload_lora` removes the peft layers and
   the UNet is bitwise the original again. Several adapters mix with `set_lora_scale`.
-- Checkpoints (DreamBooth folders, single files) live in `ivcore.checkpoints`;
+- Checkpoints (DreamBooth folders, single files) live in `ivcore.backends.checkpoints`;
   `load_image_checkpoint` and `load_video_checkpoint` are re-exported here, so one import
   gives every personalization function.
 
@@ -17,7 +17,7 @@ raise `InstructionError` before a byte is read, and diffusers is always called w
 `use_safetensors=True` so it cannot fall back to a pickle on its own.
 Every change bumps `backend.weights_version`, which is part of the Session's cache keys, so a
 video made with other weights is never served from the cache (rules shared with checkpoints
-in `ivcore.weights`).
+in `ivcore.backends.weights`).
 """
 
 from __future__ import annotations
@@ -31,10 +31,8 @@ from typing import Any
 
 import torch
 
-from ivcore.checkpoints import load_image_checkpoint, load_video_checkpoint
-from ivcore.errors import InstructionError
-from ivcore.instructions import check_choice, check_float
-from ivcore.weights import (
+from ivcore.backends.checkpoints import load_image_checkpoint, load_video_checkpoint
+from ivcore.backends.weights import (
     HUB_ID,
     SAFE_ONLY,
     adapter_sources,
@@ -47,6 +45,8 @@ from ivcore.weights import (
     path_string,
     refuse,
 )
+from ivcore.errors import InstructionError
+from ivcore.instructions import check_choice, check_float
 
 TARGETS = ("image", "video", "both")
 LORA_FILE = "pytorch_lora_weights.safetensors"

@@ -7,16 +7,13 @@ every channel the same way. Both keep what the smaller model learned instead of 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from safetensors import safe_open
 
-from ivcore import shapes_models as sm
-from ivcore.shapes_checkpoint import Checkpoint, derived_seed, flat_state, load_flat_state
-
-if TYPE_CHECKING:
-    from ivcore.shapes_train import TrainConfig
+from ivcore.shapes import models as sm
+from ivcore.shapes.checkpoint import Checkpoint, derived_seed, flat_state, load_flat_state
+from ivcore.shapes.recipe import TrainConfig
 
 
 def _layers_per_block(flat_keys) -> int:
@@ -33,7 +30,7 @@ def _video_width(f) -> int:
 def grow_video_checkpoint(root: Path, cfg: TrainConfig) -> bool:
     """Grow a video checkpoint to `cfg.video_layers_per_block` and `cfg.video_width`.
 
-    The grown UNet computes the same function (`shapes_models.deepen_video_unet`, then
+    The grown UNet computes the same function (`models.deepen_video_unet`, then
     `widen_video_unet`), live and EMA weights alike; AdamW starts afresh (its moments belong to the
     old parameters). So raising either setting (and the steps) on a trained run trains on from
     where the smaller model stopped. Returns whether it grew.

@@ -1,6 +1,6 @@
 """Personalized checkpoints for P_img and P_video (issue 7, item 2): DreamBooth folders and single files.
 
-A module of its own because it is a different job from LoRAs (`ivcore.personalize`): a LoRA
+A module of its own because it is a different job from LoRAs (`ivcore.backends.personalize`): a LoRA
 adds removable layers on top of a UNet, while a checkpoint replaces weights for good, so the
 code here is about architectures (which components a folder holds, the config a single file is
 read with, how an SD UNet maps onto P_video's spatial layers), not about adapters.
@@ -10,10 +10,10 @@ read with, how an SD UNet maps onto P_video's spatial layers), not about adapter
 - `load_video_checkpoint` loads a personalized SD1.5 UNet into P_video's spatial layers while
   keeping its motion modules and PIA's extra input channels (`load_spatial_weights`).
 
-Both follow the shared rules of `ivcore.weights`: safetensors only (diffusers is always called
+Both follow the shared rules of `ivcore.backends.weights`: safetensors only (diffusers is always called
 with `use_safetensors=True`, so it cannot fall back to a pickle on its own), refused while a
 generation runs or while LoRAs are loaded, recorded for `Session.save`, and every change bumps
-`backend.weights_version`. `ivcore.personalize` re-exports the two loaders.
+`backend.weights_version`. `ivcore.backends.personalize` re-exports the two loaders.
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ from typing import Any
 
 import torch
 
-from ivcore.errors import InstructionError
-from ivcore.weights import (
+from ivcore.backends.weights import (
     HUB_ID,
     SAFE_ONLY,
     adapter_weights,
@@ -38,6 +37,7 @@ from ivcore.weights import (
     path_string,
     refuse,
 )
+from ivcore.errors import InstructionError
 
 
 def _require_no_lora(backend, label: str) -> None:

@@ -31,11 +31,10 @@ from ivcore.backends.tiny import (
     byte_level_alphabet,
 )
 from ivcore.errors import InstructionError
-from ivcore.world import VOCABULARY
+from ivcore.shapes.world import VOCABULARY
 
 # v-prediction: the shapes prototypes learned to copy the condition image much faster with it
 PREDICTION_TYPE = "v_prediction"
-SHIPPED = "shapes"  # package folder (ivcore/shapes) holding image/ and video/
 # Session settings the shapes models are measured with (benchmarks/quality.py)
 # content_strength 0 (x~ = x): at 0.3 a painted square the content text does not name was in 33 % of the
 # frames at lambda 0 (12 held-out scenes; 100 % at 0 or when named), so a student's paint showed too rarely
@@ -45,7 +44,7 @@ SESSION_DEFAULTS = dict(steps=20, image_steps=20, guidance=2.5, image_guidance=5
 def shapes_tokenizer() -> CLIPTokenizer:
     """A CLIP BPE tokenizer: single bytes (so any text tokenizes) plus one token per world word.
 
-    Merges are added until every word of `ivcore.world.VOCABULARY` is a single token (a merge
+    Merges are added until every word of `ivcore.shapes.world.VOCABULARY` is a single token (a merge
     made for one word can split another, so this repeats until nothing is split).
     """
     vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
@@ -238,7 +237,7 @@ def save_model_folder(folder: Path, unet, vae, text_encoder, tokenizer, schedule
 
 def shipped_folder() -> Path:
     """The package folder with the trained image/ and video/ models (raises if they are missing)."""
-    folder = Path(str(resources.files("ivcore") / SHIPPED))
+    folder = Path(str(resources.files("ivcore.shapes")))
     if not (folder / "video" / "unet").is_dir():
         raise FileNotFoundError(
             f"shapes models: no trained weights in {folder.name}/ of the ivcore package; "

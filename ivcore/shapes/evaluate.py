@@ -1,6 +1,6 @@
 """Scoring generated videos against the shapes world's ground truth (the quality benchmark's core).
 
-Every check builds a held-out scene with `ivcore.world`, runs the public Session API on it the
+Every check builds a held-out scene with `ivcore.shapes.world`, runs the public Session API on it the
 way a user would (image, content, paint, motion, trajectories, lambda), and measures the result
 by colour segmentation. `benchmarks/quality.py` runs them over many scenes and writes the table;
 the tests run a handful. Scores are plain dicts of numbers so they can go into JSON and tables.
@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from ivcore import world
-from ivcore.shapes_data import pixels
+from ivcore.shapes import world
+from ivcore.shapes.data import pixels
 from ivcore.trajectory import Trajectory, frame_times, trajectory_path_position
 
 HELDOUT = world.HELDOUT_SEEDS.start

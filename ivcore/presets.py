@@ -1,0 +1,101 @@
+"""Presets: named recipes for a session's models, which the session asks for by name.
+
+`Session.preset("tiny")`, `Session.preset("shapes")` or `Session.preset(folder)` (a folder
+written by `python -m ivcore train-shapes --out`) look the name up here. A preset's builder
+lives with what it builds (`tiny_preset` below for the random-init tiny models,
+`ivcore.shapes.preset` for the trained shapes world) and is imported only when asked for, so
+the session, and everything it imports, knows no particular world. Another package can add its
+own with `register(name, builder)`.
+
+A builder takes keyword arguments (at least `seed`) and returns a `Preset`: the two backends,
+the constructor options (sampler steps and guidance the models were measured with), the fields
+to set on the new session (its first picture, say), and the spec that `Session.save` writes so
+that `Session.load` asks for the same preset again.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ivcore.errors import InstructionError
+from ivcore.instructions import check_choice, check_int
+
+
+@dataclass
+class Preset:
+    """What a builder returns: everything `Session.preset` needs to make the session."""
+
+    image_backend: Any
+    video_backend: Any
+    options: dict[str, Any] = field(default_factory=dict)  # Session(...) keywords: steps, guidance, ...
+    settings: dict[str, Any] = field(default_factory=dict)  # fields set on the new session, in order
+    spec: dict[str, Any] = field(default_factory=dict)  # {"preset": name, ...}: saved, asked for again on load
+
+
+Builder = Callable[..., Preset]
+
+# name -> builder, or "module:function" imported on first use (keeps the session free of the worlds)
+_BUILDERS: dict[str, Builder | str] = {
+    "tiny": "ivcore.presets:tiny_preset",
+    "shapes": "ivcore.shapes.preset:shapes_preset",
+}
+
+
+def register(name: str, builder: Builder | str) -> None:
+    """Add a preset (a callable, or "module:function" imported when first asked for)."""
+    if not isinstance(name, str) or not name or os.sep in name or "/" in name:
+        raise InstructionError("name", name, "a preset name without path separators")
+    _BUILDERS[name] = builder
+
+
+def names() -> list[str]:
+    """The registered preset names."""
+    return sorted(_BUILDERS)
+
+
+def is_model_folder(path: str | os.PathLike) -> bool:
+    """A folder of trained models as `train-shapes --out` writes them: image/ and video/unet/ inside."""
+    path = Path(path)
+    return (path / "video" / "unet").is_dir() and (path / "image").is_dir()
+
+
+def resolve(name: str | os.PathLike) -> tuple[Builder, dict[str, Any]]:
+    """The builder for `name` and the arguments the name implies (a folder becomes `folder=`)."""
+    if isinstance(name, str) and name in _BUILDERS:
+        builder = _BUILDERS[name]
+        if isinstance(builder, str):
+            module, function = builder.split(":")
+            builder = _BUILDERS[name] = getattr(importlib.import_module(module), function)
+        return builder, {}
+    if isinstance(name, (str, os.PathLike)) and is_model_folder(name):
+        return resolve("shapes")[0], {"folder": str(name)}
+    allowed = f"one of {', '.join(names())}, or a folder with image/ and video/ (train-shapes --out)"
+    raise InstructionError("preset", name, allowed)
+
+
+def build(name: str | os.PathLike, *, seed: int = 0, **kwargs: Any) -> Preset:
+    """Ask the registry for a preset's models; `kwargs` go to its builder (video=, folder=, ...)."""
+    builder, implied = resolve(name)
+    return builder(seed=check_int(seed, "seed", low=0), **{**implied, **kwargs})
+
+
+def tiny_preset(seed: int = 0, video: str = "pia") -> Preset:
+    """Random-init tiny models (64x64, 8 frames): offline, CPU, seconds; `video="svd"` puts a tiny SVD behind."""
+    check_choice(video, "video", ("pia", "svd"))
+    from ivcore.backends.build import tiny_backends
+
+    image_backend, video_backend = tiny_backends(seed)
+    options = dict(steps=10, image_steps=4, guidance=7.5, image_guidance=7.5)
+    spec = {"preset": "tiny", "seed": seed}
+    if video == "svd":
+        from ivcore.backends.svd import tiny_svd_backend
+
+        video_backend = tiny_svd_backend(seed)
+        options["guidance"] = 3.0
+        spec["video"] = "svd"
+    return Preset(image_backend, video_backend, options=options, spec=spec)
