@@ -18,6 +18,7 @@ from collections.abc import Callable
 from types import MappingProxyType
 from typing import Any
 
+from ivcore.errors import InstructionError
 from ivcore.instructions import check_choice, check_float, check_int, check_prompt
 
 Bound = float | int | Callable[[Any], float | int] | None
@@ -227,3 +228,23 @@ __all__ = [
     "markdown_table",
     "widget_hints",
 ]
+
+
+def set_many(session: Any, values: dict[str, Any]) -> None:
+    """Set several fields at once: all are checked first (one bad value changes nothing), then stored
+    under the lock in declaration order (the image before its paint), then announced."""
+    specs = fields_of(type(session))
+    unknown = [name for name in values if name not in specs]
+    if unknown:
+        raise InstructionError(unknown[0], values[unknown[0]], "a declared field of the session")
+    checked = {name: specs[name].validate(session, values[name]) for name in specs if name in values}
+    with session._lock:
+        for name, value in checked.items():
+            spec = specs[name]
+            if spec._apply is not None:
+                spec._apply(session, value)
+            else:
+                session._values[name] = value
+    for name in checked:
+        if specs[name].notify:
+            session._notify(specs[name].notify)

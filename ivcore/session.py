@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ivcore import story, takes
 from ivcore import trajectory as traj
 from ivcore.align import FrameAlign
 from ivcore.backends.image import ImageBackend
@@ -33,6 +34,7 @@ from ivcore.stages.cache import DEFAULT_MAX_BYTES, StageCache
 from ivcore.stages.denoise import Cancelled
 from ivcore.stages.images import fit_to, to_paint_layer, to_rgb_image
 from ivcore.stages.pipeline import Pipeline, model_key
+from ivcore.takes import ImageStore, Take
 
 TRAJECTORY_MODES = ("path", "endpoint")
 SESSION_FILE = "session.json"
@@ -150,10 +152,12 @@ class Session(Pipeline):
         first third of the steps, later steps are left free to add detail.""",
     )  # fmt: skip
     lam = Setting(
-        "custom", 1.0, type="float in [0, 1] or a per-step list", check=lambda s, v: check_lam(v),
+        "custom", 0.0, type="float in [0, 1] or a per-step list", check=lambda s, v: check_lam(v),
         to_json=lambda v: list(v) if isinstance(v, tuple) else v,
-        doc="Eq. 4's lambda: weight of the unedited branch (1: video of x~, 0: video of x~'); a float in [0, 1] "
-        "or a per-step list.",
+        doc="""Eq. 4's lambda: weight of the unedited branch (1: video of x~, 0: video of x~'), in [0, 1] or per step.
+
+        The default 0 follows the edits: with nothing edited both branches are the same picture
+        and lambda changes nothing, and once the user paints or drags, the video shows it.""",
     )  # fmt: skip
     align = Setting(
         "custom", None, type='`None`, `"stats"` or `ivcore.align.FrameAlign`', check=_check_align,
@@ -196,6 +200,11 @@ class Session(Pipeline):
         doc="An optional fast decoder for latent previews in the widgets (never used for the final video).",
     )  # fmt: skip
 
+    keep_takes = Setting(
+        "int", 50, low=0, type="int >= 0", cache_key=False, notify="takes",
+        doc="How many of the newest takes keep their video in memory (older ones keep settings and a thumbnail).",
+    )  # fmt: skip
+
     fields = DeclaredFields()  # {name: Setting} of the declarations above, for UIs and tools
 
     def __init__(
@@ -220,6 +229,11 @@ class Session(Pipeline):
         self._observers: list[Callable[[str], None]] = []
         self._source_size = self.size
         init_values(self)
+        self.take_images = ImageStore()  # the takes' pictures, once each, by content hash
+        self._takes: list[Take] = []
+        self._take_numbers = takes.counter()
+        self.story = story.Story(self)
+        self._recording = True  # restore's regeneration of an evicted take makes no new take
         self.seed, self.steps, self.image_steps = seed, steps, image_steps
         self.guidance, self.image_guidance = guidance, image_guidance
         self.last_video = None
@@ -411,6 +425,35 @@ class Session(Pipeline):
         with self._lock:
             self._values.update(image=edited, paint_layer=None, trajectories=[], content_strength=0.0)
         self._notify("commit")
+
+    # ------------------------------------------------------------------ takes and stories
+    @property
+    def takes(self) -> list[Take]:
+        """Every successful generation of this session, oldest first (see `ivcore.takes`)."""
+        return list(self._takes)
+
+    def _made(self, values: dict, seed: int, video, timings: dict[str, float]) -> None:
+        if self._recording:
+            takes.keep(self, takes.record(self, values, seed, video, timings))
+
+    def restore(self, take: Take) -> None:
+        """Set every instruction and setting back to the take's, so that the next `generate()` equals
+        `take.video` (bitwise on the CPU; from the caches where they still hold it).
+
+        A take made with other models, LoRAs, checkpoints or samplers than the session now has is
+        refused (InstructionError naming what differs). A take whose video was dropped from memory
+        (older than `keep_takes`) is generated again; the player shows the take's video.
+        """
+        takes.restore(self, take)
+
+    def continue_from(self, take: Take | None = None) -> Take:
+        """Append the take (default: the last) to `s.story` and start the next segment from its last frame.
+
+        The last frame becomes the image (content_strength 0, so it is used as is), the paint and
+        the trajectories are cleared and the motion text is kept: paint, drag and write the next
+        segment's motion, then `generate()` again. Returns the take appended.
+        """
+        return story.continue_from(self, take)
 
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict:

@@ -374,3 +374,60 @@ class Video:
             fig.suptitle(title)
         fig.tight_layout()
         return fig
+
+    # -- composing -------------------------------------------------------------------------
+
+    @classmethod
+    def side_by_side(cls, videos: Any, labels: Any = None, *, gap: int = 2) -> Video:
+        """One Video with the clips next to each other, left to right, to compare takes.
+
+        It lasts as long as the longest clip (shorter ones hold their last frame) and plays at
+        the first clip's fps; clips of other heights are centred on white. `labels` (one short
+        text a clip) are drawn in a band above the clips, so the comparison reads the same in a
+        notebook, the docs and an mp4.
+        """
+        if isinstance(videos, Video) or not isinstance(videos, (list, tuple)) or not videos:
+            raise InstructionError("videos", videos, "a non-empty list of Video")
+        for i, v in enumerate(videos):
+            if not isinstance(v, Video):
+                raise InstructionError(f"videos[{i}]", v, "a Video")
+        if labels is not None:
+            if not isinstance(labels, (list, tuple)) or len(labels) != len(videos):
+                raise InstructionError("labels", labels, f"None or a list of {len(videos)} texts, one a video")
+            labels = [str(label) for label in labels]
+        length = max(v.num_frames for v in videos)
+        height = max(v.size[1] for v in videos)
+        band = _label_band(height) if labels else 0
+        width = sum(v.size[0] for v in videos) + gap * (len(videos) - 1)
+        out = np.full((length, band + height, width, 3), 255, np.uint8)
+        x = 0
+        for v in videos:
+            w, h = v.size
+            top = band + (height - h) // 2
+            held = np.minimum(np.arange(length), v.num_frames - 1)
+            out[:, top : top + h, x : x + w] = v.frames[held]
+            x += w + gap
+        if labels:
+            out[:, :band] = _draw_labels(labels, [v.size[0] for v in videos], gap, band, width)
+        return cls(out, fps=videos[0].fps)
+
+
+def _label_band(height: int) -> int:
+    """Height of the label band: readable on tiny clips, a small share of big ones."""
+    return max(12, min(32, height // 8))
+
+
+def _draw_labels(labels: list[str], widths: list[int], gap: int, band: int, width: int) -> np.ndarray:
+    from PIL import ImageDraw, ImageFont
+
+    canvas = Image.new("RGB", (width, band), "white")
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(size=max(8, band - 4))
+    x = 0
+    for label, w in zip(labels, widths, strict=True):
+        text = label
+        while text and draw.textlength(text, font=font) > w - 2:  # cut to the clip's width
+            text = text[:-1]
+        draw.text((x + 1, band // 2), text, fill="black", font=font, anchor="lm")
+        x += w + gap
+    return np.asarray(canvas)

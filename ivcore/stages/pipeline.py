@@ -212,8 +212,11 @@ class Pipeline:
         lam = self.lam if lam is None else check_lam(lam)
         with self._exclusive():
             clock = time.perf_counter()
+            # one snapshot for the run and its take: the fields as this generation used them
+            values = {**self._snapshot(), "seed": seed, "num_frames": num_frames, "steps": steps,
+                      "guidance": guidance, "lam": lam}  # fmt: skip
             schedule = lam_schedule(lam, steps)
-            plan = self._plan(seed, num_frames, steps, guidance).for_schedules([schedule])
+            plan = self._plan(seed, num_frames, steps, guidance, values).for_schedules([schedule])
             key = fingerprint("denoise", plan.key, schedule)
             latents = self.cache.get_or_compute(
                 "denoise", key, lambda: self._denoise(plan, [schedule], callback, progress)
@@ -223,8 +226,12 @@ class Pipeline:
             )
             plan.timings["total"] = time.perf_counter() - clock
             self.last_video, self.last_latents, self.last_timings = video, latents, plan.timings
+            self._made(values, seed, video, plan.timings)
         self._notify("video")
         return video
+
+    def _made(self, values: dict, seed: int, video: Video, timings: dict[str, float]) -> None:
+        """Called after each successful generate with what made it (the Session keeps a take)."""
 
     def sweep(
         self,
@@ -280,10 +287,13 @@ class Pipeline:
         """Ask a running generation to stop between steps (thread-safe)."""
         self._cancel.set()
 
-    def _plan(self, seed: int, num_frames: int, steps: int, guidance: float) -> _Plan:
-        """Snapshot the instructions and run the cheap cached stages: text, P_img, trajectories."""
+    def _plan(self, seed: int, num_frames: int, steps: int, guidance: float, values: dict | None = None) -> _Plan:
+        """Snapshot the instructions (or take `values`) and run the cheap cached stages: text, P_img, trajectories.
+
+        P_img draws from the generation's seed, so one seed stands for the whole run (and its take).
+        """
         clock = time.perf_counter()
-        v = self._snapshot()
+        v = {**(self._snapshot() if values is None else values), "seed": seed}
         image, motion, negative, trajectories = v["image"], v["motion"], v["negative_prompt"], v["trajectories"]
         mode, motion_scale, trajectory_strength = v["trajectory_mode"], v["motion_scale"], v["trajectory_strength"]
         backend = self.video_backend

@@ -1,0 +1,206 @@
+"""Takes and stories on the tiny preset: every generate kept, restored bitwise, compared, continued."""
+
+from __future__ import annotations
+
+import resource
+import warnings
+
+import numpy as np
+import pytest
+from conftest import red_stroke
+
+from ivcore import InstructionError, Session, Trajectory, Video
+from ivcore.takes import THUMB_SIDE, Take
+
+
+def _small(seed: int = 0) -> Session:
+    s = Session.tiny(seed=seed)
+    s.content, s.motion = "a red circle", "the red circle moves right"
+    s.num_frames, s.steps, s.image_steps = 3, 2, 2
+    return s
+
+
+def test_lambda_starts_at_zero_and_follows_the_edits():
+    s = _small()
+    assert s.lam == 0.0
+    plain = s.generate(seed=0, progress=False)
+    s.lam = 1.0
+    assert np.array_equal(s.generate(seed=0, progress=False).frames, plain.frames)  # nothing edited: lam is moot
+    s.paint(red_stroke())
+    s.lam = 0.0
+    edited = s.generate(seed=0, progress=False)
+    assert np.abs(edited.frames.astype(int) - plain.frames.astype(int)).max() > 0  # the paint shows at the default
+
+
+def test_every_generate_is_a_take_with_its_video_settings_seed_and_models():
+    s = _small()
+    v1 = s.generate(seed=1, progress=False)
+    s.lam, s.motion = 0.7, "the red circle moves down"
+    v2 = s.generate(seed=2, num_frames=2, progress=False)
+    first, second = s.takes
+    assert first.video is v1 and second.video is v2 and s.last_video is v2
+    assert (first.seed, second.seed) == (1, 2)
+    assert first.settings["lam"] == 0.0 and second.settings["lam"] == 0.7
+    assert second.settings["num_frames"] == 2  # the per-call override, as the take was made
+    assert first.settings["image"].startswith("sha256:") and first.settings["image"] == second.settings["image"]
+    assert first.models["models"] == {"preset": "tiny", "seed": 0} and first.id != second.id
+    assert set(first.diff(second)) == {"lam", "motion", "num_frames", "seed"}
+    assert first.diff(first) == {}
+    assert first.timings["total"] > 0 and first.made.endswith("+00:00")
+    assert max(first.thumbnail.size) <= THUMB_SIDE and first.thumbnail.num_frames == v1.num_frames
+    assert "keep_takes" not in first.settings and "preview_decoder" not in first.settings
+
+
+def test_a_cancelled_or_refused_generate_makes_no_take():
+    s = _small()
+    with pytest.raises(InstructionError):
+        s.generate(steps=0, progress=False)
+    s.cancel()  # no run: nothing to cancel, nothing recorded
+    assert s.takes == []
+
+
+def test_restore_then_generate_is_bitwise_and_hits_the_denoise_cache():
+    s = _small()
+    s.paint(red_stroke())
+    s.trajectories = [Trajectory(points=[(20, 20), (40, 30)], radius=6)]
+    s.lam = 0.3
+    made = s.generate(seed=5, progress=False)
+    take = s.takes[-1]
+    s.clear_paint()
+    s.trajectories, s.lam, s.motion, s.seed = [], 0.9, "nothing moves", 11
+    s.image = np.full((64, 64, 3), 30, np.uint8)
+    s.generate(progress=False)
+    s.restore(take)
+    assert s.lam == 0.3 and s.seed == 5 and len(s.trajectories) == 1 and s.paint_layer is not None
+    assert s.last_video is take.video  # the player shows the take
+    hits = s.stats["denoise"]["hits"]
+    again = s.generate(progress=False)
+    assert np.array_equal(again.frames, made.frames)
+    assert s.stats["denoise"]["hits"] == hits + 1
+
+
+def test_restore_of_a_take_from_other_models_is_refused_naming_what_differs():
+    s = _small(seed=0)
+    s.generate(progress=False)
+    take = s.takes[-1]
+    other = _small(seed=1)
+    before = other.to_dict()
+    with pytest.raises(InstructionError, match=r"take: got 'take-1'.*models: the take's \{'preset': 'tiny', 'seed': 0\}"):
+        other.restore(take)
+    assert other.to_dict() == before
+    with pytest.raises(InstructionError, match="take"):
+        s.restore("take-1")
+
+
+def test_old_takes_keep_a_thumbnail_and_a_restore_makes_them_again():
+    s = _small()
+    s.keep_takes = 2
+    first = s.generate(seed=1, progress=False)
+    for seed in (2, 3):
+        s.generate(seed=seed, progress=False)
+    assert [t.video is not None for t in s.takes] == [False, True, True]
+    s.restore(s.takes[0])
+    assert np.array_equal(s.takes[0].video.frames, first.frames)
+
+
+def test_two_hundred_takes_keep_memory_bounded():
+    s = _small()
+    s.num_frames, s.steps = 2, 1
+    s.keep_takes = 10
+    s.generate(seed=0, progress=False)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for i in range(200):
+        s.lam = (i % 11) / 10
+        s.generate(seed=i % 7, progress=False)
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss
+    kept = [t for t in s.takes if t.video is not None]
+    assert len(s.takes) == 201 and len(kept) == 10
+    assert s.take_images.nbytes < 20_000  # one picture for all 201 takes: only lambda and seed changed
+    print(f"RSS growth over 200 takes: {grown_kib / 1024:.1f} MiB")
+    assert grown_kib < 200 * 1024
+
+
+def test_side_by_side_shapes_and_labels():
+    a = Video(np.zeros((4, 64, 64, 3), np.uint8), fps=8)
+    b = Video(np.full((6, 32, 48, 3), 200, np.uint8), fps=8)
+    plain = Video.side_by_side([a, b])
+    assert plain.num_frames == 6 and plain.size == (64 + 2 + 48, 64)
+    assert np.array_equal(plain.frames[5, :, :64], a.frames[3])  # the shorter clip holds its last frame
+    assert (plain.frames[0, 16:48, 66:] == 200).all() and (plain.frames[0, :16, 66:] == 255).all()
+    labelled = Video.side_by_side([a, b], labels=["lam 0.3", "lam 0.7"])
+    band = labelled.size[1] - 64
+    assert band >= 12 and (labelled.frames[0, :band] < 128).any()  # dark text on the white band
+    with pytest.raises(InstructionError, match="labels"):
+        Video.side_by_side([a, b], labels=["one"])
+    with pytest.raises(InstructionError, match=r"videos\[1\]"):
+        Video.side_by_side([a, "b"])
+    with pytest.raises(InstructionError, match="videos"):
+        Video.side_by_side([])
+
+
+def test_a_story_joins_segments_with_the_seam_frame_once():
+    s = _small()
+    s.num_frames = 4
+    first = s.generate(seed=0, progress=False)
+    s.paint(red_stroke())
+    s.trajectories = [Trajectory(points=[(20, 20), (40, 30)], radius=6)]
+    taken = s.continue_from()
+    assert taken is s.takes[-1] and s.story.segments == [taken]
+    assert np.array_equal(np.asarray(s.image), first.frames[-1])
+    assert s.content_strength == 0.0 and s.paint_layer is None and s.trajectories == []
+    assert s.motion == "the red circle moves right"  # kept
+    s.motion = "the red circle moves down"
+    second = s.generate(seed=1, progress=False)
+    s.continue_from()
+    story = s.story.video
+    assert story.num_frames == 4 + 4 - 1 == s.story.num_frames
+    assert np.array_equal(story.frames[:4], first.frames)
+    assert np.array_equal(story.frames[4:], second.frames[1:])
+
+
+def test_pop_drops_the_last_segment_and_sets_back_what_it_was_made_from():
+    s = _small()
+    s.generate(seed=0, progress=False)
+    s.continue_from()
+    seam = np.asarray(s.image).copy()
+    s.paint(red_stroke())
+    s.generate(seed=1, progress=False)
+    s.continue_from()
+    assert len(s.story) == 2
+    popped = s.story.pop()
+    assert popped is s.takes[-1] and len(s.story) == 1
+    assert np.array_equal(np.asarray(s.image), seam) and s.paint_layer is not None
+    s.story.pop()
+    with pytest.raises(InstructionError, match="story"):
+        s.story.pop()
+
+
+def test_story_segments_keep_their_videos_past_keep_takes():
+    s = _small()
+    s.keep_takes = 1
+    s.generate(seed=0, progress=False)
+    s.continue_from()
+    for seed in (1, 2, 3):
+        s.generate(seed=seed, progress=False)
+    assert s.takes[0].video is not None and s.story.video.num_frames == 3
+
+
+def test_continue_needs_a_take():
+    s = _small()
+    with pytest.raises(InstructionError, match="generate first"):
+        s.continue_from()
+    with pytest.raises(InstructionError, match="take"):
+        s.continue_from("the last one")
+    with pytest.raises(InstructionError, match="story"):
+        _ = s.story.video
+
+
+def test_take_repr_and_label_name_lambda_seed_and_motion():
+    s = _small()
+    s.generate(seed=4, progress=False)
+    take = s.takes[0]
+    assert isinstance(take, Take)
+    assert "lam 0.0" in take.label() and "seed 4" in take.label() and "moves right" in take.label()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert "take-1" in repr(take)
