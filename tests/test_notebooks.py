@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import site
 import subprocess
 import sys
 import time
@@ -137,6 +138,37 @@ def test_colab_install_cell_enables_the_widget_manager_only_on_colab(monkeypatch
     assert calls == ["enabled"] and namespace["IN_COLAB"] is True
 
 
+# Run in the kernel's venv at startup (from a .pth file): adds the site dirs of the interpreter running the
+# tests, with their .pth files, after the venv's own, but not this project's editable install (the checkout).
+_OUTER_SITE = """import os, site, sys
+for d in {dirs!r}:
+    if os.path.isdir(d) and d not in sys.path:
+        sys.path.append(d)
+        for name in sorted(os.listdir(d)):
+            if name.endswith(".pth") and not name.startswith("__editable__.interactivevideo-"):
+                site.addpackage(d, name, None)
+"""
+
+
+def _venv_seeing_this_environment(venv: Path) -> Path:
+    """A venv without pip whose python sees the packages of the interpreter running the tests; its python.
+
+    `venv --system-site-packages` is not that: run from inside a venv (README's way) it links the base
+    Python's site-packages, not the venv's, and the kernel lacks ipykernel and torch. Here a .pth file
+    in the new venv adds the running interpreter's site dirs (site.getsitepackages(), and the user site
+    where it is on), so the same works from the system Python and from a venv. What pip installs into
+    the new venv comes first on its sys.path.
+    """
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    own = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                         capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    dirs = [*site.getsitepackages(), *([site.getusersitepackages()] if site.ENABLE_USER_SITE else [])]
+    (Path(own) / "_ivtest_outer_site.py").write_text(_OUTER_SITE.format(dirs=dirs))
+    (Path(own) / "_ivtest_outer_site.pth").write_text("import _ivtest_outer_site\n")
+    return python
+
+
 @pytest.mark.slow
 def test_colab_notebook_installs_the_built_wheel_and_runs(tmp_path, monkeypatch):
     """The whole colab_gpu notebook with INSTALL_FROM pointed at a wheel built from this checkout.
@@ -150,8 +182,7 @@ def test_colab_notebook_installs_the_built_wheel_and_runs(tmp_path, monkeypatch)
     build = [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q"]
     subprocess.run([*build, "-w", str(dist)], check=True, timeout=300)
     (wheel,) = dist.glob("interactivevideo-*.whl")
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
-    python = venv / "bin" / "python"
+    python = _venv_seeing_this_environment(venv)
     spec = tmp_path / "jupyter" / "kernels" / "wheelvenv"
     spec.mkdir(parents=True)
     argv = [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
