@@ -5,6 +5,7 @@
     image.png, paint.png    the image instruction and the paint layer (RGB, RGBA; the model's size)
     last_video.safetensors  the last video's uint8 frames (F, H, W, 3), fps in the metadata
     last_video.mp4          the same video for people (never read back)
+    takes/                  the takes and the story (`ivcore.take_files`)
     align.safetensors       a FrameAlign's weights (when `align` is one)
     loras/<sha256>.safetensors  copies of the loaded local LoRA files (hub LoRAs are referenced by id)
 
@@ -18,25 +19,24 @@ Everything is built on a new session, so a failed load changes nothing of a live
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shutil
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
-from safetensors import SafetensorError
 
+from ivcore import take_files
 from ivcore.align import FrameAlign
-from ivcore.backends.weights import HUB_ID, adapter_sources, adapter_weights, checkpoint_sources, file_sha256
+from ivcore.backends.weights import HUB_ID, adapter_sources, file_sha256
 from ivcore.errors import InstructionError
 from ivcore.fields import Saved, fields_of, json_settings
+from ivcore.model_state import backends_of, plain, scheduler_state, weights_state
+from ivcore.untrusted import expect, no_constant, read_frames, read_png, reading
 from ivcore.video import Video
 
 FORMAT = 2  # 1: settings, images and last video only; 2: + LoRAs, checkpoints, samplers, few-step, align weights
@@ -47,55 +47,9 @@ _PAIRS = ("image", "video")
 
 
 # ---------------------------------------------------------------------- what is saved
-def _backends(session) -> dict[str, Any]:
-    return {"image": session.image_backend, "video": session.video_backend}
-
-
-def _plain(value: Any) -> Any:
-    """JSON data as it reads back (tuples become lists, numpy scalars and arrays plain numbers)."""
-
-    def default(v: Any) -> Any:
-        if isinstance(v, (np.ndarray, np.generic)):
-            return v.tolist()
-        if isinstance(v, os.PathLike):
-            return os.fspath(v)
-        raise TypeError(f"{type(v).__name__} is not JSON data")
-
-    return json.loads(json.dumps(value, default=default))
-
-
-def scheduler_state(scheduler) -> dict[str, Any]:
-    """A scheduler as data: its diffusers class name and public config."""
-    config = {k: v for k, v in dict(scheduler.config).items() if not k.startswith("_")}
-    return {"class": type(scheduler).__name__, "config": _plain(config)}
-
-
-def weights_state(session) -> dict[str, Any]:
-    """LoRAs (per target, in load order, with scale and source), checkpoints, samplers, few-step."""
-    from ivcore.backends.fewstep import _SAVED
-
-    loras, checkpoints = [], []
-    for label, backend in _backends(session).items():
-        sources = adapter_sources(backend.unet)
-        for name, scale in adapter_weights(backend.unet).items():
-            record = sources.get(name, {})
-            loras.append(
-                {"name": name, "target": label, "scale": scale, "source": record.get("source"),
-                 "weight_name": record.get("weight_name"), "sha256": record.get("sha256")}
-            )  # fmt: skip
-        checkpoints += [{"target": label, "source": source} for source in checkpoint_sources(backend)]
-    saved = _SAVED.get(session)
-    few_step = None
-    if saved is not None:
-        few_step = {"steps": saved.steps, "guidance": saved.guidance, "adapter": saved.adapter,
-                    "scheduler": scheduler_state(saved.scheduler)}  # fmt: skip
-    schedulers = {label: scheduler_state(b.scheduler) for label, b in _backends(session).items()}
-    return _plain({"loras": loras, "checkpoints": checkpoints, "schedulers": schedulers, "few_step": few_step})
-
-
 def session_dict(session) -> dict[str, Any]:
     """What `Session.to_dict` returns: format, models, the saved fields, the weights state."""
-    models = _plain({k: v for k, v in session.models.items()})
+    models = plain({k: v for k, v in session.models.items()})
     return {"format": FORMAT, "models": models, **json_settings(session), **weights_state(session)}
 
 
@@ -115,7 +69,7 @@ def save(session, folder: str | os.PathLike) -> Path:
         values, data = session._snapshot(), session_dict(session)
     files: dict[str, Any] = {"loras": [], "checkpoints": []}
     for entry in data["loras"]:
-        record = adapter_sources(_backends(session)[entry["target"]].unet).get(entry["name"])
+        record = adapter_sources(backends_of(session)[entry["target"]].unet).get(entry["name"])
         if record is None:
             raise InstructionError(
                 f"loras[{entry['name']}]", entry["target"], "an adapter loaded with load_lora (its source is unknown)"
@@ -154,6 +108,7 @@ def save(session, folder: str | os.PathLike) -> Path:
         lambda p, v: save_file({"frames": v}, str(p), metadata={"fps": repr(float(video.fps))}),
     )  # fmt: skip
     _replace_or_remove(folder / "last_video.mp4", video, lambda p, v: v.to_mp4(p))
+    take_files.save(session, folder)
     _write_atomic(folder / SESSION_FILE, json.dumps({**data, "files": files}, indent=2))
     return folder
 
@@ -167,29 +122,6 @@ def _replace_or_remove(path: Path, value: Any, write) -> None:
 
 
 # ---------------------------------------------------------------------- reading a folder we do not trust
-@contextlib.contextmanager
-def reading(file: str, field: str = "") -> Iterator[None]:
-    """Turn any failure while reading `file` into an InstructionError naming the file and the field."""
-    where = f"{file}:{field}" if field else file
-    try:
-        yield
-    except InstructionError as err:
-        if ":" in err.field:  # already names its file
-            raise
-        inner = err.field if not field or err.field.startswith(field.split("[")[0]) else f"{field}.{err.field}"
-        raise InstructionError(f"{file}:{inner}", err.value, err.allowed) from err
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OSError, RuntimeError, SafetensorError) as err:
-        raise InstructionError(where, type(err).__name__, f"valid data written by Session.save ({err})") from err
-
-
-def _expect(value: Any, types: type | tuple[type, ...], where: str, allowed: str) -> Any:
-    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
-        raise InstructionError(where, value, allowed)
-    if not isinstance(value, types):
-        raise InstructionError(where, value, allowed)
-    return value
-
-
 def read_json(folder: Path) -> dict[str, Any]:
     path = folder / SESSION_FILE
     if not path.is_file():
@@ -197,10 +129,10 @@ def read_json(folder: Path) -> dict[str, Any]:
     if path.stat().st_size > _MAX_JSON_BYTES:
         raise InstructionError(SESSION_FILE, f"{path.stat().st_size} bytes", f"at most {_MAX_JSON_BYTES} bytes")
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"), parse_constant=_no_constant)
+        data = json.loads(path.read_bytes().decode("utf-8"), parse_constant=no_constant)
     except (ValueError, UnicodeDecodeError, RecursionError) as err:
         raise InstructionError(SESSION_FILE, "unreadable JSON", f"the JSON Session.save writes ({err})") from err
-    _expect(data, dict, SESSION_FILE, "a JSON object")
+    expect(data, dict, SESSION_FILE, "a JSON object")
     version = data.get("format")
     if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= FORMAT:
         raise InstructionError(
@@ -210,63 +142,10 @@ def read_json(folder: Path) -> dict[str, Any]:
     return data
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed in session.json")
-
-
-def read_png(path: Path, mode: str, size: tuple[int, int]) -> Image.Image:
-    """A PNG of exactly `size`, converted to `mode`; PIL's decompression-bomb limit stays on."""
-    name = path.name
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                if image.format != "PNG":
-                    raise InstructionError(name, image.format, "a PNG image")
-                if image.size != size:
-                    raise InstructionError(name, image.size, f"an image of the session's size {size}")
-                return image.convert(mode)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise InstructionError(name, "a decompression bomb", f"an image within PIL's pixel limit ({err})") from err
-    except InstructionError:
-        raise
-    except (OSError, ValueError, SyntaxError) as err:
-        raise InstructionError(name, "unreadable", f"a PNG image ({err})") from err
-
-
-def read_frames(path: Path, size: tuple[int, int], max_frames: int) -> tuple[np.ndarray, float | None]:
-    """The last video's frames: one uint8 tensor "frames" of shape (F, H, W, 3), F in [1, max_frames]."""
-    from safetensors import safe_open
-
-    name = path.name
-    with reading(name):
-        with safe_open(str(path), framework="pt") as f:
-            keys, meta = list(f.keys()), f.metadata() or {}
-            if keys != ["frames"]:
-                raise InstructionError(name, keys, 'one tensor named "frames"')
-            view = f.get_slice("frames")
-            dtype, shape = view.get_dtype(), tuple(view.get_shape())
-            width, height = size
-            if dtype != "U8":
-                raise InstructionError(f"{name}:frames", dtype, "uint8 frames")
-            if len(shape) != 4 or shape[1:] != (height, width, 3) or not 1 <= shape[0] <= max_frames:
-                raise InstructionError(
-                    f"{name}:frames", shape, f"(F, {height}, {width}, 3) with 1 <= F <= {max_frames}"
-                )
-            frames = f.get_tensor("frames").numpy()
-    fps = meta.get("fps")
-    if fps is not None:
-        try:
-            fps = float(fps)
-        except ValueError:
-            raise InstructionError(f"{name}:fps", fps, "a number") from None
-    return frames, fps
-
-
 def _inside(folder: Path, relative: Any, where: str) -> Path:
     """A file inside the folder (no absolute path, no '..', no link out), ending in .safetensors."""
     allowed = "a .safetensors file inside the session folder"
-    _expect(relative, str, where, allowed)
+    expect(relative, str, where, allowed)
     path = (folder / relative).resolve()
     if Path(relative).is_absolute() or folder.resolve() not in path.parents or path.suffix != ".safetensors":
         raise InstructionError(where, relative, allowed)
@@ -278,7 +157,7 @@ def _inside(folder: Path, relative: Any, where: str) -> Path:
 # ---------------------------------------------------------------------- load
 def _build(cls, models: Any, model_kwargs: dict[str, Any]):
     where = f"{SESSION_FILE}:models"
-    models = dict(_expect(models if models is not None else {}, dict, where, "a JSON object"))
+    models = dict(expect(models if models is not None else {}, dict, where, "a JSON object"))
     preset = models.pop("preset", None)
     custom = {"image_model", "video_model"} & set(model_kwargs)
     with reading(SESSION_FILE, "models"):
@@ -300,14 +179,14 @@ def _scheduler(state: Any, where: str):
     import diffusers
     from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
-    _expect(state, dict, where, '{"class": a diffusers scheduler name, "config": {...}}')
+    expect(state, dict, where, '{"class": a diffusers scheduler name, "config": {...}}')
     name, config = state.get("class"), state.get("config")
     if not isinstance(name, str) or not re.fullmatch(r"[A-Z]\w*Scheduler", name):
         raise InstructionError(f"{where}.class", name, "the name of a diffusers scheduler class")
     cls = getattr(diffusers, name, None)
     if not (isinstance(cls, type) and issubclass(cls, SchedulerMixin)):
         raise InstructionError(f"{where}.class", name, "the name of a diffusers scheduler class")
-    _expect(config, dict, f"{where}.config", "a JSON object")
+    expect(config, dict, f"{where}.config", "a JSON object")
     with reading(SESSION_FILE, f"{where.split(':')[-1]}.config"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return cls.from_config(config)
@@ -317,18 +196,18 @@ def _apply_weights(session, data: dict[str, Any], folder: Path) -> None:
     """Checkpoints, then LoRAs (same names, order, targets and scales), samplers, few-step state."""
     from ivcore.backends import fewstep
 
-    files = _expect(data.get("files", {}), dict, f"{SESSION_FILE}:files", "a JSON object")
-    checkpoints = _expect(data.get("checkpoints", []), list, f"{SESSION_FILE}:checkpoints", "a list")
-    hashes = _expect(
+    files = expect(data.get("files", {}), dict, f"{SESSION_FILE}:files", "a JSON object")
+    checkpoints = expect(data.get("checkpoints", []), list, f"{SESSION_FILE}:checkpoints", "a list")
+    hashes = expect(
         files.get("checkpoints", [None] * len(checkpoints)), list, f"{SESSION_FILE}:files.checkpoints", "a list"
     )
     for i, entry in enumerate(checkpoints):
         where = f"checkpoints[{i}]"
-        _expect(entry, dict, f"{SESSION_FILE}:{where}", "a JSON object")
+        expect(entry, dict, f"{SESSION_FILE}:{where}", "a JSON object")
         target, source = entry.get("target"), entry.get("source")
         if target not in _PAIRS:
             raise InstructionError(f"{SESSION_FILE}:{where}.target", target, '"image" or "video"')
-        _expect(source, str, f"{SESSION_FILE}:{where}.source", "a checkpoint path or hub id")
+        expect(source, str, f"{SESSION_FILE}:{where}.source", "a checkpoint path or hub id")
         expected = hashes[i] if i < len(hashes) else None
         if expected is not None and (not Path(source).is_file() or file_sha256(source) != expected):
             raise InstructionError(
@@ -337,15 +216,15 @@ def _apply_weights(session, data: dict[str, Any], folder: Path) -> None:
         with reading(SESSION_FILE, where):
             getattr(session, f"load_{target}_checkpoint")(source)
 
-    loras = _expect(data.get("loras", []), list, f"{SESSION_FILE}:loras", "a list")
-    copies = _expect(files.get("loras", [None] * len(loras)), list, f"{SESSION_FILE}:files.loras", "a list")
+    loras = expect(data.get("loras", []), list, f"{SESSION_FILE}:loras", "a list")
+    copies = expect(files.get("loras", [None] * len(loras)), list, f"{SESSION_FILE}:files.loras", "a list")
     for i, entry in enumerate(loras):
         where = f"loras[{i}]"
-        _expect(entry, dict, f"{SESSION_FILE}:{where}", "a JSON object")
+        expect(entry, dict, f"{SESSION_FILE}:{where}", "a JSON object")
         name, target, source = entry.get("name"), entry.get("target"), entry.get("source")
         if target not in _PAIRS:
             raise InstructionError(f"{SESSION_FILE}:{where}.target", target, '"image" or "video"')
-        _expect(source, str, f"{SESSION_FILE}:{where}.source", "the LoRA's path or hub id")
+        expect(source, str, f"{SESSION_FILE}:{where}.source", "the LoRA's path or hub id")
         copy = copies[i] if i < len(copies) else None
         if copy is not None:
             path = _inside(folder, copy, f"{SESSION_FILE}:files.loras[{i}]")
@@ -359,13 +238,13 @@ def _apply_weights(session, data: dict[str, Any], folder: Path) -> None:
         with reading(SESSION_FILE, where):
             session.load_lora(location, target=target, scale=entry.get("scale"), adapter_name=name,
                               weight_name=weight_name)  # fmt: skip
-        unet = _backends(session)[target].unet
+        unet = backends_of(session)[target].unet
         adapter_sources(unet)[name].update(source=source, weight_name=entry.get("weight_name"))
 
     few = data.get("few_step")
     if few is not None:
         where = f"{SESSION_FILE}:few_step"
-        _expect(few, dict, where, "a JSON object or null")
+        expect(few, dict, where, "a JSON object or null")
         default = _scheduler(few.get("scheduler"), f"{where}.scheduler")
         with reading(SESSION_FILE, "few_step"):
             from ivcore.instructions import check_float, check_int
@@ -376,8 +255,8 @@ def _apply_weights(session, data: dict[str, Any], folder: Path) -> None:
             raise InstructionError(f"{where}.adapter", adapter, "null or the name of a loaded video LoRA")
         fewstep._SAVED[session] = fewstep._Saved(default, steps, guidance, adapter)
 
-    schedulers = _expect(data.get("schedulers", {}), dict, f"{SESSION_FILE}:schedulers", "a JSON object")
-    for label, backend in _backends(session).items():
+    schedulers = expect(data.get("schedulers", {}), dict, f"{SESSION_FILE}:schedulers", "a JSON object")
+    for label, backend in backends_of(session).items():
         if label in schedulers and schedulers[label] != scheduler_state(backend.scheduler):
             backend.scheduler = _scheduler(schedulers[label], f"{SESSION_FILE}:schedulers.{label}")
 
@@ -419,6 +298,7 @@ def load(cls, folder: str | os.PathLike, **model_kwargs: Any):
         frames, fps = read_frames(video, session.size, session.video_backend.max_frames)
         with reading("last_video.safetensors", "fps"):
             session.last_video = Video(frames, fps=session.fps if fps is None else fps)
+    take_files.load(session, folder)
     return session
 
 

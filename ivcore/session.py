@@ -460,7 +460,7 @@ class Session(Pipeline):
         """The session's instructions, settings and loaded weights as plain JSON data (images beside).
 
         Every field declared as saved in session.json, plus the models, the LoRAs, checkpoints,
-        samplers and few-step state (`ivcore.persistence.weights_state`).
+        samplers and few-step state (`ivcore.model_state.weights_state`).
         """
         from ivcore import persistence
 

@@ -133,9 +133,9 @@ def take_fields(session_cls: type) -> dict[str, Any]:
 
 def models_of(session) -> dict[str, Any]:
     """What a take must have been made with to be restored: models, LoRAs, checkpoints, samplers."""
-    from ivcore import persistence
+    from ivcore.model_state import weights_state
 
-    weights = persistence.weights_state(session)
+    weights = weights_state(session)
     return {"models": _plain(session.models), **{k: weights[k] for k in ("loras", "checkpoints", "schedulers")}}
 
 

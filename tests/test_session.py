@@ -247,7 +247,7 @@ def test_observers_hear_changes_and_cannot_break_the_session(session):
         session.lam = 3  # refused changes are not announced
     with pytest.warns(UserWarning):
         session.generate(progress=False)
-    assert heard == ["content", "lam", "paint", "trajectories", "video"]
+    assert heard == ["content", "lam", "paint", "trajectories", "video", "takes"]
     unsubscribe()
     with pytest.warns(UserWarning):
         session.motion = "x"

@@ -204,3 +204,77 @@ def test_take_repr_and_label_name_lambda_seed_and_motion():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert "take-1" in repr(take)
+
+
+def test_save_and_load_keep_the_takes_and_the_story(tmp_path):
+    s = _small()
+    s.keep_takes = 1  # the newest and the story's take keep their videos
+    s.paint(red_stroke())
+    s.generate(seed=1, progress=False)
+    s.continue_from()
+    s.lam = 0.4
+    s.generate(seed=2, progress=False)
+    s.generate(seed=3, progress=False)
+    s.save(tmp_path / "saved")
+    files = {p.name for p in (tmp_path / "saved" / "takes").iterdir()}
+    assert {"takes.json", "images", "take-1.safetensors", "take-1.mp4", "take-2.thumb.safetensors"} <= files
+    assert "take-2.safetensors" not in files  # evicted: settings and thumbnail only
+    back = Session.load(tmp_path / "saved")
+    assert [t.id for t in back.takes] == ["take-1", "take-2", "take-3"]
+    assert [t.video is not None for t in back.takes] == [True, False, True]
+    for old, new in zip(s.takes, back.takes, strict=True):
+        assert new.settings == old.settings and new.seed == old.seed and new.models == old.models
+        assert np.array_equal(new.thumbnail.frames, old.thumbnail.frames)
+    assert np.array_equal(back.takes[0].video.frames, s.takes[0].video.frames)
+    assert [t.id for t in back.story.segments] == ["take-1"]
+    back.restore(back.takes[1])  # regenerated from its settings, equal to its thumbnail (no warning)
+    assert back.lam == 0.4 and back.takes[1].video is not None
+    back.generate(seed=9, progress=False)
+    assert back.takes[-1].id == "take-4"
+    s.story.clear()
+    s._takes.clear()
+    s.save(tmp_path / "saved")
+    assert not (tmp_path / "saved" / "takes").exists()  # an earlier save's takes are gone with them
+
+
+@pytest.mark.parametrize(
+    ("damage", "named"),
+    [
+        (lambda d: d.update(takes="x"), r"takes/takes.json:takes"),
+        (lambda d: d["takes"][0].update(seed=-1), r"takes\[0\].seed"),
+        (lambda d: d["takes"][0].update(id="../x"), r"takes\[0\].id"),
+        (lambda d: d["takes"][0]["settings"].update(lam=7), r"takes\[0\].settings.lam"),
+        (lambda d: d["takes"][0]["settings"].update(bogus=1), r"takes\[0\].settings.bogus"),
+        (lambda d: d["takes"][0]["settings"].update(image="sha256:" + "0" * 64), r"takes\[0\].settings.image"),
+        (lambda d: d.update(story=["take-9"]), r"story\[0\]"),
+        (lambda d: d.update(next=True), r"next"),
+    ],
+)
+def test_a_damaged_takes_folder_is_refused_naming_the_file(tmp_path, damage, named):
+    import json
+
+    s = _small()
+    s.generate(seed=1, progress=False)
+    s.save(tmp_path / "saved")
+    index = tmp_path / "saved" / "takes" / "takes.json"
+    data = json.loads(index.read_text())
+    damage(data)
+    index.write_text(json.dumps(data))
+    with pytest.raises(InstructionError, match=named):
+        Session.load(tmp_path / "saved")
+
+
+def test_a_changed_take_picture_or_missing_frames_are_refused(tmp_path):
+    s = _small()
+    s.generate(seed=1, progress=False)
+    s.save(tmp_path / "saved")
+    (picture,) = (tmp_path / "saved" / "takes" / "images").iterdir()
+    from PIL import Image
+
+    Image.new("RGB", (64, 64), "red").save(picture)
+    with pytest.raises(InstructionError, match=r"takes/images/.*changed"):
+        Session.load(tmp_path / "saved")
+    s.save(tmp_path / "saved")
+    (tmp_path / "saved" / "takes" / "take-1.thumb.safetensors").unlink()
+    with pytest.raises(InstructionError, match="take-1.thumb.safetensors"):
+        Session.load(tmp_path / "saved")

@@ -226,8 +226,8 @@ class Pipeline:
             )
             plan.timings["total"] = time.perf_counter() - clock
             self.last_video, self.last_latents, self.last_timings = video, latents, plan.timings
-            self._made(values, seed, video, plan.timings)
         self._notify("video")
+        self._made(values, seed, video, plan.timings)
         return video
 
     def _made(self, values: dict, seed: int, video: Video, timings: dict[str, float]) -> None:
