@@ -58,8 +58,7 @@ def imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
 def graph() -> dict[str, set[str]]:
     modules = source_modules()
     return {
-        name: {m for m in imports_of(name, path, modules) if (name, m) not in ALLOWED}
-        for name, path in modules.items()
+        name: {m for m in imports_of(name, path, modules) if (name, m) not in ALLOWED} for name, path in modules.items()
     }
 
 

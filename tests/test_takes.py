@@ -85,7 +85,9 @@ def test_restore_of_a_take_from_other_models_is_refused_naming_what_differs():
     take = s.takes[-1]
     other = _small(seed=1)
     before = other.to_dict()
-    with pytest.raises(InstructionError, match=r"take: got 'take-1'.*models: the take's \{'preset': 'tiny', 'seed': 0\}"):
+    with pytest.raises(
+        InstructionError, match=r"take: got 'take-1'.*models: the take's \{'preset': 'tiny', 'seed': 0\}"
+    ):
         other.restore(take)
     assert other.to_dict() == before
     with pytest.raises(InstructionError, match="take"):
