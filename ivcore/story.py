@@ -8,11 +8,13 @@ which repeats the seam.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
 
 from ivcore.errors import InstructionError
+from ivcore.fields import fields_of, set_many
 from ivcore.takes import Take
 from ivcore.video import Video
 
@@ -106,3 +108,47 @@ def continue_from(session: Any, take: Take | None) -> Take:
     session.clear_paint()
     session._notify("story")
     return take
+
+
+# what a segment of `render` may set (besides `paint`, a picture painted over the segment's first frame)
+SEGMENT_KEYS = ("motion", "trajectories", "lam", "seed", "num_frames", "steps", "guidance", "trajectory_mode",
+                "motion_scale", "paint")  # fmt: skip
+
+
+def render(session: Any, segments: list[dict[str, Any]], progress: bool = False) -> Video:
+    """Make a story segment by segment: set each segment's instructions, generate, continue from its last frame.
+
+    `segments`: dicts with any of SEGMENT_KEYS (`paint`: an RGBA layer over the segment's first
+    frame; the others as the session's fields, `seed` the generation's). Every segment is
+    checked before the first one runs, so a bad one changes nothing; the story's earlier
+    segments are kept. Returns `session.story.video`.
+    """
+    if not isinstance(segments, (list, tuple)) or not segments:
+        raise InstructionError("segments", segments, "a non-empty list of segments (dicts)")
+    for i, segment in enumerate(segments):
+        if not isinstance(segment, dict):
+            raise InstructionError(f"segments[{i}]", segment, f"an object with any of {', '.join(SEGMENT_KEYS)}")
+        for key, value in segment.items():
+            if key not in SEGMENT_KEYS:
+                raise InstructionError(f"segments[{i}].{key}", value, f"one of {', '.join(SEGMENT_KEYS)}")
+            if value is not None:
+                spec = fields_of(type(session))["paint_layer" if key == "paint" else key]
+                with _named(i):
+                    spec.validate(session, value)
+    for i, segment in enumerate(segments):
+        with _named(i):
+            set_many(session, {k: v for k, v in segment.items() if k not in ("paint", "seed") and v is not None})
+            if segment.get("paint") is not None:
+                session.paint(segment["paint"])
+            session.generate(seed=segment.get("seed"), progress=progress)
+        session.continue_from()
+    return session.story.video
+
+
+@contextlib.contextmanager
+def _named(i: int):
+    """Name the segment in an error: `segments[2].lam: got 7; allowed: ...`."""
+    try:
+        yield
+    except InstructionError as err:
+        raise InstructionError(f"segments[{i}].{err.field}", err.value, err.allowed) from err

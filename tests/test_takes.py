@@ -280,3 +280,49 @@ def test_a_changed_take_picture_or_missing_frames_are_refused(tmp_path):
     (tmp_path / "saved" / "takes" / "take-1.thumb.safetensors").unlink()
     with pytest.raises(InstructionError, match="take-1.thumb.safetensors"):
         Session.load(tmp_path / "saved")
+
+
+def test_render_checks_every_segment_before_the_first_runs():
+    from ivcore.story import render
+
+    s = _small()
+    with pytest.raises(InstructionError, match=r"segments\[1\].lam"):
+        render(s, [{"motion": "the red circle moves right"}, {"lam": 7}])
+    with pytest.raises(InstructionError, match=r"segments\[0\].colour"):
+        render(s, [{"colour": "red"}])
+    assert s.takes == [] and len(s.story) == 0 and s.motion == "the red circle moves right"
+    video = render(s, [{"seed": 0, "paint": red_stroke()}, {"motion": "the red circle moves down", "seed": 1}])
+    assert len(s.story) == 2 and video.num_frames == 2 * 3 - 1
+
+
+def test_story_command_writes_the_joined_mp4_and_refuses_bad_specs(tmp_path, capsys):
+    import json
+
+    from PIL import Image
+
+    from ivcore.cli import main
+
+    Image.fromarray(red_stroke()).save(tmp_path / "paint.png")
+    segments = [
+        {
+            "motion": "the red circle moves right",
+            "lam": 0,
+            "seed": 0,
+            "num_frames": 3,
+            "steps": 2,
+            "paint": "paint.png",
+        },
+        {"motion": "the red circle moves down", "seed": 1, "trajectories": [{"points": [[20, 20], [30, 40]]}]},
+    ]
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"preset": "tiny", "segments": segments, "save": "saved"}))
+    assert main(["story", str(spec), "--out", str(tmp_path / "story.mp4")]) == 0
+    assert Video.from_mp4(tmp_path / "story.mp4").num_frames == 5  # 3 + 3 - the seam
+    back = Session.load(tmp_path / "saved")
+    assert len(back.story) == 2 and back.story.video.num_frames == 5
+    spec.write_text(json.dumps([{"motion": "x", "speed": 2}]))
+    assert main(["story", str(spec)]) == 2
+    assert "segments[0].speed" in capsys.readouterr().err
+    spec.write_text(json.dumps({"segments": [{"paint": "missing.png"}]}))
+    assert main(["story", str(spec)]) == 2
+    assert "segments[0].paint" in capsys.readouterr().err

@@ -12,7 +12,7 @@ import importlib
 import sys
 
 # the command modules, in the order --help lists them
-COMMANDS = ("demo", "generate", "grid", "train_shapes")
+COMMANDS = ("demo", "generate", "grid", "story", "train_shapes")
 
 
 def build_parser() -> argparse.ArgumentParser:
