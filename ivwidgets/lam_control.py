@@ -10,13 +10,14 @@ as that mean allows (slider 0.5: 0 -> 1; slider 0.25: 0 -> 0.5; slider 0 or 1: c
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import ipywidgets as w
 import numpy as np
 
 from ._common import InstructionError
 
-__all__ = ["LAM_MODES", "LamSchedule", "lam_for", "schedule_svg"]
+__all__ = ["LAM_MODES", "LamSchedule", "lam_for", "schedule_svg", "shape_of"]
 
 LAM_MODES = ("constant", "ramp up", "ramp down")
 
@@ -40,30 +41,63 @@ def lam_for(value: float, mode: str, steps: int) -> float | tuple[float, ...]:
     return tuple(float(v) for v in ramp)
 
 
-def schedule_svg(schedule: Sequence[float], *, width: int = 150, height: int = 44) -> str:
-    """A small inline SVG: lambda (0 at the bottom, 1 at the top) over the denoising steps."""
+def shape_of(lam: Any) -> tuple[float, str] | None:
+    """(slider value, mode) that `lam_for` turns into ``lam``, or None for a schedule of its own.
+
+    A restored take brings back a constant lambda or one of the app's ramps; the controls show it.
+    """
+    if isinstance(lam, (int, float)) and not isinstance(lam, bool):
+        return float(lam), "constant"
+    values = np.asarray(lam, dtype=float).ravel() if isinstance(lam, (list, tuple)) else np.zeros(0)
+    if values.size == 0:
+        return None
+    value = float(values.mean())
+    for mode in LAM_MODES[1:]:
+        ramp = lam_for(value, mode, values.size)
+        if np.allclose(np.atleast_1d(ramp), values, rtol=0, atol=1e-9):
+            return value, mode
+    return None
+
+
+def schedule_svg(schedule: Sequence[float], *, width: int = 240, height: int = 60) -> str:
+    """A small inline SVG: lambda (0 at the bottom, 1 at the top) over the denoising steps.
+
+    The curve is drawn inside the axes (a weight of 0 or 1 never hides under an axis), the area
+    under it is shaded, and a line of text says what it shows ("lambda 0.00 at all 20 steps").
+    """
     values = [float(v) for v in schedule] or [0.0]
-    pad, n = 4, len(values)
-    inner_w, inner_h = width - 2 * pad - 14, height - 2 * pad
-    x0 = pad + 14
+    n = len(values)
+    left, right, top, bottom = 16, 6, 4, 16  # room for the 0/1 ticks and the caption
+    inner_w, inner_h = width - left - right, height - top - bottom
 
     def x(i: float) -> float:
-        return x0 + inner_w * i / n
+        return left + inner_w * i / n
 
     def y(v: float) -> float:
-        return pad + inner_h * (1 - v)
+        return top + 3 + (inner_h - 6) * (1 - v)
 
     points = []
     for i, v in enumerate(values):  # one flat segment a step, as the sampler applies it
         points += [f"{x(i):.1f},{y(v):.1f}", f"{x(i + 1):.1f},{y(v):.1f}"]
+    area = f"M{x(0):.1f},{y(0):.1f} L" + " L".join(points) + f" L{x(n):.1f},{y(0):.1f} Z"
     mean = sum(values) / n
+    if max(values) - min(values) < 1e-9:
+        caption = f"\u03bb {values[0]:.2f} at all {n} steps" if n > 1 else f"\u03bb {values[0]:.2f}"
+    else:
+        caption = f"\u03bb {values[0]:.2f} \u2192 {values[-1]:.2f} in {n} steps, mean {mean:.2f}"
+    axis = top + inner_h
     return (
         f'<svg class="ivw-lam-plot" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
         f'role="img" aria-label="lambda over {n} steps, mean {mean:.2f}">'
-        f'<text x="{pad}" y="{pad + 6}" font-size="8" fill="#666">1</text>'
-        f'<text x="{pad}" y="{height - pad}" font-size="8" fill="#666">0</text>'
-        f'<rect x="{x0}" y="{pad}" width="{inner_w}" height="{inner_h}" fill="none" stroke="#ccc"/>'
         f'<polyline points="{" ".join(points)}" fill="none" stroke="#1976d2" stroke-width="2"/>'
+        f'<path d="{area}" fill="#1976d2" fill-opacity="0.15" stroke="none"/>'
+        f'<line x1="{left}" y1="{y(1):.1f}" x2="{left + inner_w}" y2="{y(1):.1f}" stroke="#ddd" '
+        'stroke-dasharray="3 3"/>'
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{axis}" stroke="#999"/>'
+        f'<line x1="{left}" y1="{axis}" x2="{left + inner_w}" y2="{axis}" stroke="#999"/>'
+        f'<text x="{left - 9}" y="{y(1) + 3:.1f}" font-size="9" fill="#666">1</text>'
+        f'<text x="{left - 9}" y="{y(0) + 3:.1f}" font-size="9" fill="#666">0</text>'
+        f'<text class="ivw-lam-caption" x="{left}" y="{height - 3}" font-size="9" fill="#444">{caption}</text>'
         "</svg>"
     )
 
@@ -84,7 +118,7 @@ class LamSchedule(w.VBox):
                 "lambda rises over the steps: layout from the edit x~', detail from x~",
                 "lambda falls over the steps: layout from x~, detail from the edit x~'",
             ],
-            style={"button_width": "72px"},
+            style={"button_width": "auto"},  # as wide as each label: a fixed width cut them ("const...")
         )
         self.mode.add_class("ivw-lam-mode")
         self.plot = w.HTML(value=schedule_svg([0.0]))

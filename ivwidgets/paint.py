@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import Any
 
@@ -64,6 +65,7 @@ class PaintCanvas(SafeStateMixin, anywidget.AnyWidget):
         self.session = session
         self._jobs = Jobs(on_error=self._job_failed)
         self._listeners: list[Callable[[PaintCanvas], None]] = []
+        self._following = False  # True while the canvas shows the session's paint set elsewhere
         self.refresh()
 
     # -- kernel -> front end -------------------------------------------------------------------
@@ -105,9 +107,31 @@ class PaintCanvas(SafeStateMixin, anywidget.AnyWidget):
             self.undone = []
             self.layer = b""
 
+    def show_session_paint(self) -> None:
+        """Show the session's paint layer as it is now (a new image, a restored take), sending nothing back.
+
+        The history becomes one ``{"tool": "layer", "src": <PNG data URL>}`` entry that draws the
+        layer, so new strokes go over it and Undo removes it; no layer: an empty history.
+        """
+        layer = getattr(self.session, "paint_layer", None)
+        strokes = []
+        if layer is not None:
+            src = "data:image/png;base64," + base64.b64encode(encode_png(layer)).decode()
+            strokes = [{"tool": "layer", "src": src}]
+        self._following = True
+        try:
+            with self.hold_sync():
+                self.strokes = strokes
+                self.undone = []
+                self.layer = b""
+        finally:
+            self._following = False
+
     # -- front end -> kernel -------------------------------------------------------------------
     @t.observe("layer")
     def _on_layer(self, change: dict[str, Any]) -> None:
+        if self._following:  # the kernel showing the session's own paint: nothing to apply
+            return
         try:
             self.apply_layer(change["new"])
         except (InstructionError, ValueError, TypeError) as exc:

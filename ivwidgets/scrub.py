@@ -20,7 +20,7 @@ __all__ = ["DEFAULT_SCRUB_LAMS", "LAM_TOL", "SweepStore", "Task", "Worker", "che
 
 DEFAULT_SCRUB_LAMS = (0.0, 0.25, 0.5, 0.75, 1.0)
 LAM_TOL = 1e-6  # two slider values closer than this are the same lambda
-TASK_KINDS = ("generate", "exact", "sweep")
+TASK_KINDS = ("generate", "exact", "sweep", "restore", "story")
 
 
 def check_scrub_lams(value: Any) -> tuple[float, ...] | None:

@@ -21,6 +21,7 @@ from .paint import PaintCanvas
 from .player import VideoPlayer
 from .scrub import DEFAULT_SCRUB_LAMS, SweepStore, Worker, check_scrub_lams
 from .studio_runs import PREVIEW_EVERY_S, SETTLE_S, StudioRuns, frames_strip, latents_to_rgb
+from .studio_takes import FOLLOWED, StudioTakes
 from .trajectory import TrajectoryEditor
 
 __all__ = ["LATENT_RGB", "PREVIEW_EVERY_S", "Studio", "frames_strip", "latents_to_rgb"]
@@ -43,7 +44,7 @@ def _int_slider(session: Any, hints: dict, name: str, label: str, style: dict, u
     )  # fmt: skip
 
 
-class Studio(StudioRuns, w.VBox):
+class Studio(StudioTakes, StudioRuns, w.VBox):
     """All four instructions of InteractiveVideo in one app bound to a ``Session``.
 
     Generation runs in a background worker thread, so the notebook stays responsive; the Generate
@@ -56,6 +57,12 @@ class Studio(StudioRuns, w.VBox):
     of the nearest lambda at once (``showing`` says so); when the slider rests ``settle_s`` seconds
     (a release) at a lambda the sweep does not hold, the exact video is generated and replaces it.
     A change of any other instruction or setting drops the sweep; a new Generate cancels it.
+
+    Takes and stories (``ivwidgets.studio_takes``): the takes strip under the player shows every
+    take, newest first; a click plays one, two selected play side by side with their differences
+    listed, Restore sets the selected take's instructions back. "Continue from the last frame"
+    starts the next segment of ``session.story`` from the take on screen; the story strip plays
+    the story; "Undo segment" drops its last segment.
     """
 
     def __init__(
@@ -92,6 +99,7 @@ class Studio(StudioRuns, w.VBox):
         self.player = VideoPlayer()
         for widget in (self.paint, self.editor, self.player):
             widget.layout = w.Layout(width="auto")
+        self.player.add_class("ivw-main-player")  # the story strip has a player of its own
         style = {"description_width": "70px"}
         text_layout = w.Layout(width="420px")
         self.content = w.Text(
@@ -150,6 +158,8 @@ class Studio(StudioRuns, w.VBox):
         self.x_tilde.add_class("ivw-x-tilde")
         self.x_tilde_edited.add_class("ivw-x-edited")
 
+        takes_box, story_box = self._build_takes()
+
         def figure(widget: w.Widget, caption: str) -> w.VBox:
             return w.VBox([widget, w.HTML(f"<small>{caption}</small>")])
 
@@ -173,6 +183,8 @@ class Studio(StudioRuns, w.VBox):
                 self.error,
                 self.player,
                 self.showing,
+                takes_box,
+                story_box,
             ],
             **kwargs,
         )
@@ -192,33 +204,32 @@ class Studio(StudioRuns, w.VBox):
         if hasattr(session, "observe"):
             session.observe(self._on_session_change)
         self._draw_schedule()
+        self._update_story()
+        self._buttons()
         self.refresh(base=True)
 
     def _on_session_change(self, field: str) -> None:
         """A notebook cell changed the session: show it. The app's own edits come back as no-ops."""
         session = self.session
-        if field not in ("lam", "video", "preview_decoder"):  # the rest makes held videos stale
+        # the rest makes held videos stale (a restore or a new segment sets fields, announced one by one)
+        if field not in ("lam", "video", "preview_decoder", "takes", "restore", "story"):
             self.drop_sweep()
         if field in ("image", "commit"):
-            self.paint.clear()
+            self.paint.show_session_paint()  # none after a new image; a restored take's paint
             self.paint.refresh()
-            if field == "commit" and self.editor.trajectories:
-                self.editor.trajectories = []
+            if field == "commit":
+                self.editor.show_session_trajectories()
             self.refresh(base=True)
+        elif field in FOLLOWED:
+            self._follow(field)
+        elif field in ("takes", "restore", "story"):
+            self._on_takes_event(field)
         elif field in ("content", "motion"):
             box = getattr(self, field)
             if box.value != getattr(session, field):
                 box.value = getattr(session, field)
         elif field == "lam":
-            lam = session.lam
-            if lam != self._lam_for(self.lam.value):  # set in code: the controls follow, nothing runs
-                self._syncing = True
-                try:
-                    if isinstance(lam, float):
-                        self.lam_schedule.mode.value = "constant"
-                        self.lam.value = lam
-                finally:
-                    self._syncing = False
+            self._follow("lam")  # set in code or restored: the controls follow, nothing runs
             self._draw_schedule()
 
     # -- instructions ----------------------------------------------------------------------------

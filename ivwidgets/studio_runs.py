@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ivcore.stages.denoise import Cancelled
 from ivcore.instructions import lam_schedule
+from ivcore.stages.denoise import Cancelled
 from ivcore.stages.preview import decode_preview, latents_to_frames, preview_source
 
 from ._common import InstructionError, session_lock
@@ -176,6 +176,8 @@ class StudioRuns:
             if self.player.video is not video:
                 self.player.show(video)
             self.showing.value = label
+            self._screen = origin
+        self._select_on_screen(video)  # the takes strip marks the take on screen
 
     # -- generation ------------------------------------------------------------------------------
     @property
@@ -195,7 +197,7 @@ class StudioRuns:
         starts as soon as it has stopped.
         """
         with self._run_lock:
-            if self.running:
+            if self.busy:  # a generation, a restore or a story step
                 self.status.value = "already running"
                 return False
             self.drop_sweep()
@@ -242,8 +244,10 @@ class StudioRuns:
         self._buttons()
 
     def _buttons(self) -> None:
-        self.generate_button.disabled = self.running
+        busy = self.busy
+        self.generate_button.disabled = busy
         self.cancel_button.disabled = not self._worker.tasks()
+        self._takes_buttons(busy)
 
     def _callback(self, task: Task, *, progress: bool) -> Any:
         """The denoising callback of a task: stops it when cancelled, shows progress and previews."""
@@ -383,5 +387,5 @@ class StudioRuns:
             self.status.value = f"{self._done} \u00b7 lambda sweep failed (no scrubbing)".lstrip(" \u00b7")
             self.show_error(f"lambda sweep: {type(exc).__name__}: {exc}")
         else:
-            self.status.value = "failed"
+            self.status.value = "failed" if task.kind in ("generate", "exact") else f"{task.kind} failed"
             self.show_error(f"{type(exc).__name__}: {exc}")

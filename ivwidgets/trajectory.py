@@ -177,6 +177,7 @@ class TrajectoryEditor(SafeStateMixin, anywidget.AnyWidget):
         self.show_preview = show_preview
         self._jobs = Jobs(on_error=self._job_failed)
         self._listeners: list[Callable[[TrajectoryEditor], None]] = []
+        self._following = False  # True while the editor shows trajectories the session already has
         self.width, self.height = session.image.size
         current = list(getattr(session, "trajectories", None) or [])
         if current:
@@ -220,8 +221,25 @@ class TrajectoryEditor(SafeStateMixin, anywidget.AnyWidget):
     def wait(self, timeout: float | None = 60.0) -> bool:
         return self._jobs.wait(timeout)
 
+    def show_session_trajectories(self) -> None:
+        """Show the session's trajectories as they are now (a restored take, a new segment), applying nothing."""
+        data = [trajectory_to_data(tr) for tr in getattr(self.session, "trajectories", None) or []]
+        self._following = True
+        try:
+            with self.hold_sync():
+                self.width, self.height = self.session.image.size
+                if self.selected >= len(data):
+                    self.selected = -1
+                self.trajectories = data
+                self.error = ""
+        finally:
+            self._following = False
+        self.update_preview()
+
     @t.observe("trajectories")
     def _on_trajectories(self, change: dict[str, Any]) -> None:
+        if self._following:
+            return
         try:
             self.apply(change["new"])
         except (InstructionError, ValueError, TypeError) as exc:

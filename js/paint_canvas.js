@@ -3,7 +3,8 @@
 // Model traits (see ivwidgets/paint.py):
 //   image (bytes, PNG of x), width, height (native size of x),
 //   color ("#rrggbb"), swatches (list of "#rrggbb": one-click colours beside the picker), brush_size (px at native resolution), opacity (0..1), tool ("brush" | "eraser"),
-//   strokes (list of stroke dicts: the undo history, plain data so it survives a page reload),
+//   strokes (list of stroke dicts: the undo history, plain data so it survives a page reload; a
+//     {tool: "layer", src: <PNG data URL>} entry draws a whole layer: the session's paint shown by the kernel),
 //   undone (list of stroke dicts: the redo stack),
 //   layer (bytes, PNG of the full RGBA layer; written on every stroke end, never on every move),
 //   edited (bytes, PNG of the edited intermediate x~' computed by the kernel), show_edited, busy, error.
@@ -113,11 +114,34 @@ function render({ model, el: root }) {
     stage.style.aspectRatio = `${w} / ${h}`;
   }
 
+  // Layers shown by the kernel (a restored take's paint) are PNG data URLs: decoded once, then redrawn.
+  const layerImages = new Map();
+  function layerImage(src) {
+    let img = layerImages.get(src);
+    if (!img) {
+      img = new Image();
+      img.onload = () => replay();
+      img.src = src;
+      layerImages.set(src, img);
+    }
+    return img.complete && img.naturalWidth ? img : null;
+  }
+
   function replay() {
     setSize();
     const ctx = layer.getContext("2d");
     ctx.clearRect(0, 0, layer.width, layer.height);
-    for (const stroke of model.get("strokes") || []) drawStroke(ctx, stroke, scratch);
+    const used = new Set();
+    for (const stroke of model.get("strokes") || []) {
+      if (stroke.tool === "layer") {
+        used.add(stroke.src);
+        const img = layerImage(stroke.src);
+        if (img) ctx.drawImage(img, 0, 0, layer.width, layer.height);
+      } else {
+        drawStroke(ctx, stroke, scratch);
+      }
+    }
+    for (const src of [...layerImages.keys()]) if (!used.has(src)) layerImages.delete(src);
     undoBtn.disabled = (model.get("strokes") || []).length === 0;
     redoBtn.disabled = (model.get("undone") || []).length === 0;
   }

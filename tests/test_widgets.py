@@ -80,7 +80,7 @@ def s(session: Session) -> Session:
     """The shared tiny session, reset to a blank state (building one takes seconds)."""
     session.clear_paint()
     session.trajectories = []
-    session.lam = 1.0
+    session.lam = 0.0  # the default: lambda follows the edits
     return session
 
 
