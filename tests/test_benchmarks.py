@@ -202,3 +202,13 @@ def test_pan_losses_correlated_noise_keeps_unit_variance_and_links_frames(kind, 
     assert abs(correlation - adjacent) < 0.03
     if kind == "progressive":
         assert torch.equal(noise[:, :, 0], plain[:, :, 0])  # frame 0 is the plain draw
+
+
+def test_take_cost_quick_run_meets_its_target(capsys):
+    """benchmarks/take_cost.py on tiny sizes: the rows, and restore + generate far below a cold run."""
+    script = load_script("take_cost")
+    text = script.main(script.BENCH, QUICK)
+    rows = {line.split("|")[1].strip(): float(line.split("|")[-2]) for line in text.splitlines() if "| " in line[:3]
+            and line.split("|")[-2].strip().replace(".", "").isdigit()}  # fmt: skip
+    assert len(rows) == 3 and text.rstrip().endswith("met.")
+    assert rows["restore(take) + generate(), video in memory"] <= script.TARGET
