@@ -88,6 +88,11 @@ def _check_preview_decoder(session: Session, value: Any) -> torch.nn.Module | No
 
 
 MAX_SEED = 2**63 - 1
+
+
+def _apply_seed(session: Session, seed: int) -> None:
+    """A seed the user sets wins over a restored take's pending video seed (see `restore`)."""
+    session._values["seed"], session._next_seed = seed, None
 # keywords of Session(...) that a preset or its caller may set (the rest are declared fields)
 _CONSTRUCTOR_OPTIONS = ("steps", "image_steps", "guidance", "image_guidance", "cache_bytes")
 
@@ -170,7 +175,7 @@ class Session(Pipeline):
         at init; load trained weights with FrameAlign.from_file); save writes its weights.""",
     )  # fmt: skip
     seed = Setting(
-        "int", 0, low=0, high=MAX_SEED, type="int in [0, 2**63 - 1]",
+        "int", 0, low=0, high=MAX_SEED, type="int in [0, 2**63 - 1]", apply=_apply_seed,
         doc="Seed of P_img and the default seed of `generate` (torch generators take 64-bit seeds).",
     )  # fmt: skip
     num_frames = Setting(
@@ -234,6 +239,7 @@ class Session(Pipeline):
         self._take_numbers = takes.counter()
         self.story = story.Story(self)
         self._recording = True  # restore's regeneration of an evicted take makes no new take
+        self._next_seed: int | None = None  # a restored take's video seed, for the next generate()
         self.seed, self.steps, self.image_steps = seed, steps, image_steps
         self.guidance, self.image_guidance = guidance, image_guidance
         self.last_video = None
@@ -440,7 +446,9 @@ class Session(Pipeline):
         """Set every instruction and setting back to the take's, so that the next `generate()` equals
         `take.video` (bitwise on the CPU; from the caches where they still hold it).
 
-        A take made with other models, LoRAs, checkpoints or samplers than the session now has is
+        The take's video seed is the next `generate()`'s default, once, where it differs from the
+        seed P_img used (`s.seed`; a take made with `generate(seed=k)`); setting `s.seed` cancels
+        that. A take made with other models, LoRAs, checkpoints or samplers than the session now has is
         refused (InstructionError naming what differs). A take whose video was dropped from memory
         (older than `keep_takes`) is generated again; the player shows the take's video.
         """

@@ -112,11 +112,14 @@ class Take:
         return f"{self.id} lam {lam} seed {self.seed}" + (f": {self.motion}" if self.motion else "")
 
     def diff(self, other: Take) -> dict[str, tuple[Any, Any]]:
-        """{field: (this take's value, the other's)} for every setting, the seed and the models that differ."""
+        """{field: (this take's value, the other's)} for every setting, the video seed and the models that differ.
+
+        `seed` is the session's (P_img's), `video_seed` the one the video was generated with.
+        """
         if not isinstance(other, Take):
             raise InstructionError("other", other, "a Take")
-        mine = {**self.settings, "seed": self.seed, "models": self.models}
-        theirs = {**other.settings, "seed": other.seed, "models": other.models}
+        mine = {**self.settings, "video_seed": self.seed, "models": self.models}
+        theirs = {**other.settings, "video_seed": other.seed, "models": other.models}
         return {
             k: (mine.get(k), theirs.get(k)) for k in dict.fromkeys([*mine, *theirs]) if mine.get(k) != theirs.get(k)
         }
@@ -203,6 +206,7 @@ def restore(session, take: Take) -> None:
         detail = "; ".join(f"{k}: the take's {take.models.get(k)!r}, now {now.get(k)!r}" for k in differs)
         raise InstructionError("take", take.id, f"a take made with this session's models ({detail})")
     set_many(session, values_of(session, take))
+    session._next_seed = take.seed  # P_img uses s.seed (set above); the video the take's own seed
     if take.video is None:
         session._recording = False
         try:
@@ -212,6 +216,7 @@ def restore(session, take: Take) -> None:
         if thumbnail(video).frames.tobytes() != take.thumbnail.frames.tobytes():
             warnings.warn(f"{take.id}: made again, its frames differ from its thumbnail", stacklevel=3)
         take.video = video
+        session._next_seed = take.seed  # still the next generate's, as after any restore
     else:
         session.last_video = take.video
         session._notify("video")

@@ -63,6 +63,7 @@ def test_lam_one_reproduces_pia_with_euler_scheduler(session):
     """A scheduler with its own sigma scaling still matches: the loop is not DDIM-specific."""
     b = session.video_backend
     b.scheduler = EulerDiscreteScheduler.from_config(b.scheduler.config)
+    session.lam = 1.0
     session.generate(seed=1, progress=False)
     reference = pia_reference(
         session, session.intermediate(edited=False), session.motion, steps=4, frames=4, guidance=7.5, seed=1

@@ -251,11 +251,12 @@ def test_observers_hear_changes_and_cannot_break_the_session(session):
     unsubscribe()
     with pytest.warns(UserWarning):
         session.motion = "x"
-    assert heard[-1] == "video"
+    assert heard[-1] == "takes"
 
 
 def test_lam_one_with_an_edit_reuses_the_plain_video(session):
     """lam = 1 never uses x~': no encode of it, and the plain run's cache entry is reused."""
+    session.lam = 1.0
     plain = session.generate(progress=False)
     before = misses(session)
     session.paint(red_stroke())

@@ -44,7 +44,7 @@ def test_every_generate_is_a_take_with_its_video_settings_seed_and_models():
     assert second.settings["num_frames"] == 2  # the per-call override, as the take was made
     assert first.settings["image"].startswith("sha256:") and first.settings["image"] == second.settings["image"]
     assert first.models["models"] == {"preset": "tiny", "seed": 0} and first.id != second.id
-    assert set(first.diff(second)) == {"lam", "motion", "num_frames", "seed"}
+    assert set(first.diff(second)) == {"lam", "motion", "num_frames", "video_seed"}
     assert first.diff(first) == {}
     assert first.timings["total"] > 0 and first.made.endswith("+00:00")
     assert max(first.thumbnail.size) <= THUMB_SIDE and first.thumbnail.num_frames == v1.num_frames
@@ -67,16 +67,34 @@ def test_restore_then_generate_is_bitwise_and_hits_the_denoise_cache():
     made = s.generate(seed=5, progress=False)
     take = s.takes[-1]
     s.clear_paint()
-    s.trajectories, s.lam, s.motion, s.seed = [], 0.9, "nothing moves", 11
+    s.trajectories, s.lam, s.motion, s.seed = [], 0.9, "nothing moves", 11  # s.seed was 0 (P_img's)
     s.image = np.full((64, 64, 3), 30, np.uint8)
     s.generate(progress=False)
     s.restore(take)
-    assert s.lam == 0.3 and s.seed == 5 and len(s.trajectories) == 1 and s.paint_layer is not None
+    assert s.lam == 0.3 and s.seed == 0 and len(s.trajectories) == 1 and s.paint_layer is not None
     assert s.last_video is take.video  # the player shows the take
     hits = s.stats["denoise"]["hits"]
     again = s.generate(progress=False)
     assert np.array_equal(again.frames, made.frames)
     assert s.stats["denoise"]["hits"] == hits + 1
+
+
+def test_restore_repeats_a_take_made_with_another_seed_than_the_sessions():
+    """generate(seed=k) with s.seed = 0: P_img used 0, the video k; restore makes the next generate() both."""
+    s = _small()
+    s.content_strength = 0.6  # P_img really draws from s.seed
+    s.paint(red_stroke())
+    made = s.generate(seed=7, progress=False)
+    take = s.takes[-1]
+    assert take.seed == 7 and take.settings["seed"] == 0
+    s.generate(seed=8, progress=False)
+    s.restore(take)
+    assert s.seed == 0 and np.array_equal(s.generate(progress=False).frames, made.frames)
+    assert s.takes[-1].seed == 7
+    s.restore(take)
+    s.seed = 3  # a seed the user sets wins
+    s.generate(progress=False)
+    assert s.takes[-1].seed == 3
 
 
 def test_restore_of_a_take_from_other_models_is_refused_naming_what_differs():

@@ -178,7 +178,10 @@ class Pipeline:
         """Per-call overrides of the session's settings, validated like the setters."""
         v = self._snapshot()
         fields = type(self)  # the declared fields validate per-call overrides exactly as their setters do
-        seed = v["seed"] if seed is None else fields.seed.validate(self, seed)
+        if seed is None:  # a restored take's video seed until the next generate (`restore`), else the session's
+            seed = v["seed"] if self._next_seed is None else self._next_seed
+        else:
+            seed = fields.seed.validate(self, seed)
         num_frames = v["num_frames"] if num_frames is None else fields.num_frames.validate(self, num_frames)
         steps = v["steps"] if steps is None else fields.steps.validate(self, steps)
         guidance = v["guidance"] if guidance is None else fields.guidance.validate(self, guidance)
@@ -213,8 +216,7 @@ class Pipeline:
         with self._exclusive():
             clock = time.perf_counter()
             # one snapshot for the run and its take: the fields as this generation used them
-            values = {**self._snapshot(), "seed": seed, "num_frames": num_frames, "steps": steps,
-                      "guidance": guidance, "lam": lam}  # fmt: skip
+            values = {**self._snapshot(), "num_frames": num_frames, "steps": steps, "guidance": guidance, "lam": lam}
             schedule = lam_schedule(lam, steps)
             plan = self._plan(seed, num_frames, steps, guidance, values).for_schedules([schedule])
             key = fingerprint("denoise", plan.key, schedule)
@@ -226,6 +228,7 @@ class Pipeline:
             )
             plan.timings["total"] = time.perf_counter() - clock
             self.last_video, self.last_latents, self.last_timings = video, latents, plan.timings
+        self._next_seed = None
         self._notify("video")
         self._made(values, seed, video, plan.timings)
         return video
@@ -288,12 +291,9 @@ class Pipeline:
         self._cancel.set()
 
     def _plan(self, seed: int, num_frames: int, steps: int, guidance: float, values: dict | None = None) -> _Plan:
-        """Snapshot the instructions (or take `values`) and run the cheap cached stages: text, P_img, trajectories.
-
-        P_img draws from the generation's seed, so one seed stands for the whole run (and its take).
-        """
+        """Snapshot the instructions (or take `values`) and run the cheap cached stages: text, P_img, trajectories."""
         clock = time.perf_counter()
-        v = {**(self._snapshot() if values is None else values), "seed": seed}
+        v = self._snapshot() if values is None else values
         image, motion, negative, trajectories = v["image"], v["motion"], v["negative_prompt"], v["trajectories"]
         mode, motion_scale, trajectory_strength = v["trajectory_mode"], v["motion_scale"], v["trajectory_strength"]
         backend = self.video_backend

@@ -69,7 +69,7 @@ def static_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("static")
     (root / "js").mkdir()
-    for name in ("paint_canvas.js", "trajectory_editor.js", "video_player.js", "widgets.css"):
+    for name in ("paint_canvas.js", "trajectory_editor.js", "video_player.js", "takes_strip.js", "widgets.css"):
         (root / "js" / name).write_text(asset(name), encoding="utf-8")
     shutil.copy(HERE / "harness.html", root / "index.html")
     return root
