@@ -93,6 +93,8 @@ MAX_SEED = 2**63 - 1
 def _apply_seed(session: Session, seed: int) -> None:
     """A seed the user sets wins over a restored take's pending video seed (see `restore`)."""
     session._values["seed"], session._next_seed = seed, None
+
+
 # keywords of Session(...) that a preset or its caller may set (the rest are declared fields)
 _CONSTRUCTOR_OPTIONS = ("steps", "image_steps", "guidance", "image_guidance", "cache_bytes")
 
