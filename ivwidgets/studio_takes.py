@@ -171,7 +171,7 @@ class StudioTakes:
             self.session.restore(take)  # the controls follow (_on_session_change)
         self._show_take(take.video, f"{take.id} (restored)", "take")
         self._select_on_screen(take.video)
-        self.status.value = f"{take.id} restored: Generate makes it again (from the cache)"
+        self.status.value = f"{take.id} restored"  # short: the status line does not wrap
 
     def continue_story(self) -> bool:
         """Continue from the last frame: the take on screen joins ``session.story`` (``continue_from``).
@@ -183,7 +183,7 @@ class StudioTakes:
         chosen = self.takes_strip.selected_takes
         take = chosen[0] if len(chosen) == 1 else None
         exact = take is None and self._screen == "sweep" and self.player.video is not None
-        return self._action("story", self._run_continue, (take, exact), "continuing from the last frame\u2026")
+        return self._action("story", self._run_continue, (take, exact), "continuing\u2026")
 
     def _run_continue(self, task: Task) -> None:
         take, exact = task.value
@@ -192,17 +192,16 @@ class StudioTakes:
             take = self.session.takes[-1]
         with session_lock(self.session):
             take = self.session.continue_from(take)
-        n = len(self.session.story)
-        self.status.value = f"{take.id} is segment {n}: paint, drag, write the next motion and Generate"
+        self.status.value = f"{take.id} is segment {len(self.session.story)} of the story"
 
     def undo_segment(self) -> bool:
         """Drop the story's last segment (``session.story.pop()``): the image it continued from comes back."""
-        return self._action("story", self._run_undo, None, "undoing the last segment\u2026")
+        return self._action("story", self._run_undo, None, "undoing a segment\u2026")
 
     def _run_undo(self, task: Task) -> None:
         with session_lock(self.session):
             take = self.session.story.pop()
-        self.status.value = f"{take.id} left the story: its instructions are back, to make it again"
+        self.status.value = f"{take.id} left the story"
 
     # -- the session changed -------------------------------------------------------------------------
     def _follow(self, field: str) -> None:
@@ -230,6 +229,14 @@ class StudioTakes:
         """Takes, restores and story changes: the strip's buttons, the story strip, the editors."""
         if field in ("restore", "story"):
             self.editor.show_session_trajectories()
+        if field == "restore":  # the Seed control is the video's seed (s.seed, restored too, is P_img's)
+            take = self._take_of(self.session.last_video)
+            if take is not None and self.seed.value != take.seed:
+                self._syncing = True
+                try:
+                    self.seed.value = take.seed
+                finally:
+                    self._syncing = False
         if field == "story":
             self._story_mark = len(self.session.takes)
         self._update_story()

@@ -116,7 +116,7 @@ def test_strip_selection_lists_differences_and_refuses_bad_picks(s: Session) -> 
     strip.on_select(seen.append)
     from_frontend(strip, selected=[b.id, a.id])  # picked newest first: still listed oldest first
     assert strip.selected_takes == [a, b] and seen[-1] == [a, b]
-    lines = [f"{a.id} \u2192 {b.id}: 2 differences", "lam: 0.3 \u2192 0.7", "seed: 0 \u2192 1"]
+    lines = [f"{a.id} \u2192 {b.id}: 2 differences", "lam: 0.3 \u2192 0.7", "video_seed: 0 \u2192 1"]
     assert strip.diff.splitlines() == lines
     video, label = strip.selection_video()
     expected = Video.side_by_side([a.video, b.video], labels=[a.label(), b.label()])
