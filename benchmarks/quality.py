@@ -14,11 +14,14 @@ world knows the truth, so each instruction is scored directly by colour segmenta
 * Trajectories: ObjMC (mean px between the generated and the requested track) in path mode,
   endpoint mode and with no trajectory; the end point; an anchored shape's drift.
 * Temporal consistency: frames whose set of shape colours equals frame 0's.
+* Stories (`Session.continue_from`): "the X moves right", then from its last frame "the X moves
+  down": both segments followed; the seam (the next segment's first frame against the last frame
+  it continued from) in dB; every shape kept in its colour and place across the seam.
 
 A share of clips or scenes is shown with its count and 95 % Wilson interval; camera pans, the
 noisiest row, are scored on every scene.
 
-    python benchmarks/quality.py [--scenes 16] [--first 0] [--folder DIR] [--json out.json]
+    python benchmarks/quality.py [--scenes 16] [--first 0] [--folder DIR] [--json out.json] [--only stories]
 
 Prints a markdown table (metric, target, measured, pass) for benchmarks/RESULTS.md.
 """
@@ -109,6 +112,26 @@ def measure(session: Session, scenes: int, progress: bool = True, first: int = 0
     drifts = [d for d in (ev.score_anchor(session, i) for i in half) if d is not None]
     drift = _mean(drifts)
     row("anchor: anchored shape's max drift (px)", "<= 1.5", drift, drift <= 1.5)
+    rows += measure_stories(session, len(half), progress, first)
+    return rows
+
+
+def measure_stories(session: Session, scenes: int, progress: bool = True, first: int = 0) -> list[dict]:
+    """The story rows alone (`--only stories`): two-segment stories on `scenes` held-out scenes."""
+    stories = [ev.score_story(session, i) for i in range(first, first + scenes)]
+    rows: list[dict] = []
+    share, count = share_row(all(s.followed) for s in stories)
+    rows.append(dict(metric='stories: "moves right", continue, "moves down": both followed', target=">= 90 %",
+                     value=share, passed=share >= 90, count=count))  # fmt: skip
+    seam = _mean([s.seam_psnr for s in stories])
+    rows.append(dict(metric="stories: seam, next segment's frame 0 vs the last frame (dB)", target=">= 30",
+                     value=seam, passed=seam >= 30, count=None))  # fmt: skip
+    share, count = share_row(s.kept for s in stories)
+    rows.append(dict(metric="stories: shapes and colours kept across the seam", target=">= 95 %",
+                     value=share, passed=share >= 95, count=count))  # fmt: skip
+    if progress:
+        for r in rows:
+            print(f"  {r['metric']}: {r['value']:.3g} ({r['target']}) {'pass' if r['passed'] else 'MISS'}", flush=True)
     return rows
 
 
@@ -119,13 +142,17 @@ def main() -> None:
     parser.add_argument("--folder", help="trained models (train-shapes --out); default: the shipped ones")
     parser.add_argument("--json", help="also write the rows as JSON here")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--only", choices=("stories",), help="only these rows (stories: on scenes/2 scenes)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     session = Session.shapes(folder=args.folder)
     scenes = f"{args.scenes} held-out scenes per check from {args.first}"
     print(f"shapes models, {scenes}, settings: {session!r}", flush=True)
-    rows = measure(session, args.scenes, first=args.first)
+    if args.only == "stories":
+        rows = measure_stories(session, max(4, args.scenes // 2), first=args.first)
+    else:
+        rows = measure(session, args.scenes, first=args.first)
     print()
     print(ev.metrics_table(rows))
     targets = [r for r in rows if not r["target"].startswith("(")]

@@ -49,6 +49,14 @@ def test_camera_pans_shift_every_shape_and_keep_its_colour(shapes):
     assert sum(s.ok for s in scores) >= 9, [(s.caption, s.shift) for s in scores]
 
 
+def test_a_two_segment_story_follows_both_texts_across_a_clean_seam(shapes):
+    """'the X moves right', continue from its last frame, 'the X moves down' (benchmarks/quality.py --only stories)."""
+    scores = [ev.score_story(shapes, i) for i in range(2)]
+    assert all(all(s.followed) for s in scores), scores
+    assert min(s.seam_psnr for s in scores) >= 30 and all(s.kept for s in scores), scores
+    assert len(shapes.story) == 2 and shapes.story.video.num_frames == 2 * 8 - 1
+
+
 def test_paint_is_there_at_lam_0_and_gone_at_lam_1(shapes):
     for index in range(2):
         score = ev.score_paint(shapes, index, lams=(0.0, 1.0))

@@ -8,7 +8,7 @@ the tests run a handful. Scores are plain dicts of numbers so they can go into J
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -109,6 +109,57 @@ def _drift(frames: np.ndarray, colour: str) -> float:
     if any(p is None for p in track):
         return float("inf")
     return float(max(np.hypot(p[0] - track[0][0], p[1] - track[0][1]) for p in track))
+
+
+# ------------------------------------------------------------------------------------ stories
+
+
+@dataclass
+class StoryScore:
+    caption: str  # the scene's
+    mover: str  # the shape told to move right, then down
+    followed: tuple[bool, bool]  # each segment moved its shape >= 6 px the captioned way
+    seam_psnr: float  # the second segment's first frame against the first segment's last frame (dB)
+    kept: bool  # the same colours on both sides of the seam, each shape where it was (mask IoU >= 0.5)
+
+
+def story_scene(index: int) -> world.Clip:
+    """Held-out move clip `index` with its moving shape placed where it has room to go right, then down."""
+    clip = world.random_clip(HELDOUT + index, kind="move")
+    mover = clip.scene.shapes[clip.mover]
+    room = 64 - mover.size / 2 - 24  # ~20 px a segment, a margin
+    placed = mover.moved(min(0, room - mover.x), min(0, room - mover.y))
+    shapes = tuple(placed if i == clip.mover else s for i, s in enumerate(clip.scene.shapes))
+    scene = world.Scene(clip.scene.background, shapes)
+    return replace(clip, scene=scene, frames=np.stack([world.render(scene)]))
+
+
+def score_story(session, index: int, seed: int = 0) -> StoryScore:
+    """A two-segment story on held-out scene `index`: "the X moves right", continue, "the X moves down"."""
+    from ivcore.story import render
+
+    clip = story_scene(index)
+    mover = clip.scene.shapes[clip.mover]
+    _reset(session, clip.frames[0], f"the {mover.name} moves right")
+    session.story.clear()
+    segments = [{"seed": seed, "lam": 0.0}, {"motion": f"the {mover.name} moves down", "seed": seed + 1}]
+    render(session, segments)
+    first, second = (t.video.frames for t in session.story.segments)
+    followed = (_shift(first, mover.colour, (1, 0)) >= 6, _shift(second, mover.colour, (0, 1)) >= 6)
+    colours = [s.colour for s in clip.scene.shapes]
+    before, after = first[-1], second[0]
+    present = shapes_present(before, colours)
+    # each shape where it was, in its colour: IoU of its mask on both sides of the seam (shape classes of
+    # small blurred shapes flip between neighbouring frames, so IoU is the steadier measure of "kept")
+    kept = present == shapes_present(after, colours) and all(
+        _iou(world.segment(before, c), world.segment(after, c)) >= 0.5 for c in present
+    )
+    return StoryScore(clip.scene.caption(), mover.name, followed, psnr(after, before), kept)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
 # ------------------------------------------------------------------------------------ Eq. 4 and paint
