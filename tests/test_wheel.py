@@ -19,7 +19,7 @@ def test_wheel_holds_the_es_modules_and_the_shapes_weights(tmp_path):
     (wheel,) = tmp_path.glob("interactivevideo-*.whl")
     with zipfile.ZipFile(wheel) as z:
         sizes = {info.filename: info.file_size for info in z.infolist()}
-    for name in ("paint_canvas.js", "trajectory_editor.js", "video_player.js", "widgets.css"):
+    for name in ("paint_canvas.js", "trajectory_editor.js", "video_player.js", "takes_strip.js", "widgets.css"):
         assert f"ivwidgets/js/{name}" in sizes
     shipped = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "ivcore" / "shapes").rglob("*") if p.is_file())
     assert any(p.endswith("unet/diffusion_pytorch_model.safetensors") for p in shipped)
