@@ -110,7 +110,8 @@ class StudioTakes:
     def _select_on_screen(self, video: Any) -> None:
         """The strip marks the take the player shows (none for a swept lambda or a comparison)."""
         take = self._take_of(video) if video is not None else None
-        ids = [take.id] if take is not None else []
+        tiles = {item["id"] for item in self.takes_strip.items}  # a take too old for a tile: none marked
+        ids = [take.id] if take is not None and take.id in tiles else []
         if list(self.takes_strip.selected) != ids:
             self._selecting = True
             try:

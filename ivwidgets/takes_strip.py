@@ -29,6 +29,7 @@ from ._common import SafeStateMixin, asset
 __all__ = ["TakesStrip", "diff_text", "gif_data_url", "short_value", "take_caption", "take_tooltip"]
 
 MAX_SELECTED = 2  # two takes are compared side by side
+MAX_TILES = 100  # the newest takes shown (the whole list is synced on each new take); older ones stay in s.takes
 
 
 def gif_data_url(video: Any) -> str:
@@ -92,21 +93,25 @@ class TakesStrip(SafeStateMixin, anywidget.AnyWidget):
     """The session's takes, newest first, as looping thumbnails with their lambda; one or two selected.
 
     Click a take to select it alone; Ctrl-, Cmd- or Shift-click, or tick its box, to add it (a
-    third drops the first picked). ``selected`` holds the ids (kernel and page both set it);
-    ``diff`` lists what differs between the two selected takes (or describes the one).
+    third drops the first picked). The newest ``max_tiles`` takes get a tile (the list goes to the
+    page whole on each new take); ``older`` counts the rest, which ``session.takes`` keeps.
+    ``selected`` holds the ids (kernel and page both set it); ``diff`` lists what differs between
+    the two selected takes (or describes the one).
     """
 
     _esm = asset("takes_strip.js")
     _css = asset("widgets.css")
 
     items = t.List(t.Dict(), help="newest first: {id, thumb, caption, title, kept}").tag(sync=True)
+    older = t.Int(0, help="takes older than the tiles shown (max_tiles)").tag(sync=True)
     selected = t.List(t.Unicode(), help=f"ids of the selected takes (at most {MAX_SELECTED})").tag(sync=True)
     diff = t.Unicode("", help="the selected takes' differences, as text").tag(sync=True)
     error = t.Unicode("").tag(sync=True)
 
-    def __init__(self, session: Any, **kwargs: Any):
+    def __init__(self, session: Any, *, max_tiles: int = MAX_TILES, **kwargs: Any):
         super().__init__(**kwargs)
         self.session = session
+        self.max_tiles = max(1, int(max_tiles))
         self._lock = threading.RLock()
         self._thumbs: dict[str, str] = {}  # take id -> GIF data URL (a take's thumbnail never changes)
         self._listeners: list[Callable[[list[Any]], None]] = []
@@ -124,8 +129,9 @@ class TakesStrip(SafeStateMixin, anywidget.AnyWidget):
         """Show the session's takes as they are now (called on each new take)."""
         with self._lock:
             takes = list(getattr(self.session, "takes", []))
+            shown = takes[-self.max_tiles :]
             items = []
-            for take in reversed(takes):
+            for take in reversed(shown):
                 if take.id not in self._thumbs:
                     self._thumbs[take.id] = gif_data_url(take.thumbnail)
                 items.append({
@@ -133,8 +139,10 @@ class TakesStrip(SafeStateMixin, anywidget.AnyWidget):
                     "title": take_tooltip(take), "kept": take.video is not None,
                 })  # fmt: skip
             ids = {item["id"] for item in items}
+            self._thumbs = {k: v for k, v in self._thumbs.items() if k in ids}
             with self.hold_sync():
                 self.items = items
+                self.older = len(takes) - len(shown)
                 kept = [i for i in self.selected if i in ids]
                 if kept != list(self.selected):
                     self.selected = kept

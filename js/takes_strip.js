@@ -4,7 +4,8 @@
 //   items (list of {id, thumb (data URL of an animated GIF), caption (its lambda), title (tooltip:
 //     lambda, seed, motion text), kept (false once only the thumbnail is in memory)}), newest first,
 //   selected (list of at most 2 take ids, in the order picked; set here and by the kernel),
-//   diff (text from the kernel: the selected takes' differences), error.
+//   older (how many older takes have no tile), diff (text from the kernel: the selected takes'
+//   differences), error.
 //
 // Click a take: it alone is selected. Ctrl-, Cmd- or Shift-click, or its checkbox: add it to the
 // selection or drop it from it; a third take drops the first picked.
@@ -24,6 +25,7 @@ function render({ model, el: root }) {
   row.setAttribute("aria-multiselectable", "true");
   row.setAttribute("aria-label", "takes, newest first");
   const empty = el("div", { className: "ivw-empty", textContent: "No takes yet: every Generate keeps one here." });
+  const older = el("div", { className: "ivw-takes-older" });
   const hint = el("div", {
     className: "ivw-takes-hint",
     textContent: "Click a take to play it; Ctrl- or Shift-click (or tick) a second to compare them side by side.",
@@ -31,7 +33,7 @@ function render({ model, el: root }) {
   const diff = el("textarea", { className: "ivw-takes-diff", readOnly: true, rows: 4, spellcheck: false });
   diff.setAttribute("aria-label", "differences of the selected takes");
   const error = el("div", { className: "ivw-error", role: "alert" });
-  root.append(row, empty, hint, diff, error);
+  root.append(row, older, empty, hint, diff, error);
 
   const tiles = new Map(); // take id -> { fig, img, box, cap }: kept across updates, so the GIFs run on
   const selected = () => model.get("selected") || [];
@@ -85,6 +87,9 @@ function render({ model, el: root }) {
     row.style.display = items.length ? "" : "none";
     empty.style.display = items.length ? "none" : "";
     hint.style.display = items.length > 1 ? "" : "none";
+    const n = Number(model.get("older")) || 0;
+    older.textContent = n ? `and ${n} older take${n === 1 ? "" : "s"} (in session.takes)` : "";
+    older.style.display = n ? "" : "none";
     showSelected();
   }
   function showSelected() {
@@ -108,7 +113,7 @@ function render({ model, el: root }) {
   }
 
   const handlers = [
-    ["change:items", showItems],
+    ["change:items change:older", showItems],
     ["change:selected", showSelected],
     ["change:diff", showDiff],
     ["change:error", showError],

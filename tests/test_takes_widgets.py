@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import traitlets
 from ipywidgets.widgets.widget import _remove_buffers
 from PIL import Image
 
@@ -129,6 +130,16 @@ def test_strip_selection_lists_differences_and_refuses_bad_picks(s: Session) -> 
     from_frontend(strip, selected=[a.id])
     assert strip.error == "" and strip.selection_video() == (a.video, a.id)
     assert "seed 0" in strip.diff and "compare" in strip.diff
+
+
+def test_strip_shows_the_newest_tiles_and_counts_the_older(s: Session) -> None:
+    for seed in range(3):
+        s.generate(seed=seed, num_frames=1, steps=1, progress=False)
+    strip = TakesStrip(s, max_tiles=2)
+    assert [item["id"] for item in strip.items] == [t.id for t in s.takes[::-1][:2]]
+    assert strip.older == len(s.takes) - 2
+    with pytest.raises(traitlets.TraitError):  # no tile, no selection
+        strip.selected = [s.takes[0].id]
 
 
 def test_short_values_and_gif() -> None:
