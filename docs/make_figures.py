@@ -1,4 +1,4 @@
-"""Make the pictures of docs/ with the code they document: python docs/make_figures.py
+"""Make the pictures of docs/ with the code they document: python docs/make_figures.py [architecture story demo]
 
 Runs offline on a CPU in about a minute with `Session.shapes()`: small diffusion models trained
 on the shapes world of `ivcore.shapes.world` (64 x 64 pictures, 8-frame clips), so the generated frames
@@ -308,12 +308,55 @@ def fig_architecture() -> None:
     save(fig, "architecture.png")
 
 
+def fig_story() -> None:
+    """docs/guide.md's story picture: four segments, each from the last frame of the one before, trace a square."""
+    from ivcore.shapes.demo import SQUARE, square_story
+
+    s = Session.shapes(seed=SEED)
+    video = square_story(s)
+    per = s.story.segments[0].video.num_frames - 1  # frames a segment adds after the first
+    track = [world.centroid(world.segment(f, "red")) for f in video.frames]
+    shown = [0] + [i for seg in range(len(SQUARE)) for i in (seg * per + (per + 1) // 2, (seg + 1) * per)]
+    fig = plt.figure(figsize=(1.25 * len(shown) + 3.0, 2.3))
+    grid = fig.add_gridspec(1, len(shown) + 2, width_ratios=[1] * len(shown) + [0.25, 2.2])
+    colours = ["tab:orange", "tab:green", "tab:purple", "tab:blue"]
+    for k, i in enumerate(shown):
+        ax = fig.add_subplot(grid[0, k])
+        ax.imshow(video.frames[i], interpolation="nearest")
+        segment = min(len(SQUARE) - 1, max(0, (i - 1) // per))
+        seam = 0 < i < video.num_frames - 1 and i % per == 0
+        ax.set_title(f"frame {i}" + (" (seam)" if seam else ""), fontsize=7, color=colours[segment])
+        ax.set_axis_off()
+    ax = fig.add_subplot(grid[0, -1])
+    ax.imshow(video.frames[0], interpolation="nearest", alpha=0.5)
+    for seg, way in enumerate(SQUARE):
+        points = [p for p in track[seg * per : (seg + 1) * per + 1] if p is not None]
+        ax.plot([p[0] for p in points], [p[1] for p in points], "-o", ms=2, color=colours[seg], label=way)
+    ax.legend(fontsize=6, loc="lower left", ncol=2)
+    ax.set_title("the red circle's track", fontsize=8)
+    ax.set_axis_off()
+    fig.suptitle(
+        f"s.continue_from(): {len(s.story)} segments, motion 'the red circle moves right / down / left / up', "
+        f"{video.num_frames} frames (each seam once)",
+        fontsize=8,
+    )
+    save(fig, "story_square.png")
+
+
+FIGURES = {"architecture": fig_architecture, "story": fig_story, "demo": fig_demo}
+
+
 def main() -> int:
+    """Every figure, or only those named: `python docs/make_figures.py architecture story`."""
     OUT.mkdir(parents=True, exist_ok=True)
-    fig_architecture()
-    if sys.argv[1:] == ["architecture"]:  # only the diagram (no models run)
+    for name in sys.argv[1:]:
+        if name not in FIGURES:
+            raise SystemExit(f"make_figures: {name!r} is not one of {', '.join(FIGURES)} (or no name: all)")
+        FIGURES[name]()
+    if sys.argv[1:]:
         return 0
-    fig_demo()
+    for make in FIGURES.values():
+        make()
     s = Session.shapes(seed=SEED)
     s.image = world.render(SCENE)
     s.content = SCENE.caption()

@@ -30,3 +30,23 @@ def shapes_demo(session, lam: float = 0.0):
     session.trajectories = [Trajectory(points=path, mask=shape_mask(scene, 1))]
     session.lam = lam
     return scene
+
+
+SQUARE = ("right", "down", "left", "up")
+
+
+def square_story(session, seed: int = 0):
+    """A four-segment story in which a red circle traces a square: it moves right, then (from the last
+    frame of each segment) down, left and up. Returns the story's Video (`session.story.video`)."""
+    from ivcore import story
+
+    scene = Scene("sky", (Shape("circle", "red", 18, 18, 12), Shape("square", "blue", 50, 52, 10)))
+    session.story.clear()
+    session.clear_paint()
+    session.trajectories = []
+    session.image = render(scene)
+    session.content = scene.caption()
+    session.content_strength = 0.0
+    mover = scene.shapes[0].name
+    segments = [{"motion": f"the {mover} moves {way}", "seed": seed + i} for i, way in enumerate(SQUARE)]
+    return story.render(session, segments)
