@@ -16,6 +16,7 @@ that `Session.load` asks for the same preset again.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -76,6 +77,30 @@ def resolve(name: str | os.PathLike) -> tuple[Builder, dict[str, Any]]:
         return resolve("shapes")[0], {"folder": str(name)}
     allowed = f"one of {', '.join(names())}, or a folder with image/ and video/ (train-shapes --out)"
     raise InstructionError("preset", name, allowed)
+
+
+# keywords of Session(...) that a preset or its caller may set (the other keywords are declared fields)
+CONSTRUCTOR_OPTIONS = ("steps", "image_steps", "guidance", "image_guidance", "cache_bytes")
+
+
+def make(cls: type, name: str | os.PathLike, *, seed: int = 0, **kwargs: Any):
+    """`Session.preset`: the builder's keywords go to it, constructor options and fields to the session.
+
+    Every keyword is checked to be one of those before any model is loaded.
+    """
+    builder, _ = resolve(name)
+    params = inspect.signature(builder).parameters
+    own = {k: v for k, v in kwargs.items() if k not in params}
+    for key, value in own.items():
+        if key not in CONSTRUCTOR_OPTIONS and key not in cls.fields:
+            allowed = f"a keyword of the preset ({', '.join(params)}), of Session() or a field of the session"
+            raise InstructionError(key, value, allowed)
+    built = build(name, seed=seed, **{k: v for k, v in kwargs.items() if k in params})
+    constructor = {k: own.pop(k) for k in list(own) if k in CONSTRUCTOR_OPTIONS}
+    session = cls(built.image_backend, built.video_backend, spec=built.spec, **{**built.options, **constructor})
+    for name_, value in {**built.settings, **own}.items():
+        setattr(session, name_, value)
+    return session
 
 
 def build(name: str | os.PathLike, *, seed: int = 0, **kwargs: Any) -> Preset:

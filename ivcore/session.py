@@ -10,7 +10,6 @@ the session always keeps its last good state. Saving and loading live in `ivcore
 
 from __future__ import annotations
 
-import inspect
 import os
 import threading
 import warnings
@@ -93,10 +92,6 @@ MAX_SEED = 2**63 - 1
 def _apply_seed(session: Session, seed: int) -> None:
     """A seed the user sets wins over a restored take's pending video seed (see `restore`)."""
     session._values["seed"], session._next_seed = seed, None
-
-
-# keywords of Session(...) that a preset or its caller may set (the rest are declared fields)
-_CONSTRUCTOR_OPTIONS = ("steps", "image_steps", "guidance", "image_guidance", "cache_bytes")
 
 
 def _train_timesteps(backend) -> int:
@@ -208,7 +203,7 @@ class Session(Pipeline):
     )  # fmt: skip
 
     keep_takes = Setting(
-        "int", 50, low=0, type="int >= 0", cache_key=False, notify="takes",
+        "int", 50, low=0, type="int >= 0", cache_key=False,
         doc="How many of the newest takes keep their video in memory (older ones keep settings and a thumbnail).",
     )  # fmt: skip
 
@@ -260,17 +255,7 @@ class Session(Pipeline):
         """
         from ivcore import presets
 
-        builder, _ = presets.resolve(name)
-        params = inspect.signature(builder).parameters
-        own = {k: v for k, v in kwargs.items() if k not in params}
-        built = presets.build(name, seed=seed, **{k: v for k, v in kwargs.items() if k in params})
-        constructor = {k: own.pop(k) for k in list(own) if k in _CONSTRUCTOR_OPTIONS}
-        session = cls(built.image_backend, built.video_backend, spec=built.spec, **{**built.options, **constructor})
-        for field, value in {**built.settings, **own}.items():
-            if field not in cls.fields:
-                raise InstructionError(field, value, f"a keyword of the preset ({', '.join(params)}) or a field")
-            setattr(session, field, value)
-        return session
+        return presets.make(cls, name, seed=seed, **kwargs)
 
     @classmethod
     def tiny(cls, seed: int = 0, video: str = "pia", **kwargs: Any) -> Session:
