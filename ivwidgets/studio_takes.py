@@ -240,7 +240,10 @@ class StudioTakes:
                     self._syncing = False
         if field == "story":
             self._story_mark = len(self.session.takes)
-        self._update_story()
+        try:
+            self._update_story()
+        except Exception as exc:  # shown in the app, not a warning in the kernel's log
+            self.show_error(f"story: {type(exc).__name__}: {exc}")
         self._buttons()
 
     # -- the story strip -----------------------------------------------------------------------------

@@ -123,7 +123,10 @@ class TakesStrip(SafeStateMixin, anywidget.AnyWidget):
     # -- kernel -> front end -----------------------------------------------------------------------
     def _on_session(self, field: str) -> None:
         if field in ("takes", "restore"):  # a new take; a restore may bring an evicted take's video back
-            self.refresh()
+            try:
+                self.refresh()
+            except Exception as exc:  # shown in the strip, not a warning in the kernel's log
+                self.error = f"takes: {type(exc).__name__}: {exc}"
 
     def refresh(self) -> None:
         """Show the session's takes as they are now (called on each new take)."""
@@ -162,15 +165,18 @@ class TakesStrip(SafeStateMixin, anywidget.AnyWidget):
     @t.observe("selected")
     def _on_selected(self, change: dict[str, Any]) -> None:
         takes = self.selected_takes
-        if len(takes) == 2:
-            self.diff = diff_text(*takes)
-        elif len(takes) == 1:
-            self.diff = take_tooltip(takes[0]).replace("\n", " \u00b7 ") + "\n(tick a second take to compare)"
-        else:
-            self.diff = ""
-        self.error = ""
-        for callback in list(self._listeners):
-            callback(takes)
+        try:
+            if len(takes) == 2:
+                self.diff = diff_text(*takes)
+            elif len(takes) == 1:
+                self.diff = take_tooltip(takes[0]).replace("\n", " \u00b7 ") + "\n(tick a second take to compare)"
+            else:
+                self.diff = ""
+            self.error = ""
+            for callback in list(self._listeners):
+                callback(takes)
+        except Exception as exc:  # a click from the page never ends in a traceback in the kernel's log
+            self.error = f"takes: {type(exc).__name__}: {exc}"
 
     @property
     def selected_takes(self) -> list[Any]:
