@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import io
 import threading
 import weakref
@@ -128,6 +129,20 @@ def session_lock(session: Any) -> threading.RLock:
     return lock
 
 
+_ALL_JOBS: weakref.WeakSet = weakref.WeakSet()
+EXIT_WAIT = 60.0  # seconds the interpreter waits at exit for background jobs to finish
+
+
+@atexit.register
+def _finish_jobs_at_exit() -> None:
+    """Let running jobs end before the interpreter does: a daemon thread killed inside torch aborts the
+    process ("terminate called without an active exception"), e.g. a script that builds a Studio and exits."""
+    for jobs in list(_ALL_JOBS):
+        with jobs._cond:
+            jobs._pending.clear()
+        jobs.wait(EXIT_WAIT)
+
+
 class Jobs:
     """Background jobs keyed by name: one runs at a time a key, and the latest request wins.
 
@@ -140,6 +155,7 @@ class Jobs:
         self._running: set[str] = set()
         self._pending: dict[str, Callable[[], None]] = {}
         self._on_error = on_error
+        _ALL_JOBS.add(self)
 
     def submit(self, key: str, fn: Callable[[], None]) -> None:
         with self._cond:

@@ -53,3 +53,10 @@ def deadlock_watchdog() -> Iterator[None]:
     faulthandler.dump_traceback_later(480, exit=True)
     yield
     faulthandler.cancel_dump_traceback_later()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests are slow tests too: `pytest -m "not slow"` is the everyday suite (README)."""
+    for item in items:
+        if item.get_closest_marker("browser") is not None and item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.slow)

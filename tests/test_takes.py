@@ -344,3 +344,26 @@ def test_story_command_writes_the_joined_mp4_and_refuses_bad_specs(tmp_path, cap
     spec.write_text(json.dumps({"segments": [{"paint": "missing.png"}]}))
     assert main(["story", str(spec)]) == 2
     assert "segments[0].paint" in capsys.readouterr().err
+
+
+def test_cancel_during_a_story_segment_leaves_the_story_and_the_takes_as_they_were():
+    from ivcore import Cancelled
+
+    s = _small()
+    s.steps = 3
+    s.generate(seed=0, progress=False)
+    s.continue_from()
+    seam, takes = np.asarray(s.image).copy(), s.takes
+    s.motion = "the red circle moves down"
+
+    def stop(step, total, latents):
+        if step == 1:
+            s.cancel()
+
+    with pytest.raises(Cancelled):
+        s.generate(seed=1, callback=stop, progress=False)
+    assert s.takes == takes and len(s.story) == 1 and s.story.video.num_frames == 3
+    assert np.array_equal(np.asarray(s.image), seam)  # the next segment still starts at the seam
+    s.generate(seed=1, progress=False)
+    s.continue_from()
+    assert len(s.story) == 2
