@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-EXIT_BAD_INPUT = 2
-EXIT_FAILED = 1
+from ivcore.cli.exits import reported
+from ivcore.errors import InstructionError
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -122,30 +121,16 @@ def _apply(session, args: argparse.Namespace) -> None:
         session.trajectories = data["trajectories"] if isinstance(data, dict) and "trajectories" in data else data
 
 
+@reported("generate", bad=(BadInput, InstructionError), failed=(OSError, ValueError, RuntimeError))
 def run(args: argparse.Namespace) -> int:
-    from ivcore import InstructionError
-
+    """Bad input exits 2; a model that cannot be found or loaded, or a failed run, exits 1."""
     start = time.perf_counter()
-    try:
-        session = _session(args)
-        _apply(session, args)
-    except (BadInput, InstructionError) as exc:
-        print(f"ivcore generate: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except (OSError, ValueError) as exc:  # models that cannot be found or loaded
-        print(f"ivcore generate: error: {exc}".splitlines()[0], file=sys.stderr)
-        return EXIT_FAILED
-    try:
-        video = session.generate(seed=args.seed, progress=True)
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        video.to_mp4(out)
-    except InstructionError as exc:
-        print(f"ivcore generate: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except (OSError, RuntimeError) as exc:
-        print(f"ivcore generate: error: {exc}".splitlines()[0], file=sys.stderr)
-        return EXIT_FAILED
+    session = _session(args)
+    _apply(session, args)
+    video = session.generate(seed=args.seed, progress=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    video.to_mp4(out)
     lam = session.lam if isinstance(session.lam, float) else f"schedule of {len(session.lam)}"
     print(
         f"[ivcore] wrote {out} ({out.stat().st_size} bytes, {video.num_frames} frames at {video.fps} fps) "

@@ -13,11 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
 from ivcore import presets
-from ivcore.cli.generate import EXIT_BAD_INPUT, EXIT_FAILED
+from ivcore.cli.exits import reported
 from ivcore.errors import InstructionError
 
 
@@ -64,35 +63,26 @@ def load_spec(path: str | os.PathLike) -> dict:
     return spec
 
 
+@reported("grid")
 def run(args: argparse.Namespace) -> int:
     from ivcore import Session
-    from ivcore.batch import GridError, run_grid
+    from ivcore.batch import run_grid
 
-    try:
-        spec = load_spec(args.spec)
-        out = Path(args.out or spec.get("out") or Path(args.spec).parent / "grid")
-        source = spec.get("session")
-        if source is None:  # a preset: saved into out/session by run_grid
-            source = Session.preset(spec["preset"])
-        options = {
-            "engine": args.engine or spec.get("engine", "local"),
-            "workers": args.workers if args.workers is not None else spec.get("workers"),
-            "retries": args.retries if args.retries is not None else spec.get("retries", 1),
-            "address": args.address or spec.get("address"),
-            "steps": spec.get("steps"),
-            "num_frames": spec.get("frames"),
-            "threads": spec.get("threads"),
-            "save_frames": bool(spec.get("save_frames", False)),
-        }
-        index = run_grid(source, spec["grid"], out=out, **options)
-    except InstructionError as exc:
-        print(f"ivcore grid: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except GridError as exc:
-        print(f"ivcore grid: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except (OSError, RuntimeError) as exc:
-        print(f"ivcore grid: error: {exc}".splitlines()[0], file=sys.stderr)
-        return EXIT_FAILED
+    spec = load_spec(args.spec)
+    out = Path(args.out or spec.get("out") or Path(args.spec).parent / "grid")
+    source = spec.get("session")
+    if source is None:  # a preset: saved into out/session by run_grid
+        source = Session.preset(spec["preset"])
+    options = {
+        "engine": args.engine or spec.get("engine", "local"),
+        "workers": args.workers if args.workers is not None else spec.get("workers"),
+        "retries": args.retries if args.retries is not None else spec.get("retries", 1),
+        "address": args.address or spec.get("address"),
+        "steps": spec.get("steps"),
+        "num_frames": spec.get("frames"),
+        "threads": spec.get("threads"),
+        "save_frames": bool(spec.get("save_frames", False)),
+    }
+    index = run_grid(source, spec["grid"], out=out, **options)  # GridError (cells failed) is a RuntimeError: 1
     print(f"[ivcore] grid: index {index}, contact sheet {index.parent / 'contact_sheet.png'}")
     return 0

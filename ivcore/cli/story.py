@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-from ivcore.cli.generate import EXIT_BAD_INPUT, EXIT_FAILED
+from ivcore.cli.exits import reported
 from ivcore.errors import InstructionError
 
 SPEC_KEYS = ("segments", "preset", "session", "image", "content", "out", "save")
@@ -79,30 +78,24 @@ def _picture(field: str, path: Path):
         raise InstructionError(field, str(path.name), f"a picture PIL can read ({type(exc).__name__})") from None
 
 
+@reported("story")
 def run(args: argparse.Namespace) -> int:
     from ivcore import Session
     from ivcore.story import render
 
     start = time.perf_counter()
-    try:
-        spec = load_spec(args.spec)
-        session = Session.load(spec["session"]) if "session" in spec else Session.preset(spec.get("preset", "shapes"))
-        if "image" in spec:
-            session.image = spec["image"]
-        if "content" in spec:
-            session.content = spec["content"]
-        video = render(session, spec["segments"], progress=True)
-        out = Path(args.out or spec.get("out") or Path(args.spec).parent / "story.mp4")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        video.to_mp4(out)
-        if args.save or spec.get("save"):
-            session.save(args.save or spec["save"])
-    except InstructionError as exc:
-        print(f"ivcore story: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except (OSError, RuntimeError) as exc:
-        print(f"ivcore story: error: {exc}".splitlines()[0], file=sys.stderr)
-        return EXIT_FAILED
+    spec = load_spec(args.spec)
+    session = Session.load(spec["session"]) if "session" in spec else Session.preset(spec.get("preset", "shapes"))
+    if "image" in spec:
+        session.image = spec["image"]
+    if "content" in spec:
+        session.content = spec["content"]
+    video = render(session, spec["segments"], progress=True)
+    out = Path(args.out or spec.get("out") or Path(args.spec).parent / "story.mp4")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    video.to_mp4(out)
+    if args.save or spec.get("save"):
+        session.save(args.save or spec["save"])
     print(
         f"[ivcore] wrote {out} ({out.stat().st_size} bytes): {len(session.story)} segments, {video.num_frames} frames "
         f"at {video.fps} fps (the seams once), in {time.perf_counter() - start:.1f}s"
