@@ -108,6 +108,7 @@ def test_bad_input_exits_2_with_one_line(files, args, words, capsys):
     assert not (files["dir"] / "x.mp4").exists()
 
 
+@pytest.mark.slow
 def test_exit_status_of_the_real_process(files):
     proc = subprocess.run(
         [sys.executable, "-m", "ivcore", "generate", "--image", str(files["image"]), "--lam", "2", *FAST,

@@ -31,7 +31,8 @@ def test_every_setting_is_declared_and_public():
     assert names[:4] == ["image", "content", "content_strength", "paint_layer"]
     expected = {"image", "content", "content_strength", "paint_layer", "motion", "negative_prompt", "motion_scale",
                 "trajectories", "trajectory_mode", "trajectory_strength", "lam", "align", "seed", "num_frames",
-                "steps", "guidance", "image_steps", "image_guidance", "fps", "preview_decoder", "keep_takes"}  # fmt: skip
+                "steps", "guidance", "image_steps", "image_guidance", "fps", "preview_decoder",
+                "keep_takes"}  # fmt: skip
     assert set(names) == expected
     assert all(isinstance(getattr(Session, n), Setting) for n in names)
     assert Session.fields["preview_decoder"].saved == Saved.NO and not Session.fields["preview_decoder"].cache_key

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+# builds width-reduced mirrors of every model: slow on a CPU, run by CI
+pytestmark = pytest.mark.slow
+
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_latency.py"
 KEYS = ["image", "content", "trajectory", "motion", "lam0", "blend", "sweep", "fewstep", "fewstep_blend"]
 

@@ -156,6 +156,7 @@ MEASURE = textwrap.dedent(
 
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc to read peak RSS")
+@pytest.mark.slow
 def test_activation_estimate_is_within_2x_of_the_measured_peak_rss():
     tests = Path(__file__).parent
     out = subprocess.run(
@@ -171,6 +172,7 @@ def test_activation_estimate_is_within_2x_of_the_measured_peak_rss():
     assert measured / 2 <= estimate <= 2 * measured, (estimate / 2**20, measured / 2**20)
 
 
+@pytest.mark.slow
 def test_full_size_t4_plan_fits_with_room_to_spare():
     """16 frames at 512 x 512, 0 < lam < 1 (the 4-row call), fp16: the T4 case of docs/memory.md."""
     plan = memory.sd15_pia_plan()

@@ -103,6 +103,7 @@ def _video_unet(root, layers: int, ema: bool, width: int = 1) -> torch.nn.Module
     return unet
 
 
+@pytest.mark.slow
 def test_a_trained_run_grows_and_trains_on(tmp_path):
     st.train(tmp_path, _recipe(1, 2), stages=["vae", "video"], progress=False)
     before = {ema: _outputs(_video_unet(tmp_path, 1, ema)) for ema in (False, True)}
@@ -125,6 +126,7 @@ def test_a_trained_run_grows_and_trains_on(tmp_path):
     assert st.TrainConfig.from_dict({"pool": 2}).video_layers_per_block == 1
 
 
+@pytest.mark.slow
 def test_a_trained_run_widens_and_trains_on(tmp_path):
     st.train(tmp_path, _recipe(1, 2), stages=["vae", "video"], progress=False)
     before = {ema: _outputs(_video_unet(tmp_path, 1, ema)) for ema in (False, True)}

@@ -16,6 +16,9 @@ from ivcore import Session
 from ivcore.shapes import evaluate as ev
 from ivcore.shapes import world
 
+# quality checks of the shipped models: minutes on a CPU, run by CI (pytest -m slow)
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def shapes():

@@ -33,6 +33,7 @@ def weights(root, stage):
     return load_file(str(root / "train_state" / stage / "weights.safetensors"))
 
 
+@pytest.mark.slow
 def test_vae_loss_falls(tmp_path):
     cfg = st.TrainConfig(vae=st.StageConfig(steps=60, batch=4, lr=2e-3, warmup=5))
     st.train(tmp_path, cfg, stages=["vae"], progress=False)

@@ -123,6 +123,7 @@ def test_old_takes_keep_a_thumbnail_and_a_restore_makes_them_again():
     assert np.array_equal(s.takes[0].video.frames, first.frames)
 
 
+@pytest.mark.slow
 def test_two_hundred_takes_keep_memory_bounded():
     s = _small()
     s.num_frames, s.steps = 2, 1
