@@ -124,14 +124,28 @@ class StoryScore:
 
 
 def story_scene(index: int) -> world.Clip:
-    """Held-out move clip `index` with its moving shape placed where it has room to go right, then down."""
+    """Held-out move clip `index` with its moving shape placed where it has room to go right, then down.
+
+    Shapes in the way (overlapping the square the mover sweeps) are left out, so each segment's
+    text can be followed: a story scores the continuation, not collisions.
+    """
     clip = world.random_clip(HELDOUT + index, kind="move")
     mover = clip.scene.shapes[clip.mover]
     room = 64 - mover.size / 2 - 24  # ~20 px a segment, a margin
     placed = mover.moved(min(0, room - mover.x), min(0, room - mover.y))
-    shapes = tuple(placed if i == clip.mover else s for i, s in enumerate(clip.scene.shapes))
+    low, high = (placed.x - placed.size / 2 - 2, placed.y - placed.size / 2 - 2), (64, 64)
+
+    def clear(shape: world.Shape) -> bool:
+        half = shape.size / 2
+        return (
+            shape.x + half < low[0] or shape.x - half > high[0] or shape.y + half < low[1] or shape.y - half > high[1]
+        )
+
+    shapes = tuple(
+        placed if i == clip.mover else s for i, s in enumerate(clip.scene.shapes) if i == clip.mover or clear(s)
+    )
     scene = world.Scene(clip.scene.background, shapes)
-    return replace(clip, scene=scene, frames=np.stack([world.render(scene)]))
+    return replace(clip, scene=scene, mover=shapes.index(placed), frames=np.stack([world.render(scene)]))
 
 
 def score_story(session, index: int, seed: int = 0) -> StoryScore:
