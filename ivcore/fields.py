@@ -51,6 +51,7 @@ class Setting:
     readonly: no attribute assignment (the field is set through a method, e.g. `paint`).
     type: the type column of the API table; doc: the getter's docstring (first paragraph: the table);
     shown_default: the default column when the default is computed (e.g. "grey, the model's size").
+    first: declared before the fields checked against it (the size); `set_many` checks and stores it first.
     """
 
     def __init__(
@@ -73,6 +74,7 @@ class Setting:
         copy: Callable[[Any], Any] | None = None,
         readonly: bool = False,
         shown_default: str | None = None,
+        first: bool = False,
     ):
         if kind not in ("str", "int", "float", "choice", "custom"):
             raise ValueError(f"unknown kind {kind!r}")
@@ -82,7 +84,7 @@ class Setting:
         self.low, self.high, self.choices, self._check = low, high, tuple(choices), check
         self.saved, self.cache_key, self._notify = saved, cache_key, notify
         self._to_json, self._from_json, self._apply, self._copy = to_json, from_json, apply, copy
-        self.readonly, self.shown_default = readonly, shown_default
+        self.readonly, self.shown_default, self.first = readonly, shown_default, first
         self.__doc__ = doc
         self.name = ""
 
@@ -166,7 +168,9 @@ class DeclaredFields:
 def init_values(session: Any) -> None:
     """Give a new session its `_values` (every field's default) and its lock."""
     session._lock = threading.RLock()
-    session._values = {name: spec.initial(session) for name, spec in fields_of(type(session)).items()}
+    session._values = {}
+    for name, spec in fields_of(type(session)).items():  # in order: a default may read those declared before it
+        session._values[name] = spec.initial(session)
 
 
 def json_settings(session: Any) -> dict[str, Any]:
@@ -237,8 +241,17 @@ def set_many(session: Any, values: dict[str, Any]) -> None:
     unknown = [name for name in values if name not in specs]
     if unknown:
         raise InstructionError(unknown[0], values[unknown[0]], "a declared field of the session")
-    checked = {name: specs[name].validate(session, values[name]) for name in specs if name in values}
+    checked: dict[str, Any] = {}
     with session._lock:
+        kept = {}
+        try:  # the `first` fields (size, fit) are checked first; the others are checked as if they were set
+            for name in [n for n in specs if n in values and specs[n].first]:
+                checked[name] = specs[name].validate(session, values[name])
+                kept[name], session._values[name] = session._values[name], checked[name]
+            checked.update({n: specs[n].validate(session, values[n]) for n in specs if n in values and n not in kept})
+        finally:
+            session._values.update(kept)
+        checked = {name: checked[name] for name in specs if name in checked}
         for name, value in checked.items():
             spec = specs[name]
             if spec._apply is not None:

@@ -2,7 +2,7 @@
 
     session.json            format, models, every field declared `saved="json"`, the weights
                             state (LoRAs, checkpoints, samplers, few-step) and `files`
-    image.png, paint.png    the image instruction and the paint layer (RGB, RGBA; the model's size)
+    image.png, paint.png    the image instruction and the paint layer (RGB, RGBA; the session's size)
     last_video.safetensors  the last video's uint8 frames (F, H, W, 3), fps in the metadata
     last_video.mp4          the same video for people (never read back)
     takes/                  the takes and the story (`ivcore.take_files`)
@@ -272,12 +272,26 @@ def _check_mask_shapes(items: Any, size: tuple[int, int]) -> None:
             raise InstructionError(f"{SESSION_FILE}:trajectories[{i}].mask", mask.get("shape"), f"[{height}, {width}]")
 
 
+def takes_size(session, size: tuple[int, int]) -> bool:
+    """Whether the session takes (W, H): the last video may have been made before a size change."""
+    from ivcore.sizes import check_size
+
+    try:
+        return check_size(session, size) is not None
+    except InstructionError:
+        return False
+
+
 def load(cls, folder: str | os.PathLike, **model_kwargs: Any):
     """Rebuild a saved session (see the module docstring); errors name the file and field."""
     folder = Path(folder)
     data = read_json(folder)
     session = _build(cls, data.get("models"), model_kwargs)
     _apply_weights(session, data, folder)
+    specs = fields_of(cls)
+    for name in [n for n in specs if specs[n].first and n in data]:  # size and fit: the image is read at them
+        with reading(SESSION_FILE, name):
+            specs[name].set(session, specs[name].from_json(data[name]))
     session.image = read_png(folder / "image.png", "RGB", session.size)
     if (folder / "paint.png").exists():
         session.paint(read_png(folder / "paint.png", "RGBA", session.size))
@@ -295,7 +309,7 @@ def load(cls, folder: str | os.PathLike, **model_kwargs: Any):
             spec.set(session, spec.from_json(value))
     video = folder / "last_video.safetensors"
     if video.exists():
-        frames, fps = read_frames(video, session.size, session.video_backend.max_frames)
+        frames, fps = read_frames(video, lambda wh: takes_size(session, wh), session.video_backend.max_frames)
         with reading("last_video.safetensors", "fps"):
             session.last_video = Video(frames, fps=session.fps if fps is None else fps)
     take_files.load(session, folder)

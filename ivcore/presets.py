@@ -98,7 +98,8 @@ def make(cls: type, name: str | os.PathLike, *, seed: int = 0, **kwargs: Any):
     built = build(name, seed=seed, **{k: v for k, v in kwargs.items() if k in params})
     constructor = {k: own.pop(k) for k in list(own) if k in CONSTRUCTOR_OPTIONS}
     session = cls(built.image_backend, built.video_backend, spec=built.spec, **{**built.options, **constructor})
-    for name_, value in {**built.settings, **own}.items():
+    first = {k: own[k] for k in cls.fields if k in own and cls.fields[k].first}  # size, fit: before the image
+    for name_, value in {**first, **built.settings, **own}.items():
         setattr(session, name_, value)
     return session
 

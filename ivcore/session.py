@@ -17,21 +17,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 
-from ivcore import story, takes
+from ivcore import sizes, story, takes
 from ivcore import trajectory as traj
 from ivcore.align import FrameAlign
 from ivcore.backends.image import ImageBackend
 from ivcore.backends.video import MOTION_SCALES, PIAVideoBackend
 from ivcore.errors import InstructionError
-from ivcore.fields import DeclaredFields, Saved, Setting, init_values
+from ivcore.fields import DeclaredFields, Saved, Setting, init_values, set_many
 from ivcore.instructions import check_lam
 from ivcore.stages.cache import DEFAULT_MAX_BYTES, StageCache
 from ivcore.stages.denoise import Cancelled
-from ivcore.stages.images import fit_to, to_paint_layer, to_rgb_image
 from ivcore.stages.pipeline import Pipeline, model_key
 from ivcore.takes import ImageStore, Take
 
@@ -40,32 +38,6 @@ SESSION_FILE = "session.json"
 
 
 # ---------------------------------------------------------------------- checks of the custom fields
-def _grey(session: Session) -> Image.Image:
-    return Image.new("RGB", session.size, (127, 127, 127))
-
-
-def _check_image(session: Session, value: Any) -> tuple[Image.Image, tuple[int, int]]:
-    source = to_rgb_image(value, "image")
-    return fit_to(source, session.size), source.size
-
-
-def _apply_image(session: Session, checked: tuple[Image.Image, tuple[int, int]]) -> None:
-    """A new image drops the paint: a layer painted over another picture means nothing on this one."""
-    session._values["image"], session._source_size = checked
-    session._values["paint_layer"] = None
-
-
-def _check_paint(session: Session, layer: Any) -> Image.Image | None:
-    """The layer at the model's size; one given at the size of the picture as set is fitted like it."""
-    source = getattr(session, "_source_size", session.size)
-    if getattr(layer, "size", None) == source != session.size or (
-        isinstance(layer, np.ndarray) and layer.shape[1::-1] == source != session.size
-    ):
-        layer = fit_to(to_paint_layer(layer, source), session.size)
-    layer = to_paint_layer(layer, session.size)
-    return None if layer.getextrema()[3][1] == 0 else layer
-
-
 def _check_trajectories(session: Session, value: Any) -> list[traj.Trajectory]:
     if value is None:
         value = []
@@ -87,6 +59,7 @@ def _check_preview_decoder(session: Session, value: Any) -> torch.nn.Module | No
 
 
 MAX_SEED = 2**63 - 1
+_CONSTRUCTOR = ("seed", "steps", "image_steps", "guidance", "image_guidance", "cache_bytes")
 
 
 def _apply_seed(session: Session, seed: int) -> None:
@@ -111,11 +84,21 @@ class Session(Pipeline):
     """
 
     # ------------------------------------------------------------------ the fields (declared once)
+    size = Setting(
+        "custom", sizes.native_size, type="(width, height), multiples of the models' own (64 for SD1.5)",
+        check=sizes.check_size, apply=sizes.apply_size, to_json=list, from_json=sizes.from_json, first=True,
+        shown_default="the models' native size", doc="(width, height) of every picture and frame of the session; "
+        "a change refits the image and clears paint and trajectories (see ivcore.sizes).",
+    )  # fmt: skip
+    fit = Setting(
+        "choice", "crop", choices=sizes.FIT_MODES, type='`"crop"`, `"pad"` or `"stretch"`', apply=sizes.apply_fit,
+        first=True, doc="How a picture of another shape is brought to `size`: centre crop, pad with its edge "
+        "colour, or stretch (also paint layers of the picture's size).",
+    )  # fmt: skip
     image = Setting(
-        "custom", _grey, type="PIL image (set: PIL, H x W x 3 uint8 array, path)", check=_check_image,
-        apply=_apply_image, copy=_copy_image, saved=Saved.FILE, shown_default="grey, the model's size",
-        doc="The Image Instruction x, at the model's size (center-cropped and resized on set); setting it clears "
-        "the paint.",
+        "custom", sizes.grey, type="PIL image (set: PIL, H x W x 3 uint8 array, path)", check=sizes.check_image,
+        apply=sizes.apply_image, copy=_copy_image, saved=Saved.FILE, shown_default="grey, the model's size",
+        doc="The Image Instruction x, at `size` (brought there by `fit` on set); setting it clears the paint.",
     )  # fmt: skip
     content = Setting("str", "", type="str", doc="The Content Instruction y: the text P_img renders x into.")
     content_strength = Setting(
@@ -123,7 +106,7 @@ class Session(Pipeline):
         doc="Img2img strength of P_img; 0 means x~ = x exactly (bring your own intermediate image).",
     )  # fmt: skip
     paint_layer = Setting(
-        "custom", None, type="RGBA of the image's size, or None", check=_check_paint, copy=_copy_image,
+        "custom", None, type="RGBA of the image's size, or None", check=sizes.check_paint, copy=_copy_image,
         saved=Saved.FILE, notify="paint", readonly=True,
         doc="The RGBA paint layer over x (None when nothing is painted); set with `paint(layer)`, `clear_paint()`.",
     )  # fmt: skip
@@ -229,7 +212,6 @@ class Session(Pipeline):
         self._running = threading.Lock()
         self._cancel = threading.Event()
         self._observers: list[Callable[[str], None]] = []
-        self._source_size = self.size
         init_values(self)
         self.take_images = ImageStore()  # the takes' pictures, once each, by content hash
         self._takes: list[Take] = []
@@ -259,7 +241,8 @@ class Session(Pipeline):
 
     @classmethod
     def tiny(cls, seed: int = 0, video: str = "pia", **kwargs: Any) -> Session:
-        """Random-init tiny models (64x64, 8 frames): offline, CPU, seconds. Same seed, same models.
+        """Random-init tiny models (64x64 native, any multiple of 8 with `size=(W, H)`, 8 frames): offline,
+        CPU, seconds. Same seed, same models.
 
         `video="svd"` puts a tiny Stable Video Diffusion model behind the same session.
         """
@@ -299,7 +282,7 @@ class Session(Pipeline):
         from ivcore.backends.build import DEFAULTS, load_backends, tiny_requested
 
         if tiny_requested():
-            return cls.tiny(**{k: v for k, v in kwargs.items() if k in ("seed", "steps", "image_steps")})
+            return cls.tiny(**{k: v for k, v in kwargs.items() if k in ("seed", "steps", "image_steps", *cls.fields)})
         image_backend, video_backend, spec = load_backends(
             image_model, video_model, motion_adapter=motion_adapter, device=device, dtype=dtype
         )
@@ -307,7 +290,10 @@ class Session(Pipeline):
         if type(video_backend).__name__ == "SVDVideoBackend":
             options["guidance"] = 3.0  # SVD's max_guidance_scale; PIA's 7.5 is far too strong for it
         options.update(kwargs)
-        return cls(image_backend, video_backend, spec=spec, **options)
+        settings = {k: options.pop(k) for k in list(options) if k in cls.fields and k not in _CONSTRUCTOR}
+        session = cls(image_backend, video_backend, spec=spec, **options)
+        set_many(session, settings)  # size=(W, H), fit=, any declared field
+        return session
 
     @property
     def models(self) -> dict:
@@ -334,11 +320,6 @@ class Session(Pipeline):
                 warnings.warn(f"Session observer {callback!r} failed on {field!r}: {err}", stacklevel=3)
 
     # ------------------------------------------------------------------ instructions set by methods
-    @property
-    def size(self) -> tuple[int, int]:
-        """(width, height) every image of this session has: the video model's size."""
-        return (self.video_backend.size, self.video_backend.size)
-
     def paint(self, layer: Any) -> None:
         """Set the RGBA paint layer over x (the whole layer: the canvas sends it on each stroke end).
 

@@ -24,6 +24,7 @@ import torch
 
 from ivcore.errors import InstructionError
 from ivcore.fields import Saved
+from ivcore.sizes import check_size
 from ivcore.takes import _IMAGE_REF, Take, counter, take_fields, thumbnail
 from ivcore.untrusted import expect, read_frames, read_png, reading
 from ivcore.video import Video
@@ -99,13 +100,16 @@ def load(session, folder: Path) -> None:
         if not isinstance(take_id, str) or not _ID.fullmatch(take_id) or take_id in takes:
             raise InstructionError(f"{where}.id", take_id, "a new id of the form take-<number>")
         settings = expect(entry.get("settings"), dict, f"{where}.settings", "an object of settings")
+        with reading(INDEX, f"takes[{i}].settings.size"):  # the take's pictures and frames have its own size
+            size = check_size(session, settings["size"]) if "size" in settings else session.size
         for name, value in settings.items():
             spec = fields.get(name)
             if spec is None:
                 raise InstructionError(f"{where}.settings.{name}", value, f"one of {sorted(fields)}")
             if spec.saved == Saved.FILE:
                 if value is not None:
-                    _picture(session, root, value, f"{where}.settings.{name}", "RGB" if name == "image" else "RGBA")
+                    mode = "RGB" if name == "image" else "RGBA"
+                    _picture(session, root, value, f"{where}.settings.{name}", mode, size)
             elif not (name == "align" and value == "FrameAlign"):
                 with reading(INDEX, f"takes[{i}].settings.{name}"):
                     spec.validate(session, spec.from_json(value))
@@ -117,10 +121,10 @@ def load(session, folder: Path) -> None:
             raise InstructionError(f"{where}.timings", timings, "numbers of seconds")
         models = expect(entry.get("models"), dict, f"{where}.models", "an object (models, loras, ...)")
         made = expect(entry.get("made", ""), str, f"{where}.made", "an ISO 8601 time")
-        thumb = read_frames(root / f"{take_id}.thumb.safetensors", _thumb_size(session), frames_max)[0]
+        thumb = read_frames(root / f"{take_id}.thumb.safetensors", _thumb_size(size), frames_max)[0]
         video = None
         if entry.get("video") is True:
-            frames, fps = read_frames(root / f"{take_id}.safetensors", session.size, frames_max)
+            frames, fps = read_frames(root / f"{take_id}.safetensors", size, frames_max)
             video = Video(frames, fps=session.fps if fps is None else fps)
         objects = {"align": session.align} if settings.get("align") == "FrameAlign" else {}
         takes[take_id] = Take(
@@ -140,8 +144,8 @@ def load(session, folder: Path) -> None:
         session.story.append(takes[take_id])
 
 
-def _picture(session, root: Path, ref: Any, where: str, mode: str) -> None:
-    """A take's picture: the PNG named by its hash, of the session's size, whose content has that hash."""
+def _picture(session, root: Path, ref: Any, where: str, mode: str, size: tuple[int, int]) -> None:
+    """A take's picture: the PNG named by its hash, of the take's size, whose content has that hash."""
     if not isinstance(ref, str) or not _REF.fullmatch(ref):
         raise InstructionError(where, ref, "a picture reference sha256:<64 hex digits>")
     if ref in session.take_images:
@@ -149,11 +153,11 @@ def _picture(session, root: Path, ref: Any, where: str, mode: str) -> None:
     path = root / "images" / f"{ref[len(_IMAGE_REF) :]}.png"
     if not path.is_file():
         raise InstructionError(where, ref, f"a picture saved in {FOLDER}/images (it is missing)")
-    image = read_png(path, mode, session.size)
+    image = read_png(path, mode, size)
     if session.take_images.put(image) != ref:
         raise InstructionError(f"{FOLDER}/images/{path.name}", "changed", "the picture its name is the hash of")
 
 
-def _thumb_size(session) -> tuple[int, int]:
-    blank = Video(np.zeros((1, session.size[1], session.size[0], 3), np.uint8))
+def _thumb_size(size: tuple[int, int]) -> tuple[int, int]:
+    blank = Video(np.zeros((1, size[1], size[0], 3), np.uint8))
     return thumbnail(blank).size

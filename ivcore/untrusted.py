@@ -66,8 +66,10 @@ def read_png(path: Path, mode: str, size: tuple[int, int]) -> Image.Image:
         raise InstructionError(name, "unreadable", f"a PNG image ({err})") from err
 
 
-def read_frames(path: Path, size: tuple[int, int], max_frames: int) -> tuple[np.ndarray, float | None]:
-    """The last video's frames: one uint8 tensor "frames" of shape (F, H, W, 3), F in [1, max_frames]."""
+def read_frames(path: Path, size: Any, max_frames: int) -> tuple[np.ndarray, float | None]:
+    """The last video's frames: one uint8 tensor "frames" of shape (F, H, W, 3), F in [1, max_frames].
+
+    `size`: the (W, H) the frames must have, or a function of (W, H) that says whether a size is taken."""
     from safetensors import safe_open
 
     name = path.name
@@ -78,13 +80,17 @@ def read_frames(path: Path, size: tuple[int, int], max_frames: int) -> tuple[np.
                 raise InstructionError(name, keys, 'one tensor named "frames"')
             view = f.get_slice("frames")
             dtype, shape = view.get_dtype(), tuple(view.get_shape())
-            width, height = size
+            if callable(size):
+                taken = len(shape) == 4 and shape[3] == 3 and size((shape[2], shape[1]))
+                expected = "(F, H, W, 3) at a (W, H) the session takes"
+            else:
+                width, height = size
+                taken = len(shape) == 4 and shape[1:] == (height, width, 3)
+                expected = f"(F, {height}, {width}, 3)"
             if dtype != "U8":
                 raise InstructionError(f"{name}:frames", dtype, "uint8 frames")
-            if len(shape) != 4 or shape[1:] != (height, width, 3) or not 1 <= shape[0] <= max_frames:
-                raise InstructionError(
-                    f"{name}:frames", shape, f"(F, {height}, {width}, 3) with 1 <= F <= {max_frames}"
-                )
+            if not taken or not 1 <= shape[0] <= max_frames:
+                raise InstructionError(f"{name}:frames", shape, f"{expected} with 1 <= F <= {max_frames}")
             frames = f.get_tensor("frames").numpy()
     fps = meta.get("fps")
     if fps is not None:

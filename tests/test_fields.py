@@ -28,10 +28,10 @@ def test_the_api_table_is_generated_from_the_declarations():
 
 def test_every_setting_is_declared_and_public():
     names = list(Session.fields)
-    assert names[:4] == ["image", "content", "content_strength", "paint_layer"]
-    expected = {"image", "content", "content_strength", "paint_layer", "motion", "negative_prompt", "motion_scale",
-                "trajectories", "trajectory_mode", "trajectory_strength", "lam", "align", "seed", "num_frames",
-                "steps", "guidance", "image_steps", "image_guidance", "fps", "preview_decoder",
+    assert names[:6] == ["size", "fit", "image", "content", "content_strength", "paint_layer"]
+    expected = {"size", "fit", "image", "content", "content_strength", "paint_layer", "motion", "negative_prompt",
+                "motion_scale", "trajectories", "trajectory_mode", "trajectory_strength", "lam", "align", "seed",
+                "num_frames", "steps", "guidance", "image_steps", "image_guidance", "fps", "preview_decoder",
                 "keep_takes"}  # fmt: skip
     assert set(names) == expected
     assert all(isinstance(getattr(Session, n), Setting) for n in names)

@@ -2,7 +2,7 @@
 
     python -m ivcore generate --image x.png --content "a red circle on grey" --motion "the red circle moves left" \\
         [--paint layer.png] [--trajectories traj.json] [--lam 0.5 | --lam-schedule 0,1] [--seed 0] \\
-        [--model shapes|tiny|HUB_ID_OR_FOLDER] --out clip.mp4
+        [--model shapes|tiny|HUB_ID_OR_FOLDER] [--size 768x512] [--fit crop|pad|stretch] --out clip.mp4
     python -m ivcore generate --session saved_folder [--lam 0.2 ...] --out clip.mp4
 
 Bad input exits with status 2 and one line on stderr naming the option and what is allowed; a
@@ -38,6 +38,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int)
     p.add_argument("--frames", type=int)
     p.add_argument("--guidance", type=float)
+    p.add_argument("--size", help="WIDTHxHEIGHT of the video, multiples of what the models take (default: theirs)")
+    p.add_argument("--fit", choices=("crop", "pad", "stretch"), help="how --image is brought to the size (crop)")
     p.add_argument(
         "--model", default=None,
         help="shapes (default: trained shapes-world models), tiny (random-init), a train-shapes folder, "
@@ -95,7 +97,16 @@ def _picture(option: str, path: str, mode: str):
 
 
 def _apply(session, args: argparse.Namespace) -> None:
-    """Set the instructions given as options, in the order the method uses them."""
+    """Set the instructions given as options, in the order the method uses them (the size first)."""
+    if args.size is not None:
+        from ivcore.sizes import parse_size
+
+        size = parse_size(args.size)
+        if size is None:
+            raise BadInput(f"--size: {args.size!r}; give WIDTHxHEIGHT, e.g. 768x512")
+        session.size = size
+    if args.fit is not None:
+        session.fit = args.fit
     if args.image:
         session.image = _picture("--image", args.image, "RGB")
     if args.paint:

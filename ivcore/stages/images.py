@@ -56,11 +56,30 @@ def _array_to_image(array: np.ndarray, field: str, allowed: str) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(array))
 
 
-def fit_to(image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """Center-crop to the target aspect ratio, then resize: the diffusion models need their own size."""
-    if image.size == tuple(size):
+def fit_to(image: Image.Image, size: tuple[int, int], mode: str = "crop") -> Image.Image:
+    """The picture at `size` (width, height), the diffusion models' own size.
+
+    "crop": centre-crop to the target aspect ratio, then resize. "pad": the whole picture, resized
+    to fit inside, the rest filled with the mean colour of its edge (transparent for an RGBA paint
+    layer). "stretch": resized to the size, the aspect ratio not kept.
+    """
+    size = (int(size[0]), int(size[1]))
+    if image.size == size:
         return image
+    if mode == "stretch":
+        return image.resize(size, Image.Resampling.LANCZOS)
+    if mode == "pad":
+        return ImageOps.pad(image, size, method=Image.Resampling.LANCZOS, color=edge_colour(image))
     return ImageOps.fit(image, size, method=Image.Resampling.LANCZOS)
+
+
+def edge_colour(image: Image.Image) -> tuple[int, ...]:
+    """The mean colour of a picture's one-pixel border (fully transparent for RGBA layers)."""
+    if image.mode == "RGBA":
+        return (0, 0, 0, 0)
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float64)
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    return tuple(int(round(v)) for v in border.mean(axis=0))
 
 
 def to_paint_layer(value: Any, size: tuple[int, int], field: str = "paint") -> Image.Image:
