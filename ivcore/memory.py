@@ -326,7 +326,7 @@ def format_plan(parts: dict[str, int], budget: int | None = None) -> str:
 def sd15_pia_plan(
     *,
     num_frames: int = 16,
-    size: int = 512,
+    size: int | tuple[int, int] = 512,
     guidance: float = 7.5,
     lam: float = 0.5,
     dtype: torch.dtype = torch.float16,
@@ -338,7 +338,8 @@ def sd15_pia_plan(
 ) -> dict[str, int]:
     """The plan for full-size SD1.5 img2img + PIA (built on the meta device from `backends.configs`).
 
-    Defaults are the T4 case of docs/memory.md: 16 frames at 512 x 512, guidance 7.5,
+    Defaults are the T4 case of docs/memory.md: 16 frames at 512 x 512 (`size`: a side or (width, height)),
+    guidance 7.5,
     0 < lam < 1 with an edit (the 4-row call), fp16, diffusers' default attention (SDPA).
     `attention` "classic" (materialized scores, no SDPA) or "sliced" (the spatial attention one
     frame of one row at a time, scores materialized per slice), `vae_slicing`
@@ -354,10 +355,12 @@ def sd15_pia_plan(
     from ivcore.backends.image import ImageBackend
     from ivcore.backends.video import PIAVideoBackend
 
+    width, height = (size, size) if isinstance(size, int) else size
     m = build_sd15_pia("meta", dtype)
-    image = ImageBackend(m["unet"], m["vae"], m["text_encoder"], None, None, size=size, name="sd15")
+    image = ImageBackend(m["unet"], m["vae"], m["text_encoder"], None, None, size=max(width, height), name="sd15")
+    side = max(width, height)
     video = PIAVideoBackend(
-        m["motion_unet"], m["vae"], m["text_encoder"], None, None, size=size, num_frames=num_frames, name="pia"
+        m["motion_unet"], m["vae"], m["text_encoder"], None, None, size=side, num_frames=num_frames, name="pia"
     )
     if attention == "classic":
         video.unet.set_attn_processor(AttnProcessor())
@@ -376,7 +379,7 @@ def sd15_pia_plan(
     for name, value in options.items():
         setattr(video, name, value)
     return plan(
-        image, video, num_frames=num_frames, height=size, width=size, guidance=guidance, lams=[lam], has_edit=True,
+        image, video, num_frames=num_frames, height=height, width=width, guidance=guidance, lams=[lam], has_edit=True,
         encoded_images=num_frames if trajectory_path else 1,
     )  # fmt: skip
 

@@ -273,3 +273,23 @@ def test_the_cli_takes_size_and_fit(tmp_path, capsys) -> None:
     assert "size" in err and "multiples of 8" in err and len(err.strip().splitlines()) == 1
     assert main([*args, "--size", "wide", "--out", str(out)]) == 2
     assert "--size" in capsys.readouterr().err
+
+
+def test_the_sd15_pia_memory_plan_takes_width_and_height() -> None:
+    from ivcore import memory
+
+    square = memory.sd15_pia_plan(num_frames=2, size=512)
+    assert memory.sd15_pia_plan(num_frames=2, size=(512, 512)) == square
+    assert memory.sd15_pia_plan(num_frames=2, size=(768, 512))["total"] > square["total"]
+
+
+def test_from_pretrained_and_shapes_take_a_size(tmp_path) -> None:
+    from ivcore.backends.tiny import save_tiny_models
+
+    folders = save_tiny_models(tmp_path)
+    s = Session.from_pretrained(**folders, device="cpu", size=(96, 64), fit="stretch", steps=2)
+    assert (s.size, s.fit, s.steps, s.image.size) == ((96, 64), "stretch", 2, (96, 64))
+    with pytest.raises(InstructionError, match="size"):
+        Session.from_pretrained(**folders, device="cpu", size=(100, 64))
+    shapes = Session.shapes(seed=0, size=(96, 64))
+    assert shapes.size == (96, 64) and shapes.image.size == (96, 64) and shapes.content
