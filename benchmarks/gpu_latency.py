@@ -130,7 +130,7 @@ def make_session(paths: dict[str, Path], args: argparse.Namespace) -> Session:
     s = Session.from_pretrained(
         paths["sd15"], paths["sd15"], motion_adapter=paths["pia"], device=args.device, dtype=dtype
     )
-    s.image_backend.size = s.video_backend.size = args.size
+    s.size = (args.size, args.size)
     s.image = scene(args.size)
     s.content, s.motion = "a red fox in snow", "the fox runs"
     s.num_frames, s.steps, s.image_steps = args.frames, args.steps, args.steps

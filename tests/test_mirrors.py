@@ -74,8 +74,8 @@ def mirrors(tmp_path_factory) -> dict[str, Path]:
 
 
 def small(s: Session, frames: int = 2) -> Session:
-    """The mirrors keep SD1.5's 512 x 512 sample size: run them at 64 x 64 here."""
-    s.image_backend.size = s.video_backend.size = 64
+    """The mirrors keep SD1.5's 512 x 512 sample size: run them at 64 x 64 here (a multiple of 64)."""
+    s.size = (64, 64)
     s.image = scene()
     s.content, s.motion = "a red fox in snow", "the fox runs"
     s.num_frames, s.steps, s.image_steps = frames, 2, 2
