@@ -119,6 +119,7 @@ def test_width_scales_channels_only():
         assert sd15_configs(width)["text_encoder"]["vocab_size"] == CLIP_VOCAB_SIZE
 
 
+@pytest.mark.slow
 def test_sd15_and_pia_mirrors_generate(mirrors):
     s = pia_session(mirrors)
     # what SD1.5 ships: PNDM for P_img (no generator in its step), CLIP's vocabulary size
@@ -132,6 +133,7 @@ def test_sd15_and_pia_mirrors_generate(mirrors):
     assert frames.shape == (2, 64, 64, 3) and frames.std() > 0
 
 
+@pytest.mark.slow
 def test_fp16_only_folder_loads_the_same_weights(mirrors):
     """A folder with only `*.fp16.safetensors` loads in float32: the fp16 weights, upcast."""
     assert variant_order(mirrors["sd15-fp16"], "unet", torch.float32) == ["fp16"]
@@ -147,6 +149,7 @@ def test_fp16_only_folder_loads_the_same_weights(mirrors):
     assert fp16.generate(seed=0, progress=False).frames.shape == (2, 64, 64, 3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["svd-xt", "svd-xt-fp16"])
 def test_svd_xt_mirror_generates(mirrors, model):
     s = Session.from_pretrained(mirrors["sd15"], mirrors[model], device="cpu")
@@ -158,6 +161,7 @@ def test_svd_xt_mirror_generates(mirrors, model):
     assert frames.shape == (2, 64, 64, 3)
 
 
+@pytest.mark.slow
 def test_lcm_lora_and_animatelcm_few_step(mirrors):
     s = small(pia_session(mirrors))
     s.content_strength = 0.0
