@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 import traitlets
-from ipywidgets.widgets.widget import _remove_buffers
 from PIL import Image
+from test_widgets import from_frontend  # as the page sends a state update
 
 from ivcore import Session, Video
 from ivwidgets import Studio, TakesStrip
@@ -25,16 +25,6 @@ from ivwidgets.takes_strip import gif_data_url, short_value
 
 STEPS, FRAMES = 3, 4
 TIMEOUT = 300
-
-
-def from_frontend(widget: Any, **state: Any) -> None:
-    """Deliver ``state`` to ``widget`` as an ipykernel comm message, as the page does."""
-    state, buffer_paths, buffers = _remove_buffers(state)
-    msg = {
-        "content": {"data": {"method": "update", "state": state, "buffer_paths": buffer_paths}},
-        "buffers": [memoryview(bytes(b)) for b in buffers],
-    }
-    widget._handle_msg(msg)
 
 
 @pytest.fixture(scope="module")
