@@ -27,16 +27,13 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
 from ivcore import take_files
 from ivcore.align import FrameAlign
 from ivcore.backends.weights import HUB_ID, adapter_sources, file_sha256
 from ivcore.errors import InstructionError
 from ivcore.fields import Saved, fields_of, json_settings
 from ivcore.model_state import backends_of, plain, scheduler_state, weights_state
-from ivcore.untrusted import expect, no_constant, read_frames, read_png, reading
+from ivcore.untrusted import expect, no_constant, read_frames, read_png, reading, write_frames
 from ivcore.video import Video
 
 FORMAT = 2  # 1: settings, images and last video only; 2: + LoRAs, checkpoints, samplers, few-step, align weights
@@ -61,7 +58,6 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def save(session, folder: str | os.PathLike) -> Path:
     """Write the folder `load` reads (see the module docstring); session.json is written last."""
-    from safetensors.torch import save_file
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -102,11 +98,7 @@ def save(session, folder: str | os.PathLike) -> Path:
         lambda p, v: v.save(p),
     )  # fmt: skip
     video = session.last_video
-    frames = None if video is None else torch.from_numpy(np.array(video.frames))
-    _replace_or_remove(
-        folder / "last_video.safetensors", frames,
-        lambda p, v: save_file({"frames": v}, str(p), metadata={"fps": repr(float(video.fps))}),
-    )  # fmt: skip
+    _replace_or_remove(folder / "last_video.safetensors", video, write_frames)
     _replace_or_remove(folder / "last_video.mp4", video, lambda p, v: v.to_mp4(p))
     take_files.save(session, folder)
     _write_atomic(folder / SESSION_FILE, json.dumps({**data, "files": files}, indent=2))

@@ -20,13 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from ivcore.errors import InstructionError
 from ivcore.fields import Saved
 from ivcore.sizes import check_size
 from ivcore.takes import _IMAGE_REF, Take, counter, take_fields, thumbnail
-from ivcore.untrusted import expect, read_frames, read_png, reading
+from ivcore.untrusted import expect, read_frames, read_png, reading, write_frames
 from ivcore.video import Video
 
 FOLDER = "takes"
@@ -38,7 +37,6 @@ _MAX_JSON_BYTES = 64 << 20
 
 def save(session, folder: Path) -> None:
     """Write the takes and the story (and remove what an earlier save wrote that is gone now)."""
-    from safetensors.torch import save_file
 
     takes, story = session.takes, session.story.segments
     root = folder / FOLDER
@@ -52,8 +50,7 @@ def save(session, folder: Path) -> None:
     written: set[Path] = {root / "takes.json"}
 
     def frames_file(path: Path, video: Video) -> None:
-        meta = {"fps": repr(float(video.fps))}
-        save_file({"frames": torch.from_numpy(np.array(video.frames))}, str(path), metadata=meta)
+        write_frames(path, video)
         written.add(path)
 
     entries = []

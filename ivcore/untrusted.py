@@ -66,6 +66,15 @@ def read_png(path: Path, mode: str, size: tuple[int, int]) -> Image.Image:
         raise InstructionError(name, "unreadable", f"a PNG image ({err})") from err
 
 
+def write_frames(path: Path, video: Any) -> None:
+    """A Video's exact uint8 frames as `read_frames` reads them back: one tensor "frames", fps in the metadata."""
+    import torch
+    from safetensors.torch import save_file
+
+    frames = torch.from_numpy(np.array(video.frames))
+    save_file({"frames": frames}, str(path), metadata={"fps": repr(float(video.fps))})
+
+
 def read_frames(path: Path, size: Any, max_frames: int) -> tuple[np.ndarray, float | None]:
     """The last video's frames: one uint8 tensor "frames" of shape (F, H, W, 3), F in [1, max_frames].
 
