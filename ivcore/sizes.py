@@ -3,7 +3,7 @@
 The models run at any size that is a multiple of what their VAE and UNet need: the VAE divides by
 2 ** (VAE blocks - 1) and the UNet by 2 ** (down blocks - 1), so SD1.5 and PIA take multiples of
 8 * 8 = 64 pixels, the tiny preset (a 4x VAE, 2 down blocks) multiples of 8. The default is the
-models' native size (`video_backend.size`, square).
+models' native size (`video_backend.native_size`: SD1.5 + PIA 512 x 512, SVD-XT 1024 x 576).
 
 Changing the size (or the fit) on a live session refits the image from the picture as it was given
 to `s.image =` (kept beside it), or from the image itself when it was set otherwise (a commit, a
@@ -29,9 +29,15 @@ MAX_SCALE = 8  # a side may be at most this many times the native size (the grey
 
 
 def native_size(session: Any) -> tuple[int, int]:
-    """(width, height) the video model was built for: its square `size`."""
-    side = int(session.video_backend.size)
-    return (side, side)
+    """(width, height) the video model was trained at: its backend's `native_size`.
+
+    A backend written before sizes were pairs has only a square `size` (an int): (size, size).
+    """
+    backend = session.video_backend
+    pair = getattr(backend, "native_size", None)
+    if pair is None:
+        return (int(backend.size), int(backend.size))
+    return (int(pair[0]), int(pair[1]))
 
 
 def backend_multiple(backend: Any) -> int:

@@ -60,7 +60,8 @@ def svd_reference(s: Session, *, guidance: float, seed: int, output_type: str = 
     pipe = b.pipeline()
     pipe.set_progress_bar_config(disable=True)
     generator = torch.Generator().manual_seed(seed)
-    _, c, f, h, w = b.latent_shape(s.num_frames, *s.size)
+    width, height = s.size
+    _, c, f, h, w = b.latent_shape(s.num_frames, height, width)
     latents = torch.randn((1, f, c, h, w), generator=generator, dtype=b.dtype)
     out = pipe(
         s.intermediate(edited=False), height=s.size[1], width=s.size[0], num_frames=s.num_frames,
@@ -233,6 +234,64 @@ def test_load_from_folder_equals_tiny(tmp_path):
     assert torch.equal(a.latents, b.latents)
     # transformers' loader lays the CLIP weights out differently in memory: equal values, 1e-7 roundings
     assert (a.embeds - b.embeds).abs().max() <= 1e-6
+
+
+# ------------------------------------------------------------------------------ any picture shape (issue 30)
+def wide_stroke(size: tuple[int, int]) -> np.ndarray:
+    """An RGBA layer of W x H with an opaque red bar reaching into the right third of the frame."""
+    width, height = size
+    layer = np.zeros((height, width, 4), np.uint8)
+    layer[height // 3 : height // 3 + 8, width // 4 : width - 4] = (255, 30, 30, 255)
+    return layer
+
+
+@pytest.mark.parametrize("size", [(96, 64), (64, 96)])
+def test_non_square_plain_run_matches_svd_pipeline_and_eq4_identities_hold(image_backend, size):
+    """At W x H: CLIP resize, VAE encode, time ids and the temporal decode agree with the pipeline at that size."""
+    width, height = size
+    s = svd_session(image_backend)
+    s.size = size
+    s.image = scene().resize(size)
+    video = s.generate(seed=3, progress=False)
+    assert video.frames.shape == (FRAMES, height, width, 3)
+    assert s.last_latents.shape == (1, 4, FRAMES, height // 4, width // 4)
+    reference = svd_reference(s, guidance=3.0, seed=3)[0]
+    assert reference.shape == float_frames(s).shape
+    assert np.abs(float_frames(s) - reference).max() <= 1e-4
+    latents = svd_reference(s, guidance=3.0, seed=3, output_type="latent")
+    assert (latents.permute(0, 2, 1, 3, 4) - s.last_latents).abs().max() <= 1e-4
+    plain = s.last_latents.clone()
+    # Eq. 4: lam = 1 with an edit is the plain video of x~; lam = 0 the plain video of x~'
+    s.paint(wide_stroke(size))
+    s.lam = 1.0
+    s.generate(seed=3, progress=False)
+    assert torch.equal(s.last_latents, plain)
+    s.lam = 0.0
+    edited = s.generate(seed=3, progress=False)
+    assert (s.last_latents - plain).abs().max() > 1e-4  # the edit matters: the identities are not vacuous
+    other = svd_session(image_backend)
+    other.size = size
+    other.image = s.intermediate(edited=True)
+    assert np.array_equal(other.generate(seed=3, progress=False).frames, edited.frames)
+    assert torch.equal(other.last_latents, s.last_latents)
+
+
+def test_native_size_is_svds_landscape_for_full_size_configs(image_backend):
+    """SVD-XT's configs (UNet sample_size 96, an 8x VAE: 768 px) give 1024 x 576; small models stay square."""
+    from ivcore.backends.configs import SVD_XT_UNET_CONFIG, SVD_XT_VAE_CONFIG
+    from ivcore.backends.svd import SVD_NATIVE_SIZE, svd_native_size
+
+    factor = 2 ** (len(SVD_XT_VAE_CONFIG["block_out_channels"]) - 1)
+    assert svd_native_size(SVD_XT_UNET_CONFIG["sample_size"] * factor) == SVD_NATIVE_SIZE == (1024, 576)
+    assert svd_native_size(64) == (64, 64)
+    b = tiny_svd_backend(0)
+    assert b.native_size == (64, 64) and b.size == 64
+    b.size = (96, 64)  # the square-era int attribute still sets, and reads the longer side
+    assert b.native_size == (96, 64) and b.size == 96
+    b.size = 32
+    assert b.native_size == (32, 32)
+    # a session's default size is its video backend's native size
+    assert Session(image_backend, tiny_svd_backend(0, size=(96, 64))).size == (96, 64)
 
 
 def test_unet_without_svd_time_ids_is_refused():

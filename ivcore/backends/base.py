@@ -21,7 +21,8 @@ class VideoBackend(Protocol):
     unet: Any
     vae: Any
     scheduler: Any
-    size: int
+    native_size: tuple[int, int]  # (width, height) the model was trained at: a session's default size
+    size: int  # the longer side of native_size (what square-era code reads)
     num_frames: int
     fps: int
     name: str
@@ -60,24 +61,46 @@ class VideoBackend(Protocol):
     def decode(self, latents: torch.Tensor) -> torch.Tensor: ...
 
 
+def as_pair(size: int | Sequence[int]) -> tuple[int, int]:
+    """A backend's size as (width, height): an int is a square side, a pair is (width, height)."""
+    if isinstance(size, (int, float)):
+        return (int(size), int(size))
+    width, height = size
+    return (int(width), int(height))
+
+
 class SDComponents:
     """The SD1.5-family parts both P_img and PIA's P_video hold, under diffusers' names.
 
     Keeping them as plain attributes lets users and tests reach the modules (build a reference
     pipeline over them, swap the scheduler, load LoRAs); `weights_version` is bumped whenever
     weights change in place, and is part of every cache key.
+
+    `native_size` (width, height) is the one declaration of the size a model was trained at (SVD-XT
+    1024 x 576, SD1.5 and PIA 512 x 512); a session's default `size` is its video backend's.
+    `size`, an int, is what code written when every frame was square reads: the longer side.
     """
 
-    def __init__(self, unet, vae, text_encoder, tokenizer, scheduler, *, size: int, name: str):
+    def __init__(self, unet, vae, text_encoder, tokenizer, scheduler, *, size: int | Sequence[int], name: str):
         self.unet = unet
         self.vae = vae
         self.text_encoder = text_encoder
         self.tokenizer = tokenizer
         self.scheduler = scheduler
-        self.size = size
+        self.native_size = as_pair(size)
         self.name = name
         self.weights_version = 0
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+
+    @property
+    def size(self) -> int:
+        """The longer side of `native_size` (the side of a square model); kept for square-era code."""
+        return max(self.native_size)
+
+    @size.setter
+    def size(self, value: int | Sequence[int]) -> None:
+        """An int sets a square native size, a pair (width, height) a rectangular one."""
+        self.native_size = as_pair(value)
 
     @property
     def device(self) -> torch.device:

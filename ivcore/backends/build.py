@@ -108,8 +108,8 @@ def load_backends(
     if svd:
         from ivcore.backends.svd import load_svd_backend
 
-        # SVD's frames are square here: 576 (its shorter training side) for real models
-        video = load_svd_backend(video_model, device=device, dtype=dtype, size=576 if image_size >= 256 else image_size)
+        # SVD's native size comes from its configs: 1024 x 576 for the real models (svd_native_size)
+        video = load_svd_backend(video_model, device=device, dtype=dtype)
         return image, video, {"image_model": image_model, "video_model": video_model}
 
     video_parts = image_parts if video_model == image_model else _common(video_model, dtype, device)

@@ -36,7 +36,9 @@ class ImageBackend(SDComponents):
     so users and tests can reach the modules, swap the scheduler or load LoRAs on them.
     """
 
-    def __init__(self, unet, vae, text_encoder, tokenizer, scheduler, *, size: int = 512, name: str = ""):
+    def __init__(
+        self, unet, vae, text_encoder, tokenizer, scheduler, *, size: int | tuple[int, int] = 512, name: str = ""
+    ):
         super().__init__(unet, vae, text_encoder, tokenizer, scheduler, size=size, name=name)
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
 

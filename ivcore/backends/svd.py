@@ -47,6 +47,9 @@ from ivcore.backends.loading import load_component
 
 DEFAULT_SVD_MODEL = "stabilityai/stable-video-diffusion-img2vid-xt"
 CLIP_SIZE = 224  # the pipeline resizes every conditioning image to 224 x 224 for CLIP
+# (width, height) SVD and SVD-XT were trained at (16:9 landscape). Their UNet config says sample_size 96
+# (768 px square), which has the same pixel count: 1024 * 576 == 768 ** 2 (see `svd_native_size`).
+SVD_NATIVE_SIZE = (1024, 576)
 PROBE_STEPS = 25  # steps of the scheduler copy used to read init_noise_sigma (see init_noise_sigma)
 SVD_DEFAULTS = dict(steps=25, guidance=3.0)  # Session settings matching the pipeline's defaults
 
@@ -177,7 +180,7 @@ class SVDVideoBackend(SplitLimits, SDComponents):
         feature_extractor: CLIPImageProcessor,
         scheduler,
         *,
-        size: int = 576,
+        size: int | tuple[int, int] = SVD_NATIVE_SIZE,
         num_frames: int | None = None,
         fps: int = 7,
         motion_bucket_id: int = 127,
@@ -395,6 +398,18 @@ def check_time_ids(unet: UNetSpatioTemporalConditionModel) -> None:
         )
 
 
+def svd_native_size(sample_side: int) -> tuple[int, int]:
+    """(width, height) an SVD model was trained at, from its UNet's sample side in pixels (sample_size x VAE factor).
+
+    SVD's configs hold no aspect ratio: the UNet's sample_size 96 is 768 px, a square of the same
+    pixel count as the 1024 x 576 clips it was trained on. A model of that area gets SVD's
+    landscape shape; any other (the tiny preset, test folders) is square at its sample side.
+    """
+    side = int(sample_side)
+    width, height = SVD_NATIVE_SIZE
+    return (width, height) if side * side == width * height else (side, side)
+
+
 # ---------------------------------------------------------------------------------------- tiny preset
 def tiny_svd_components(seed: int = 0) -> dict[str, Any]:
     """Random-init tiny SVD components (64x64, 16x16 latents, up to 8 frames). Same seed, same weights."""
@@ -429,16 +444,17 @@ def load_svd_backend(
     device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
     *,
-    size: int = 576,
+    size: int | tuple[int, int] | None = None,
     num_frames: int | None = None,
     **kwargs: Any,
 ) -> SVDVideoBackend:
     """SVD from a hub id or a local folder in the diffusers layout (safetensors only, never pickle).
 
     fp16 on CUDA, fp32 elsewhere; the weights come from the plain or the `fp16` variant files,
-    whichever are there (fp16 first in float16: `ivcore.backends.loading`). The
-    Session's frames are square, so `size` is the side (576: SVD's shorter training side).
-    `kwargs` go to `SVDVideoBackend` (fps, motion_bucket_id, noise_aug_strength, ...).
+    whichever are there (fp16 first in float16: `ivcore.backends.loading`). `size` is the
+    native size, (width, height) or a square side; None derives it from the configs
+    (`svd_native_size`: 1024 x 576 for SVD and SVD-XT). `kwargs` go to `SVDVideoBackend` (fps,
+    motion_bucket_id, noise_aug_strength, ...).
     """
     model = str(model)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -448,6 +464,8 @@ def load_svd_backend(
     image_encoder = load_component(CLIPVisionModelWithProjection, model, "image_encoder", dtype)
     feature_extractor = CLIPImageProcessor.from_pretrained(model, subfolder="feature_extractor")
     scheduler = EulerDiscreteScheduler.from_pretrained(model, subfolder="scheduler")
+    if size is None:
+        size = svd_native_size(unet.config.sample_size * 2 ** (len(vae.config.block_out_channels) - 1))
     return SVDVideoBackend(
         unet.to(device).eval(), vae.to(device).eval(), image_encoder.to(device).eval(), feature_extractor,
         scheduler, size=size, num_frames=num_frames, name=kwargs.pop("name", model), **kwargs,
@@ -460,8 +478,10 @@ __all__ = [
     "SVDCondition",
     "SVDEncoding",
     "SVDVideoBackend",
+    "SVD_NATIVE_SIZE",
     "load_svd_backend",
     "save_tiny_svd",
+    "svd_native_size",
     "tiny_svd_backend",
     "tiny_svd_components",
 ]

@@ -50,7 +50,7 @@ class PIAVideoBackend(SplitLimits, SDComponents):
         tokenizer,
         scheduler,
         *,
-        size: int = 512,
+        size: int | tuple[int, int] = 512,
         num_frames: int = 16,
         fps: int = 8,
         name: str = "",
