@@ -153,12 +153,54 @@ def test_fp16_only_folder_loads_the_same_weights(mirrors):
 @pytest.mark.parametrize("model", ["svd-xt", "svd-xt-fp16"])
 def test_svd_xt_mirror_generates(mirrors, model):
     s = Session.from_pretrained(mirrors["sd15"], mirrors[model], device="cpu")
-    assert type(s.video_backend).__name__ == "SVDVideoBackend" and s.size == (576, 576)
+    assert type(s.video_backend).__name__ == "SVDVideoBackend" and s.size == (1024, 576)  # SVD-XT's native size
     assert s.video_backend.max_frames == 25 and s.guidance == 3.0
     assert type(s.video_backend.scheduler).__name__ == "EulerDiscreteScheduler"
     s.content_strength = 0.0
     frames = small(s).generate(seed=0, progress=False).frames
     assert frames.shape == (2, 64, 64, 3)
+
+
+def test_svd_xt_mirror_comes_out_at_its_native_1024_by_576(mirrors):
+    """SVD-XT was trained at 1024 x 576 (its configs say 768 px square, the same area): sessions start landscape."""
+    s = Session.from_pretrained(mirrors["sd15"], mirrors["svd-xt"], device="cpu")
+    assert s.size == (1024, 576) == s.video_backend.native_size and s.image.size == (1024, 576)
+    assert s.video_backend.size == 1024  # the square-era int: the longer side
+    overridden = Session.from_pretrained(mirrors["sd15"], mirrors["svd-xt"], device="cpu", size=(576, 1024))
+    assert overridden.size == (576, 1024) and overridden.image.size == (576, 1024)
+    with pytest.raises(InstructionError, match="64"):
+        overridden.size = (1000, 576)  # not a multiple of what SVD's VAE and UNet take
+
+
+@pytest.mark.slow
+def test_svd_xt_mirror_runs_a_step_at_1024_by_576(mirrors):
+    """One step of SVD-XT's architecture at its native size: 72 x 128 latents, 9216 tokens a frame."""
+    s = Session.from_pretrained(mirrors["sd15"], mirrors["svd-xt"], device="cpu")
+    s.image = scene()  # a square picture, centre-cropped to 16:9
+    s.content_strength = 0.0  # x~ = x: P_img (SD1.5 at 1024 x 576) is not what this checks
+    s.num_frames, s.steps, s.guidance = 2, 1, 1.0  # one row per UNet call
+    video = s.generate(seed=0, progress=False)
+    assert video.frames.shape == (2, 576, 1024, 3) and video.frames.std() > 0
+    assert s.last_latents.shape == (1, 4, 2, 72, 128)
+
+
+@pytest.mark.slow
+def test_sd15_and_pia_mirrors_run_at_a_non_square_size(mirrors):
+    """SD1.5 img2img and PIA at 128 x 64 (multiples of 64, landscape): P_img and P_video follow W x H."""
+    s = Session.from_pretrained(
+        mirrors["sd15"], mirrors["sd15"], motion_adapter=mirrors["pia"], device="cpu", size=(128, 64)
+    )
+    assert s.size == (128, 64) and s.video_backend.native_size == (512, 512)
+    s.image = scene()
+    s.content, s.motion = "a red fox in snow", "the fox runs"
+    s.content_strength = 0.6  # P_img runs (2 PNDM steps) at 128 x 64, then one step of P_video
+    s.num_frames, s.steps, s.image_steps = 2, 1, 2
+    assert s.intermediate(edited=False).size == (128, 64)
+    video = s.generate(seed=0, progress=False)
+    assert video.frames.shape == (2, 64, 128, 3) and video.frames.std() > 0
+    assert s.last_latents.shape == (1, 4, 2, 8, 16)
+    with pytest.raises(InstructionError, match="64"):
+        s.size = (96, 64)  # SD1.5 + PIA take multiples of 64
 
 
 @pytest.mark.slow
