@@ -28,7 +28,6 @@ except ImportError:  # pragma: no cover - ivcore always ships with ivwidgets; ke
 
 __all__ = [
     "BYTES",
-    "BYTES_NO_ECHO",
     "InstructionError",
     "Jobs",
     "SafeStateMixin",
@@ -50,8 +49,6 @@ def _bytes_from_json(js: Any, obj: Any) -> bytes | None:
 # rejects a memoryview and ipywidgets then drops the whole save_changes batch silently. These tags
 # convert either to bytes first.
 BYTES: dict[str, Any] = {"sync": True, **bytes_serialization, "from_json": _bytes_from_json}
-# For big payloads that only flow front end -> kernel: no echo_update message sending them back.
-BYTES_NO_ECHO: dict[str, Any] = {**BYTES, "echo_update": False}
 
 
 def asset(name: str) -> str:

@@ -21,6 +21,7 @@ from .paint import PaintCanvas
 from .player import VideoPlayer
 from .scrub import DEFAULT_SCRUB_LAMS, SweepStore, Worker, check_scrub_lams
 from .studio_runs import PREVIEW_EVERY_S, SETTLE_S, StudioRuns, frames_strip, latents_to_rgb
+from .studio_size import StudioSize
 from .studio_takes import FOLLOWED, StudioTakes
 from .trajectory import TrajectoryEditor
 
@@ -44,7 +45,7 @@ def _int_slider(session: Any, hints: dict, name: str, label: str, style: dict, u
     )  # fmt: skip
 
 
-class Studio(StudioTakes, StudioRuns, w.VBox):
+class Studio(StudioTakes, StudioRuns, StudioSize, w.VBox):
     """All four instructions of InteractiveVideo in one app bound to a ``Session``.
 
     Generation runs in a background worker thread, so the notebook stays responsive; the Generate
@@ -63,6 +64,14 @@ class Studio(StudioTakes, StudioRuns, w.VBox):
     listed, Restore sets the selected take's instructions back. "Continue from the last frame"
     starts the next segment of ``session.story`` from the take on screen; the story strip plays
     the story; "Undo segment" drops its last segment.
+
+    Picture shape (``ivwidgets.studio_size``): Size offers the sizes the models take (native, square,
+    landscape and portrait), Fit how a picture of another shape is brought to it.
+
+    Several views: the Studio may be displayed twice, open in two tabs, or shared by two people
+    (jupyter-collaboration); every view is built from the same kernel-side widgets. Strokes from all
+    views land in arrival order (``PaintCanvas``), a run started in one view shows its progress and
+    video in all, Cancel works from any, and a Generate while one runs starts nothing and says so.
     """
 
     def __init__(
@@ -145,6 +154,8 @@ class Studio(StudioTakes, StudioRuns, w.VBox):
         self.progress = w.IntProgress(value=0, min=0, max=1, description="", layout=w.Layout(width="240px"))
         self.status = w.Label(value="")
         self.status.add_class("ivw-status")
+        self.notice = w.Label(value="")  # a Generate that started nothing says so until the run ends
+        self.notice.add_class("ivw-notice")
         self.error = w.HTML(value="")
         self.error.add_class("ivw-studio-error")
         self.latents = Canvas(width=size, height=64, layout=w.Layout(width=f"{size * 2}px", height="auto"))
@@ -159,6 +170,7 @@ class Studio(StudioTakes, StudioRuns, w.VBox):
         self.x_tilde_edited.add_class("ivw-x-edited")
 
         takes_box, story_box = self._build_takes()
+        size_box = self._build_size(style)
 
         def figure(widget: w.Widget, caption: str) -> w.VBox:
             return w.VBox([widget, w.HTML(f"<small>{caption}</small>")])
@@ -174,11 +186,11 @@ class Studio(StudioTakes, StudioRuns, w.VBox):
                 ),
                 w.HBox(
                     [
-                        w.VBox([self.upload, self.content, self.motion]),
+                        w.VBox([w.HBox([self.upload, size_box]), self.content, self.motion]),
                         w.VBox([self.lam, self.lam_schedule, self.steps, self.frames, self.seed]),
                     ]
                 ),
-                w.HBox([self.generate_button, self.cancel_button, self.progress, self.status]),
+                w.HBox([self.generate_button, self.cancel_button, self.progress, self.status, self.notice]),
                 w.VBox([self.latents, self.preview_caption]),
                 self.error,
                 self.player,
@@ -214,7 +226,11 @@ class Studio(StudioTakes, StudioRuns, w.VBox):
         # the rest makes held videos stale (a restore or a new segment sets fields, announced one by one)
         if field not in ("lam", "video", "preview_decoder", "takes", "restore", "story"):
             self.drop_sweep()
-        if field in ("image", "commit"):
+        if field in ("size", "fit"):
+            self._on_layout_change()
+        elif field == "paint" and not self.paint.applying:  # s.paint(...) in a cell: the canvas shows it
+            self.paint.show_session_paint()
+        elif field in ("image", "commit"):
             self.paint.show_session_paint()  # none after a new image; a restored take's paint
             self.paint.refresh()
             if field == "commit":

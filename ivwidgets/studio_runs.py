@@ -197,8 +197,8 @@ class StudioRuns:
         starts as soon as it has stopped.
         """
         with self._run_lock:
-            if self.busy:  # a generation, a restore or a story step
-                self.status.value = "already running"
+            if self.busy:  # a generation, a restore or a story step, started in this view or another
+                self.notice.value = "already running: this Generate started nothing"
                 return False
             self.drop_sweep()
             self.show_error("")
@@ -245,6 +245,8 @@ class StudioRuns:
 
     def _buttons(self) -> None:
         busy = self.busy
+        if not busy:
+            self.notice.value = ""
         self.generate_button.disabled = busy
         self.cancel_button.disabled = not self._worker.tasks()
         self._takes_buttons(busy)

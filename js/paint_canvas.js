@@ -1,13 +1,18 @@
-// PaintCanvas: paint an RGBA layer over the image instruction x.
+// PaintCanvas: paint an RGBA layer over the image instruction x, shared by every view of the model.
 //
 // Model traits (see ivwidgets/paint.py):
 //   image (bytes, PNG of x), width, height (native size of x),
 //   color ("#rrggbb"), swatches (list of "#rrggbb": one-click colours beside the picker), brush_size (px at native resolution), opacity (0..1), tool ("brush" | "eraser"),
-//   strokes (list of stroke dicts: the undo history, plain data so it survives a page reload; a
-//     {tool: "layer", src: <PNG data URL>} entry draws a whole layer: the session's paint shown by the kernel),
-//   undone (list of stroke dicts: the redo stack),
-//   layer (bytes, PNG of the full RGBA layer; written on every stroke end, never on every move),
+//   strokes (the shared history, kernel-owned: stroke dicts with an id; a {tool: "layer", src: <PNG data URL>}
+//     entry draws a whole layer: the session's paint shown by the kernel),
+//   undone (the shared redo stack, kernel-owned),
 //   edited (bytes, PNG of the edited intermediate x~' computed by the kernel), show_edited, busy, error.
+//
+// Messages to the kernel (events, not traits: a trait is last-writer-wins across views, an event appends):
+//   {event: "stroke", stroke} with one buffer, the PNG of that stroke alone, sent when a stroke ends;
+//   {event: "undo"}, {event: "redo"}, {event: "clear", id}.
+// Until the kernel's history holds a stroke this view sent, the view draws it on top ("pending"), so
+// nothing flickers; a {refused: id} message from the kernel drops it.
 //
 // The canvases keep the image's native resolution (the backing store); CSS scales them, and pointer
 // positions are mapped back to native pixels, so the layer lines up with x exactly.
@@ -41,6 +46,16 @@ function drawStroke(ctx, stroke, scratch) {
     ctx.clearRect(0, 0, width, height);
     return;
   }
+  renderAlone(stroke, scratch, width, height);
+  ctx.save();
+  ctx.globalAlpha = stroke.tool === "eraser" ? 1 : stroke.opacity ?? 1;
+  ctx.globalCompositeOperation = stroke.tool === "eraser" ? "destination-out" : "source-over";
+  ctx.drawImage(scratch, 0, 0);
+  ctx.restore();
+}
+
+// The stroke alone, opaque, on `scratch` (width x height): what drawStroke composites and what is sent.
+function renderAlone(stroke, scratch, width, height) {
   scratch.width = width;
   scratch.height = height;
   const s = scratch.getContext("2d");
@@ -60,11 +75,12 @@ function drawStroke(ctx, stroke, scratch) {
     for (const [x, y] of pts.slice(1)) s.lineTo(x, y);
     s.stroke();
   }
-  ctx.save();
-  ctx.globalAlpha = stroke.tool === "eraser" ? 1 : stroke.opacity ?? 1;
-  ctx.globalCompositeOperation = stroke.tool === "eraser" ? "destination-out" : "source-over";
-  ctx.drawImage(scratch, 0, 0);
-  ctx.restore();
+}
+
+// An id for a stroke: unique across views (crypto.randomUUID needs a secure context, so not always).
+function strokeId() {
+  if (globalThis.crypto?.randomUUID) return crypto.randomUUID();
+  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 12)}`;
 }
 
 function render({ model, el: root }) {
@@ -127,12 +143,22 @@ function render({ model, el: root }) {
     return img.complete && img.naturalWidth ? img : null;
   }
 
+  // Strokes this view sent that the kernel's history does not hold yet, drawn on top until it does.
+  let pending = [];
+  function history() {
+    const strokes = model.get("strokes") || [];
+    const known = new Set([...strokes, ...(model.get("undone") || [])].map((s) => s.id));
+    pending = pending.filter((s) => !known.has(s.id));
+    return [...strokes, ...pending];
+  }
+
   function replay() {
     setSize();
     const ctx = layer.getContext("2d");
     ctx.clearRect(0, 0, layer.width, layer.height);
     const used = new Set();
-    for (const stroke of model.get("strokes") || []) {
+    const strokes = history();
+    for (const stroke of strokes) {
       if (stroke.tool === "layer") {
         used.add(stroke.src);
         const img = layerImage(stroke.src);
@@ -142,7 +168,7 @@ function render({ model, el: root }) {
       }
     }
     for (const src of [...layerImages.keys()]) if (!used.has(src)) layerImages.delete(src);
-    undoBtn.disabled = (model.get("strokes") || []).length === 0;
+    undoBtn.disabled = strokes.length === 0;
     redoBtn.disabled = (model.get("undone") || []).length === 0;
   }
 
@@ -184,25 +210,28 @@ function render({ model, el: root }) {
     eraserBtn.classList.toggle("ivw-active", tool === "eraser");
   }
 
-  // The layer PNG and the stroke history go to the kernel in one batch, so they never disagree.
+  // One stroke goes to the kernel as an event with its own pixels; sends keep the order of the strokes.
   let sending = Promise.resolve();
-  function commit(strokes, undone) {
-    model.set("strokes", strokes);
-    model.set("undone", undone);
-    replay();
+  function send(stroke) {
+    const alone = document.createElement("canvas");
+    renderAlone(stroke, alone, layer.width, layer.height);
     sending = sending.then(
       () =>
         new Promise((resolve) => {
-          layer.toBlob(async (blob) => {
-            const buffer = await blob.arrayBuffer();
-            model.set("layer", new DataView(buffer));
-            model.save_changes();
+          alone.toBlob(async (blob) => {
+            model.send({ event: "stroke", stroke }, undefined, [await blob.arrayBuffer()]);
             resolve();
           }, "image/png");
         }),
     );
     return sending;
   }
+  const onKernelMsg = (msg) => {
+    if (msg && msg.refused) {
+      pending = pending.filter((s) => s.id !== msg.refused);
+      replay();
+    }
+  };
 
   // Pointer input: mouse, pen and touch alike, captured so a stroke that leaves the canvas still ends.
   let current = null;
@@ -232,6 +261,7 @@ function render({ model, el: root }) {
     event.preventDefault();
     live.setPointerCapture(event.pointerId);
     current = {
+      id: strokeId(),
       tool: model.get("tool") === "eraser" ? "eraser" : "brush",
       color: model.get("color"),
       size: Number(model.get("brush_size")),
@@ -254,31 +284,22 @@ function render({ model, el: root }) {
     layer.style.visibility = "";
     drawLive();
     if (live.hasPointerCapture(event.pointerId)) live.releasePointerCapture(event.pointerId);
-    commit([...(model.get("strokes") || []), stroke], []);
+    pending.push(stroke);
+    replay();
+    send(stroke);
   }
   live.addEventListener("pointerdown", onDown);
   live.addEventListener("pointermove", onMove);
   live.addEventListener("pointerup", onUp);
   live.addEventListener("pointercancel", onUp);
 
-  // Undo and redo work on whole strokes (one batch = one pointer-down..up), as in drawdata.
-  undoBtn.addEventListener("click", () => {
-    const strokes = [...(model.get("strokes") || [])];
-    if (!strokes.length) return;
-    const last = strokes.pop();
-    commit(strokes, [...(model.get("undone") || []), last]);
-  });
-  redoBtn.addEventListener("click", () => {
-    const undone = [...(model.get("undone") || [])];
-    if (!undone.length) return;
-    const stroke = undone.pop();
-    commit([...(model.get("strokes") || []), stroke], undone);
-  });
-  // Clear is a stroke too, so it can be undone.
+  // Undo and redo work on whole strokes (one batch = one pointer-down..up), as in drawdata; the history is
+  // shared, so Undo takes back the newest stroke whoever drew it. Clear is a stroke too, so it can be undone.
+  const event = (name, extra = {}) => sending.then(() => model.send({ event: name, ...extra }));
+  undoBtn.addEventListener("click", () => event("undo"));
+  redoBtn.addEventListener("click", () => event("redo"));
   clearBtn.addEventListener("click", () => {
-    const strokes = model.get("strokes") || [];
-    if (!strokes.length) return;
-    commit([...strokes, { tool: "clear" }], []);
+    if ((model.get("strokes") || []).length || pending.length) event("clear", { id: strokeId() });
   });
   const setTrait = (name, value) => {
     model.set(name, value);
@@ -299,6 +320,7 @@ function render({ model, el: root }) {
     ["change:swatches", showSwatches],
   ];
   for (const [name, fn] of handlers) model.on(name, fn);
+  model.on("msg:custom", onKernelMsg);
   showImage();
   replay();
   showEdited();
@@ -308,6 +330,7 @@ function render({ model, el: root }) {
 
   return () => {
     for (const [name, fn] of handlers) model.off(name, fn);
+    model.off("msg:custom", onKernelMsg);
     for (const url of [...urls]) forget(url);
   };
 }

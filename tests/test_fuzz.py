@@ -214,7 +214,9 @@ def test_paint_messages_are_refused_cleanly(fuzz_session: Session, canvas, data)
     payload = data.draw(_payloads(fuzz_session.size[0]))
     before = _state(fuzz_session)
     canvas.error = ""
-    canvas.set_state({"layer": memoryview(payload)})  # bytes arrive from the page as memoryview
+    stroke = {"id": data.draw(st.uuids()).hex, "tool": "brush", "points": [[1.0, 1.0]]}
+    # a stroke's pixels arrive from the page as a message buffer (a memoryview)
+    canvas._handle_custom_msg({"event": "stroke", "stroke": stroke}, [memoryview(payload)])
     canvas._jobs.wait(30)
     valid = canvas.error == ""
     if not valid:
@@ -241,6 +243,24 @@ trajectory_message = st.one_of(
     st.fixed_dictionaries({"points": st.lists(point, max_size=6)}),
     st.fixed_dictionaries({"points": st.lists(point, max_size=4), "mask": json_values}),
 )
+
+
+@FUZZ
+@given(
+    stroke=st.one_of(
+        json_values,
+        st.dictionaries(st.sampled_from(["id", "tool", "color", "size", "opacity", "points"]), json_values, max_size=6),
+    ),
+    event=st.sampled_from(["stroke", "clear", "undo", "redo", "x", None]),
+)
+def test_paint_stroke_data_is_refused_cleanly(fuzz_session: Session, canvas, stroke, event) -> None:
+    before = _state(fuzz_session)
+    canvas.error = ""
+    canvas._handle_custom_msg(
+        {"event": event, "stroke": stroke, "id": stroke}, [memoryview(_png(np.zeros((8, 8, 4), np.uint8)))]
+    )
+    if canvas.error:
+        assert _state(fuzz_session) == before
 
 
 @pytest.fixture(scope="module")

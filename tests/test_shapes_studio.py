@@ -38,7 +38,7 @@ def test_paint_drag_and_lambda_in_the_studio():
     s.content_strength = 0.0
     s.motion = "nothing moves"  # the Studio's motion box follows the session
     layer, mask = painted_square(scene, "yellow")
-    app.paint.layer = encode_png(layer)  # what the canvas sends when a stroke ends
+    app.paint.add_stroke({"id": "s1", "tool": "brush", "points": [[44, 20]]}, encode_png(layer))  # a stroke's end
     drag = Trajectory(points=[(44, 20), (48, 34), (40, 44)], mask=world.shape_mask(scene, 1))
     app.editor.trajectories = [trajectory_to_data(drag)]
     assert app.paint.error == "" and app.editor.error == ""

@@ -182,7 +182,7 @@ def test_clicks_show_one_take_or_two_side_by_side(s: Session) -> None:
 
 def test_restore_sets_everything_back_and_generate_is_bitwise(s: Session) -> None:
     app = studio(s)
-    app.paint.layer = _png(red_layer(s))  # what the canvas sends on stroke end
+    app.paint.add_stroke({"id": "s1", "tool": "brush", "points": [[20, 20]]}, _png(red_layer(s)))  # a stroke's end
     app.editor.trajectories = [{"points": [[20, 20], [44, 36]], "kind": "object"}]
     app.motion.value = "it drifts"
     app.seed.value = 3
@@ -263,7 +263,7 @@ def test_continue_generate_and_undo_in_the_story_strip(s: Session) -> None:
 
 def test_continue_from_a_swept_lambda_makes_it_a_take_first(s: Session) -> None:
     app = studio(s, scrub_lams=(0.0, 1.0))
-    app.paint.layer = _png(red_layer(s))  # an edit, so lambdas differ
+    app.paint.add_stroke({"id": "s1", "tool": "brush", "points": [[20, 20]]}, _png(red_layer(s)))  # an edit
     generate(app, 0.5)
     assert app.wait(TIMEOUT) and len(app._sweep.videos) == 3
     app.lam.value = 1.0  # a swept lambda: its video at once, no take
@@ -285,7 +285,7 @@ def test_generate_waits_for_a_restore_or_story_step(s: Session) -> None:
     take = generate(app, 0.4)
     with session_lock(s):  # the restore waits for the lock in the worker
         assert app.restore(take) and app.busy
-        assert app.generate() is False and app.status.value == "already running"
+        assert app.generate() is False and app.notice.value.startswith("already running")
         assert app.continue_story() is False and app.undo_segment() is False
         assert app.generate_button.disabled and app.continue_button.disabled
     assert app.wait(TIMEOUT) and not app.busy and not app.generate_button.disabled

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import threading
 import time
+import uuid
 from typing import Any
 
 import numpy as np
@@ -132,13 +133,26 @@ def test_paint_trait_roundtrip(s: Session, name: str) -> None:
     assert roundtrip(a, b, name, PAINT_VALUES[name]) == PAINT_VALUES[name]
 
 
+def send_event(widget: Any, content: dict, pixels: Any = None) -> None:
+    """Deliver a front end's custom message (``model.send``) as ipykernel does, the PNG as a buffer."""
+    buffers = [] if pixels is None else [pixels if isinstance(pixels, memoryview) else memoryview(pixels)]
+    widget._handle_msg({"content": {"data": {"method": "custom", "content": content}}, "buffers": buffers})
+
+
+def paint_stroke(widget: Any, pixels: Any = None, **fields: Any) -> str:
+    """One stroke as the front end sends it when it ends: plain data plus its own pixels; returns its id."""
+    stroke = {"id": uuid.uuid4().hex, "tool": "brush", "color": "#ff0000", "size": 4.0, "opacity": 1.0}
+    stroke.update({"points": [[10.0, 20.0], [30.0, 40.0]]}, **fields)
+    send_event(widget, {"event": "stroke", "stroke": stroke}, layer_png() if pixels is None else pixels)
+    return stroke["id"]
+
+
 @pytest.mark.parametrize("wrap", [memoryview, bytes], ids=["jupyter-memoryview", "marimo-bytes"])
-def test_paint_memoryview_layer_becomes_session_paint(s: Session, wrap) -> None:
+def test_paint_stroke_becomes_session_paint(s: Session, wrap) -> None:
     w = PaintCanvas(s)
-    data = layer_png()
-    from_frontend(w, layer=wrap(data), strokes=[{"tool": "brush", "points": [[10, 20]]}])
+    sid = paint_stroke(w, wrap(layer_png()))
     assert w.error == ""
-    assert w.layer == data and isinstance(w.layer, bytes)
+    assert [st["id"] for st in w.strokes] == [sid] and w.strokes[0]["points"] == [[10.0, 20.0], [30.0, 40.0]]
     painted = np.asarray(s.paint_layer)
     assert painted.shape == (64, 64, 4)
     assert (painted[20:40, 10:30] == [255, 0, 0, 255]).all()
@@ -148,15 +162,48 @@ def test_paint_memoryview_layer_becomes_session_paint(s: Session, wrap) -> None:
     assert not w.busy
 
 
-def test_paint_empty_or_transparent_layer_clears(s: Session) -> None:
+def test_paint_history_composites_like_the_canvas(s: Session) -> None:
+    """Opacity, eraser, clear, undo and redo: the layer the session gets, stroke by stroke."""
     w = PaintCanvas(s, show_edited=False)
-    from_frontend(w, layer=layer_png())
+    paint_stroke(w, layer_png(box=(0, 0, 32, 64), color=(0, 0, 255, 255)), color="#0000ff")
+    paint_stroke(w, layer_png(box=(16, 0, 48, 64)), opacity=0.5)  # red at half over blue, and over nothing
+    layer = np.asarray(s.paint_layer).astype(int)
+    assert np.abs(layer[5, 20] - [128, 0, 128, 255]).max() <= 1
+    assert np.abs(layer[5, 40] - [255, 0, 0, 128]).max() <= 1 and layer[5, 60, 3] == 0
+    paint_stroke(w, layer_png(box=(0, 0, 64, 8), color=(0, 0, 0, 255)), tool="eraser")
+    assert np.asarray(s.paint_layer)[:8, :, 3].max() == 0 and np.asarray(s.paint_layer)[8, 5, 3] == 255
+    send_event(w, {"event": "clear", "id": "c1"})
+    assert s.paint_layer is None and [st["tool"] for st in w.strokes][-1] == "clear"
+    send_event(w, {"event": "undo"})
+    send_event(w, {"event": "undo"})  # the eraser comes off too
+    assert [st["tool"] for st in w.strokes] == ["brush", "brush"] and len(w.undone) == 2
+    np.testing.assert_array_equal(np.asarray(s.paint_layer), layer.astype(np.uint8))
+    send_event(w, {"event": "redo"})
+    assert [st["tool"] for st in w.strokes] == ["brush", "brush", "eraser"] and len(w.undone) == 1
+    paint_stroke(w)  # a new stroke drops the redo stack
+    assert w.undone == []
+
+
+def test_paint_strokes_from_several_views_keep_arrival_order_and_none_doubles(s: Session) -> None:
+    w = PaintCanvas(s, show_edited=False)
+    ids = [paint_stroke(w, points=[[float(k), 1.0]]) for k in range(20)]
+    assert [st["id"] for st in w.strokes] == ids
+    stroke = {**w.strokes[3]}
+    send_event(w, {"event": "stroke", "stroke": stroke}, layer_png())  # the same stroke delivered again
+    assert [st["id"] for st in w.strokes] == ids and w.error == ""
+
+
+def test_paint_transparent_stroke_undo_and_clear_leave_no_paint(s: Session) -> None:
+    w = PaintCanvas(s, show_edited=False)
+    paint_stroke(w)
     assert s.paint_layer is not None
-    from_frontend(w, layer=png(Image.new("RGBA", (64, 64))))  # after undo of the only stroke
+    send_event(w, {"event": "undo"})  # the only stroke
+    assert s.paint_layer is None and w.strokes == []
+    paint_stroke(w, png(Image.new("RGBA", (64, 64))))  # a stroke that covers nothing
     assert s.paint_layer is None
-    from_frontend(w, layer=layer_png())
+    paint_stroke(w)
     w.clear()
-    assert s.paint_layer is None and w.strokes == [] and w.layer == b""
+    assert s.paint_layer is None and w.strokes == [] and w.undone == []
 
 
 def _huge_png() -> bytes:
@@ -170,21 +217,44 @@ MALFORMED = {
     "truncated png": layer_png()[:60],
     "wrong size": layer_png(size=(32, 32), box=(0, 0, 8, 8)),
     "16-bit png": png(Image.fromarray(np.zeros((64, 64), dtype=np.uint16))),
+    "empty": b"",
 }
 
 
 @pytest.mark.parametrize("case", sorted(MALFORMED) + ["huge"])
-def test_paint_malformed_payload_sets_error_and_keeps_session(s: Session, case: str) -> None:
+def test_paint_malformed_pixels_set_error_and_keep_session(s: Session, case: str) -> None:
     w = PaintCanvas(s, show_edited=False)
-    from_frontend(w, layer=layer_png(box=(0, 0, 5, 5)))
-    before = np.asarray(s.paint_layer).copy()
-    payload = _huge_png() if case == "huge" else MALFORMED[case]
-    from_frontend(w, layer=memoryview(payload))
-    assert w.error, case
-    assert "paint layer" in w.error
+    w.send = lambda content, buffers=None: sent.append(content)
+    sent: list[dict] = []
+    paint_stroke(w, layer_png(box=(0, 0, 5, 5)))
+    before, history = np.asarray(s.paint_layer).copy(), list(w.strokes)
+    sid = paint_stroke(w, _huge_png() if case == "huge" else MALFORMED[case])
+    assert "stroke pixels" in w.error, case
+    assert sent == [{"refused": sid}]  # the sending view drops the stroke it showed as pending
     np.testing.assert_array_equal(np.asarray(s.paint_layer), before)
-    from_frontend(w, layer=layer_png())  # the next good stroke clears the error
+    assert w.strokes == history
+    paint_stroke(w)  # the next good stroke clears the error
     assert w.error == ""
+
+
+BAD_STROKES = {
+    "stroke.tool": {"tool": "spray"},
+    "stroke.color": {"color": "red"},
+    "stroke.points": {"points": []},
+    "stroke.points[1]": {"points": [[1, 2], [3]]},
+    "stroke.size": {"size": float("nan")},
+    "stroke.opacity": {"opacity": 2},
+    "stroke.id": {"id": ""},
+}
+
+
+@pytest.mark.parametrize("field", sorted(BAD_STROKES))
+def test_paint_bad_stroke_names_the_field(s: Session, field: str) -> None:
+    w = PaintCanvas(s, show_edited=False)
+    paint_stroke(w, **BAD_STROKES[field])
+    assert w.error.startswith(field) and w.strokes == [] and s.paint_layer is None
+    send_event(w, {"event": "spray"})
+    assert "paint event" in w.error
 
 
 def test_decode_png_checks_size_before_decoding() -> None:
@@ -379,9 +449,10 @@ def test_studio_generates_in_background_once(s: Session) -> None:
     assert st.generate() is True
     assert started.wait(60)
     assert st.generate() is False  # a second click while running starts nothing
-    assert st.status.value == "already running"
+    assert st.notice.value.startswith("already running")
     assert st.generate_button.disabled
     assert st.wait(120)
+    assert st.notice.value == ""  # the notice goes when the run it refers to ends
     assert st.error.value == "", st.error.value
     assert s.last_video is not None and s.last_video is not before
     assert s.last_video.frames.shape[0] == 4
@@ -430,7 +501,7 @@ def _upload(name: str, content: bytes) -> dict[str, Any]:
 
 def test_studio_upload_sets_the_image(s: Session) -> None:
     st = Studio(s)
-    from_frontend(st.paint, layer=layer_png())
+    paint_stroke(st.paint)
     assert s.paint_layer is not None
     blue = png(Image.new("RGB", (200, 100), (0, 0, 255)))
     st.upload.set_state({"value": [_upload("b.png", blue)]})

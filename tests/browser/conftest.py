@@ -111,3 +111,11 @@ def app_page(browser, request: pytest.FixtureRequest):
     yield page
     screenshot_on_failure(request, page)
     context.close()
+
+
+@pytest.fixture(scope="module")
+def session():
+    """A tiny session for the widgets' kernel halves (module-scoped: building one takes seconds)."""
+    from ivcore import Session
+
+    return Session.tiny(seed=0)

@@ -7,9 +7,6 @@ the kernel; the kernel's ``items``, ``selected`` and ``diff`` redraw the tiles.
 
 from __future__ import annotations
 
-import base64
-import io
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -17,7 +14,7 @@ from PIL import Image
 from ivcore import Video
 from ivwidgets.takes_strip import gif_data_url
 
-from .browser_helpers import SIZE, drag
+from .browser_helpers import SIZE, canvas_pixels, drag, kernel_layer, mount_paint
 
 pytestmark = pytest.mark.browser
 
@@ -83,31 +80,25 @@ def test_strip_tiles_tooltips_and_selection(harness) -> None:
     page.evaluate("cleanup()")
 
 
-def test_paint_canvas_draws_a_restored_layer_and_paints_over_it(harness) -> None:
+def test_paint_canvas_draws_a_restored_layer_and_paints_over_it(harness, session) -> None:
+    """The kernel shows the session's paint (a restored take) as one layer entry; strokes go over it."""
     page = harness
     layer = Image.new("RGBA", (SIZE, SIZE), (0, 0, 0, 0))
     layer.paste((0, 0, 255, 255), (4, 4, 20, 20))
-    buf = io.BytesIO()
-    layer.save(buf, format="PNG")
-    src = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-    gray = io.BytesIO()
-    Image.new("RGB", (SIZE, SIZE), (128, 128, 128)).save(gray, format="PNG")
-    state = {
-        "image": base64.b64encode(gray.getvalue()).decode(), "width": SIZE, "height": SIZE,
-        "color": "#ff0000", "brush_size": 6.0, "opacity": 1.0, "tool": "brush",
-        "strokes": [{"tool": "layer", "src": src}], "undone": [], "layer": "", "edited": "",
-        "busy": False, "error": "",
-    }  # fmt: skip
-    page.evaluate("([s, b]) => mount('paint_canvas', s, b)", [state, ["image", "layer", "edited"]])
+    loop = mount_paint(page, session)
+    session.paint(layer)
+    loop.widget.show_session_paint()
+    assert [s["tool"] for s in loop.widget.strokes] == ["layer"]
+    loop.pump()
     pixel = (
         "(p) => Array.from(document.querySelector('.ivw-layer').getContext('2d').getImageData(p[0], p[1], 1, 1).data)"
     )
     page.wait_for_function(f"({pixel})([10, 10])[2] === 255")  # the restored layer, drawn once decoded
-    drag(page, ".ivw-live", [(10, 40), (54, 40)])  # a stroke goes over it: the layer sent holds both
-    page.wait_for_function("savesOf('layer') === 1")
-    sent = np.asarray(Image.open(io.BytesIO(base64.b64decode(page.evaluate("saved('layer')")))).convert("RGBA"))
-    assert tuple(sent[10, 10]) == (0, 0, 255, 255) and tuple(sent[40, 32]) == (255, 0, 0, 255)
+    drag(page, ".ivw-live", [(10, 40), (54, 40)])  # a stroke goes over it: the session's paint holds both
+    loop.settle(1)
+    painted = kernel_layer(session)
+    assert tuple(painted[10, 10]) == (0, 0, 255, 255) and tuple(painted[40, 32]) == (255, 0, 0, 255)
     page.click(".ivw-undo")
     page.click(".ivw-undo")  # undo removes the restored layer too
-    page.wait_for_function("savesOf('layer') === 3")
-    assert np.asarray(Image.open(io.BytesIO(base64.b64decode(page.evaluate("saved('layer')")))))[..., 3].max() == 0
+    loop.settle(2)
+    assert session.paint_layer is None and canvas_pixels(page)[..., 3].max() == 0

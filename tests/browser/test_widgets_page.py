@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .browser_helpers import SIZE, drag
+from .browser_helpers import SIZE, canvas_pixels, drag, kernel_layer, mount_paint
 
 pytestmark = pytest.mark.browser
 
@@ -35,100 +35,124 @@ def saved(page, name: str):
     return page.evaluate("(n) => saved(n)", name)
 
 
-def saved_png(page) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(saved(page, "layer")))).convert("RGBA"))
-
-
 # -- PaintCanvas --------------------------------------------------------------------------------
+# The kernel half is real: a PaintCanvas on a tiny session behind the page's fake model (KernelLoop).
 
 
-def mount_paint(page, **overrides) -> None:
-    state = {
-        "image": b64(GRAY),
-        "width": SIZE,
-        "height": SIZE,
-        "color": "#ff0000",
-        "brush_size": 6.0,
-        "opacity": 1.0,
-        "tool": "brush",
-        "strokes": [],
-        "undone": [],
-        "layer": "",
-        "edited": "",
-        "busy": False,
-        "error": "",
-        **overrides,
-    }
-    page.evaluate("([s, b]) => mount('paint_canvas', s, b)", [state, ["image", "layer", "edited"]])
-    page.wait_for_function("document.querySelector('.ivw-base').naturalWidth === 64")
+def assert_view_shows_kernel(page, session, view: int = 0) -> None:
+    """The canvas holds the session's paint: alpha within 2 levels, colour wherever it is mostly opaque."""
+    shown, kernel = canvas_pixels(page, view).astype(int), kernel_layer(session).astype(int)
+    assert np.abs(shown[..., 3] - kernel[..., 3]).max() <= 2
+    solid = kernel[..., 3] > 128
+    assert np.abs(shown[solid, :3] - kernel[solid, :3]).max() <= 3
 
 
-def test_paint_stroke_sends_png_painted_where_the_stroke_went(harness) -> None:
+def test_paint_stroke_reaches_the_session_where_it_went(harness, session) -> None:
     page = harness
-    mount_paint(page)
+    loop = mount_paint(page, session)
     box = page.locator(".ivw-live").bounding_box()
     assert box["width"] > 4 * SIZE - 2  # CSS scales the native 64x64 backing store up
     live = "document.querySelector('.ivw-live')"
     assert page.evaluate(f"[{live}.width, getComputedStyle({live}).touchAction]") == [64, "none"]
     drag(page, ".ivw-live", [(10, 32), (54, 32)])
-    page.wait_for_function("savesOf('layer') === 1")
-    layer = saved_png(page)
-    assert layer.shape == (SIZE, SIZE, 4)
+    loop.settle(1)
+    layer = kernel_layer(session)
     for x in (12, 32, 52):  # along the stroke: opaque red
         assert tuple(layer[32, x]) == (255, 0, 0, 255), x
     assert layer[:26, :, 3].max() == 0 and layer[39:, :, 3].max() == 0  # nothing far from it
     ys, xs = np.nonzero(layer[..., 3])
     assert 5 <= xs.min() <= 8 and 56 <= xs.max() <= 59 and 28 <= ys.min() and ys.max() <= 36
-    strokes = saved(page, "strokes")
+    strokes = loop.widget.strokes
     assert len(strokes) == 1 and strokes[0]["tool"] == "brush" and strokes[0]["size"] == 6
     assert abs(strokes[0]["points"][0][0] - 10) < 0.5 and abs(strokes[0]["points"][-1][0] - 54) < 0.5
+    assert_view_shows_kernel(page, session)
 
 
-def test_paint_undo_redo_clear_eraser_opacity(harness) -> None:
+def test_paint_undo_redo_clear_eraser_opacity(harness, session) -> None:
     page = harness
-    mount_paint(page)
+    loop = mount_paint(page, session)
     drag(page, ".ivw-live", [(10, 32), (54, 32)])
-    page.wait_for_function("savesOf('layer') === 1")
+    loop.settle(1)
     page.click(".ivw-undo")  # undo removes the whole stroke (one batch)
-    page.wait_for_function("savesOf('layer') === 2")
-    assert saved_png(page)[..., 3].max() == 0
-    assert saved(page, "strokes") == [] and len(saved(page, "undone")) == 1
+    loop.settle(1)
+    assert session.paint_layer is None and loop.widget.strokes == [] and len(loop.widget.undone) == 1
     page.click(".ivw-redo")
-    page.wait_for_function("savesOf('layer') === 3")
-    assert tuple(saved_png(page)[32, 32]) == (255, 0, 0, 255)
+    loop.settle(1)
+    assert tuple(kernel_layer(session)[32, 32]) == (255, 0, 0, 255)
     page.click(".ivw-eraser")
     drag(page, ".ivw-live", [(32, 10), (32, 54)])
-    page.wait_for_function("savesOf('layer') === 4")
-    layer = saved_png(page)
+    loop.settle(1)
+    layer = kernel_layer(session)
     assert layer[32, 32, 3] == 0 and tuple(layer[32, 14]) == (255, 0, 0, 255)
+    assert_view_shows_kernel(page, session)
     page.click(".ivw-clear")
-    page.wait_for_function("savesOf('layer') === 5")
-    assert saved_png(page)[..., 3].max() == 0
+    loop.settle(1)
+    assert session.paint_layer is None
     page.click(".ivw-undo")  # clear is undoable too
-    page.wait_for_function("savesOf('layer') === 6")
-    assert saved_png(page)[32, 14, 3] == 255
+    loop.settle(1)
+    assert kernel_layer(session)[32, 14, 3] == 255
     page.click(".ivw-brush")
     page.evaluate("model.kernel('opacity', 0.5); model.kernel('color', '#0000ff')")
     drag(page, ".ivw-live", [(10, 50), (54, 50)])
-    page.wait_for_function("savesOf('layer') === 7")
-    r, g, b, a = saved_png(page)[50, 32]
+    loop.settle(1)
+    r, g, b, a = kernel_layer(session)[50, 32]
     assert (r, g, b) == (0, 0, 255) and 120 <= a <= 135  # one stroke composited once at its opacity
+    assert_view_shows_kernel(page, session)
 
 
-def test_paint_swatches_set_the_brush_colour(harness) -> None:
+def test_paint_same_widget_twice_shares_every_stroke(harness, session) -> None:
+    """Two views of one model: strokes from both, sent before the kernel answers, all land in order."""
     page = harness
-    mount_paint(page, swatches=["#dc3232", "#f0d23c"], tool="eraser")
+    loop = mount_paint(page, session, views=2)
+    for k in range(6):
+        view = f".view-{k % 2} .ivw-live"
+        drag(page, view, [(4 + 9 * k, 8), (4 + 9 * k, 56)], steps=3)
+    loop.settle(6)
+    strokes = loop.widget.strokes
+    assert len(strokes) == 6 and len({s["id"] for s in strokes}) == 6
+    assert [round(s["points"][0][0]) for s in strokes] == [4 + 9 * k for k in range(6)]  # arrival order
+    layer = kernel_layer(session)
+    assert all(layer[32, 4 + 9 * k, 3] == 255 for k in range(6))
+    for view in (0, 1):
+        assert_view_shows_kernel(page, session, view)
+    page.click(".view-1 .ivw-undo")  # shared undo: the newest stroke, drawn in view 0... or 1
+    loop.settle(1)
+    assert len(loop.widget.strokes) == 5 and kernel_layer(session)[32, 49, 3] == 0
+    for view in (0, 1):
+        assert_view_shows_kernel(page, session, view)
+
+
+def test_paint_refused_stroke_is_not_left_on_the_canvas(harness, session) -> None:
+    """A stroke the kernel refuses (the size changed while it was in flight) leaves view and session as they were."""
+    page = harness
+    loop = mount_paint(page, session)
+    session.size = (32, 32)  # the stroke's 64x64 pixels no longer fit the picture
+    try:
+        drag(page, ".ivw-live", [(10, 32), (54, 32)])
+        loop.settle(1)
+        assert loop.widget.strokes == [] and "stroke pixels" in loop.widget.error
+        page.wait_for_function("document.querySelector('.ivw-error').textContent.includes('stroke pixels')")
+        assert canvas_pixels(page)[..., 3].max() == 0  # the pending stroke is gone
+        assert session.paint_layer is None
+    finally:
+        session.size = (SIZE, SIZE)
+
+
+def test_paint_swatches_set_the_brush_colour(harness, session) -> None:
+    page = harness
+    loop = mount_paint(page, session, swatches=["#dc3232", "#f0d23c"], tool="eraser")
     assert page.locator(".ivw-swatch").count() == 2
     page.locator(".ivw-swatch").nth(1).click()  # yellow: the brush, in that colour
+    loop.pump()
     drag(page, ".ivw-live", [(10, 32), (54, 32)])
-    page.wait_for_function("savesOf('layer') === 1")
-    assert tuple(saved_png(page)[32, 32]) == (0xF0, 0xD2, 0x3C, 255)
+    loop.settle(1)
+    assert tuple(kernel_layer(session)[32, 32]) == (0xF0, 0xD2, 0x3C, 255)
     assert page.evaluate("document.querySelector('.ivw-color').value") == "#f0d23c"
 
 
-def test_paint_shows_edited_image_and_errors(harness) -> None:
+def test_paint_shows_edited_image_and_errors(harness, session) -> None:
     page = harness
-    mount_paint(page)
+    mount_paint(page, session)
     assert page.is_hidden(".ivw-error")
     edited = png(Image.new("RGB", (SIZE, SIZE), (0, 200, 0)))
     page.evaluate("(b) => model.kernel('edited', b64ToDataView(b))", b64(edited))
@@ -138,15 +162,12 @@ def test_paint_shows_edited_image_and_errors(harness) -> None:
     assert "32x32" in page.inner_text(".ivw-error")
 
 
-def test_paint_redraws_history_after_reload(harness) -> None:
-    """A page reload re-renders from the traits: the stroke history comes back on the canvas."""
+def test_paint_redraws_history_after_reload(harness, session) -> None:
+    """A page reload (or a late joiner) re-renders from the traits: the stroke history comes back."""
     page = harness
-    stroke = {"tool": "brush", "color": "#00ff00", "size": 8, "opacity": 1, "points": [[5, 5], [60, 60]]}
-    mount_paint(page, strokes=[stroke])
-    pixel = page.evaluate(
-        "Array.from(document.querySelector('.ivw-layer').getContext('2d').getImageData(32, 32, 1, 1).data)"
-    )
-    assert pixel == [0, 255, 0, 255]
+    stroke = {"id": "a", "tool": "brush", "color": "#00ff00", "size": 8, "opacity": 1, "points": [[5, 5], [60, 60]]}
+    mount_paint(page, session, strokes=[stroke])
+    assert canvas_pixels(page)[32, 32].tolist() == [0, 255, 0, 255]
 
 
 # -- TrajectoryEditor ---------------------------------------------------------------------------
