@@ -211,6 +211,18 @@ function render({ model, el: root }) {
     Object.assign(next[i], patch);
     push(next, i);
   }
+  // The list as it is now with this gesture's trajectory `i` put in: another view (the widget shown
+  // twice, a second user) may have changed other trajectories while this one was being dragged.
+  function rebased(i, created) {
+    const next = clone(model.get("trajectories") || []);
+    const [t] = clone([working[i]]);
+    if (created || i >= next.length) {
+      next.push(t);
+      return [next, next.length - 1];
+    }
+    next[i] = t;
+    return [next, i];
+  }
   function select(i) {
     model.set("selected", i);
     model.save_changes();
@@ -292,7 +304,10 @@ function render({ model, el: root }) {
     const now = performance.now();
     if (model.get("live") && now - lastLive > LIVE_MS) {
       lastLive = now;
-      model.set("trajectories", clone(working));
+      const [next, i] = rebased(drag.i, drag.created);
+      if (drag.created) drag = { ...drag, i, created: false };  // sent once: later moves edit it in place
+      working = next;
+      model.set("trajectories", clone(next));
       model.save_changes();
     }
   }
@@ -305,11 +320,12 @@ function render({ model, el: root }) {
       const shape = lasso.type === "brush"
         ? { type: "brush", size: lasso.size, points: lasso.points }
         : { type: "lasso", points: lasso.points };
+      const target = lasso.i;
       lasso = null;
       if (shape.type === "brush" || shape.points.length > 2) t.mask = [...shapesOf(t.mask), shape];
-      const next = working;
+      const [next, i] = rebased(target, false);
       working = null;
-      push(next, model.get("selected"));
+      push(next, i);
       return;
     }
     if (!drag || !working) return;
@@ -318,13 +334,15 @@ function render({ model, el: root }) {
     const moved = Math.hypot(t.points[0][0] - t.points[t.points.length - 1][0], t.points[0][1] - t.points[t.points.length - 1][1]);
     if (drag.created && !drag.anchor && moved < 0.5) {
       // A click on empty space without a drag: no trajectory, just deselect.
-      working.pop();
-      model.set("selected", -1);
+      working = null;
+      drag = null;
+      push(clone(model.get("trajectories") || []), -1);
+      return;
     }
-    const next = working;
+    const [next, i] = rebased(drag.i, drag.created);
     working = null;
     drag = null;
-    push(next, model.get("selected"));
+    push(next, i);
   }
 
   overlay.addEventListener("pointerdown", onDown);

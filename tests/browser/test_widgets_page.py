@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .browser_helpers import SIZE, canvas_pixels, drag, kernel_layer, mount_paint
+from .browser_helpers import SIZE, canvas_pixels, drag, kernel_layer, mount_paint, to_screen
 
 pytestmark = pytest.mark.browser
 
@@ -247,6 +247,27 @@ def test_editor_drag_yields_the_expected_points(harness) -> None:
     page.locator(".ivw-list li").nth(1).locator(".ivw-delete").click()
     page.wait_for_function("saved('trajectories').length === 1")
     assert page.locator(".ivw-list li").count() == 1
+
+
+def test_editor_keeps_another_views_trajectory_that_arrived_during_a_drag(harness) -> None:
+    """Two views: while one drags a new trajectory, the other's edit reaches it; both are kept."""
+    page = harness
+    theirs = {"points": [[8, 56], [20, 50]], "kind": "object", "easing": "linear", "radius": 8, "start": 0,
+              "end": 1, "mask": None}  # fmt: skip
+    mount_editor(page, live=False)
+    to = lambda x, y: to_screen(page, ".ivw-overlay", x, y)  # noqa: E731
+    page.mouse.move(*to(16, 16))
+    page.mouse.down()
+    page.mouse.move(*to(32, 24), steps=4)
+    page.evaluate("(t) => model.kernel('trajectories', [t])", theirs)  # the other view's drag lands now
+    page.mouse.move(*to(48, 40), steps=4)
+    page.mouse.up()
+    page.wait_for_function("(saved('trajectories') || []).length === 2")
+    kept, mine = saved(page, "trajectories")
+    assert kept == theirs and close(mine["points"][1], (48, 40)) and saved(page, "selected") == 1
+    drag(page, ".ivw-overlay", [(20, 50), (30, 40)])  # then moving their handle edits theirs in place
+    page.wait_for_function("saved('trajectories')[0].points[1][0] > 29")
+    assert close(saved(page, "trajectories")[1]["points"][1], (48, 40))
 
 
 def test_editor_draws_kernel_trajectories_and_preview(harness, tiny_mp4: bytes) -> None:
