@@ -50,7 +50,11 @@ def test_studio_at_96x64_shows_every_view_at_that_size(wide: Session) -> None:
     paint_stroke(st.paint, layer_png(size=(96, 64), box=(92, 20, 96, 30)), points=[[95.0, 25.0]])
     painted = np.asarray(wide.paint_layer)
     np.testing.assert_array_equal(painted, edge)
-    assert st.wait(60)
+    st.steps.value, st.frames.value = 2, 4
+    assert st.generate() and st.wait(120)
+    assert st.error.value == "" and st.status.value.startswith("done")
+    assert st.player.video.frames.shape == (4, 64, 96, 3) and st.player.num_frames == 4
+    assert st.preview_frames is not None and st.preview_frames.shape[1:] == (64, 96, 3)
 
 
 def test_size_picker_refits_and_every_view_follows(wide: Session) -> None:
