@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -62,6 +63,8 @@ class PaintCanvas(SafeStateMixin, anywidget.AnyWidget):
         self._jobs = Jobs(on_error=self._job_failed)
         self._listeners: list[Callable[[PaintCanvas], None]] = []
         self._history = StrokeHistory(self.session.image.size)
+        # strokes arrive on the kernel's shell thread; a restore shows the session's paint from a worker
+        self._lock = threading.RLock()
         #: True while the canvas hands its composite to the session (its own "paint" announcement).
         self.applying = False
         self.on_msg(self._on_frontend_msg)
@@ -106,51 +109,57 @@ class PaintCanvas(SafeStateMixin, anywidget.AnyWidget):
         Returns False for a stroke already in the history or on the redo stack (a message delivered
         twice is drawn once). Everything is checked before anything changes.
         """
-        size = self.session.image.size
-        stroke = check_stroke(stroke, size)
-        if self._history.size != size:
-            self._reset_history()
-        if self._history.knows(stroke["id"]):
-            return False
-        raster = None if stroke["tool"] == "clear" else decode_raster(pixels, size, self.max_bytes)
-        self._history.keep(stroke["id"], raster)
-        self._history.over(stroke)
-        with self.hold_sync():
-            self.strokes = [*self.strokes, stroke]
-            self.undone = []
-        self._history.forget_except({s["id"] for s in self.strokes})
-        self._apply()
-        return True
+        with self._lock:
+            size = self.session.image.size
+            stroke = check_stroke(stroke, size)
+            if self._history.size != size:  # the picture changed size: strokes on the old one do not apply
+                self._reset_history()
+                with self.hold_sync():
+                    self.strokes, self.undone = [], []
+            if self._history.knows(stroke["id"]):
+                return False
+            raster = None if stroke["tool"] == "clear" else decode_raster(pixels, size, self.max_bytes)
+            self._history.keep(stroke["id"], raster)
+            self._history.over(stroke)
+            with self.hold_sync():
+                self.strokes = [*self.strokes, stroke]
+                self.undone = []
+            self._history.forget_except({s["id"] for s in self.strokes})
+            self._apply()
+            return True
 
     def undo(self) -> None:
         """Take back the newest stroke, whoever drew it (undo is shared, one stroke at a time)."""
-        if not self.strokes:
-            return
-        *rest, last = self.strokes
-        self._history.rebuild(rest)
-        with self.hold_sync():
-            self.strokes = rest
-            self.undone = [*self.undone, last]
-        self._apply()
+        with self._lock:
+            if not self.strokes:
+                return
+            *rest, last = self.strokes
+            self._history.rebuild(rest)
+            with self.hold_sync():
+                self.strokes = rest
+                self.undone = [*self.undone, last]
+            self._apply()
 
     def redo(self) -> None:
         """Put back the stroke undone last."""
-        if not self.undone:
-            return
-        *rest, stroke = self.undone
-        self._history.over(stroke)
-        with self.hold_sync():
-            self.strokes = [*self.strokes, stroke]
-            self.undone = rest
-        self._apply()
+        with self._lock:
+            if not self.undone:
+                return
+            *rest, stroke = self.undone
+            self._history.over(stroke)
+            with self.hold_sync():
+                self.strokes = [*self.strokes, stroke]
+                self.undone = rest
+            self._apply()
 
     def clear(self) -> None:
         """Remove all paint: the history, the redo stack and the session's paint (not undoable)."""
-        self._reset_history()
-        with self.hold_sync():
-            self.strokes = []
-            self.undone = []
-        self._apply()
+        with self._lock:
+            self._reset_history()
+            with self.hold_sync():
+                self.strokes = []
+                self.undone = []
+            self._apply()
 
     def _reset_history(self) -> None:
         self._history.reset(self.session.image.size)
@@ -161,21 +170,23 @@ class PaintCanvas(SafeStateMixin, anywidget.AnyWidget):
         The history becomes one ``{"tool": "layer", "src": <PNG data URL>}`` entry that draws the
         layer, so new strokes go over it and Undo removes it; no layer: an empty history.
         """
-        self._reset_history()
-        layer = getattr(self.session, "paint_layer", None)
-        strokes = []
-        if layer is not None:
-            data = encode_png(layer)
-            entry = {"id": f"layer-{uuid.uuid4().hex[:12]}", "tool": "layer"}
-            entry["src"] = "data:image/png;base64," + base64.b64encode(data).decode()
-            self._history.keep(entry["id"], np.asarray(layer.convert("RGBA"), dtype=np.float32) / 255.0)
-            self._history.over(entry)
-            strokes = [entry]
-        with self.hold_sync():
-            self.strokes = strokes
-            self.undone = []
+        with self._lock:
+            self._reset_history()
+            layer = getattr(self.session, "paint_layer", None)
+            strokes = []
+            if layer is not None:
+                data = encode_png(layer)
+                entry = {"id": f"layer-{uuid.uuid4().hex[:12]}", "tool": "layer"}
+                entry["src"] = "data:image/png;base64," + base64.b64encode(data).decode()
+                self._history.keep(entry["id"], np.asarray(layer.convert("RGBA"), dtype=np.float32) / 255.0)
+                self._history.over(entry)
+                strokes = [entry]
+            with self.hold_sync():
+                self.strokes = strokes
+                self.undone = []
 
-    # -- front end -> kernel -------------------------------------------------------------------
+        # -- front end -> kernel -------------------------------------------------------------------
+
     def _on_frontend_msg(self, _widget: Any, content: Any, buffers: list[Any]) -> None:
         """One event from a view: {"event": "stroke", "stroke": {...}} with its PNG, "undo", "redo", "clear"."""
         event = content.get("event") if isinstance(content, dict) else None

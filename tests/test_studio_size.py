@@ -102,3 +102,19 @@ def test_paint_set_in_code_shows_on_the_canvas(wide: Session) -> None:
     wide.clear_paint()
     assert st.paint.strokes == []
     assert st.wait(60)
+
+
+def test_a_canvas_alone_drops_strokes_of_the_old_size(wide: Session) -> None:
+    """Without a Studio to redraw it, a canvas whose picture changed size starts a new history."""
+    from ivwidgets import PaintCanvas
+
+    canvas = PaintCanvas(wide, show_edited=False)
+    paint_stroke(canvas, layer_png(size=(96, 64)))
+    wide.size = (64, 96)
+    try:
+        sid = paint_stroke(canvas, layer_png(size=(64, 96)))
+        assert [s["id"] for s in canvas.strokes] == [sid] and canvas.error == ""
+        canvas.undo()
+        assert wide.paint_layer is None and canvas.strokes == []
+    finally:
+        wide.size = (96, 64)
