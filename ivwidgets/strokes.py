@@ -15,11 +15,12 @@ the kernel) goes over like an opaque stroke.
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
 import numpy as np
+
+from ivcore.instructions import check_float
 
 from ._common import InstructionError, decode_png
 
@@ -27,14 +28,6 @@ TOOLS = ("brush", "eraser", "clear", "layer")
 MAX_POINTS = 20_000  # coalesced pointer events of one long stroke
 MAX_ID = 64
 _COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
-
-
-def _number(value: Any, field: str, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InstructionError(field, value, f"a number in [{low:g}, {high:g}]")
-    if not low <= value <= high:
-        raise InstructionError(field, value, f"a number in [{low:g}, {high:g}]")
-    return float(value)
 
 
 def check_stroke(stroke: Any, size: tuple[int, int]) -> dict[str, Any]:
@@ -61,13 +54,13 @@ def check_stroke(stroke: Any, size: tuple[int, int]) -> dict[str, Any]:
     for k, point in enumerate(points):
         if not isinstance(point, (list, tuple)) or len(point) != 2:
             raise InstructionError(f"stroke.points[{k}]", point, "an [x, y] pair of finite numbers")
-        checked.append([_number(v, f"stroke.points[{k}]", -reach, reach) for v in point])
+        checked.append([check_float(v, f"stroke.points[{k}]", -reach, reach) for v in point])
     return {
         "id": sid,
         "tool": tool,
         "color": colour.lower(),
-        "size": _number(stroke.get("size", 6.0), "stroke.size", 0.5, 512.0),
-        "opacity": _number(stroke.get("opacity", 1.0), "stroke.opacity", 0.0, 1.0),
+        "size": check_float(stroke.get("size", 6.0), "stroke.size", 0.5, 512.0),
+        "opacity": check_float(stroke.get("opacity", 1.0), "stroke.opacity", 0.0, 1.0),
         "points": checked,
     }
 
