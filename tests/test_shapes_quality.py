@@ -89,6 +89,7 @@ class _Oracle:
 
     def __init__(self, clip, frames=None):
         self.clip, self.frames = clip, clip.frames if frames is None else frames
+        self.size = clip.frames.shape[2:0:-1]  # (W, H): the scorers draw their scenes at the session's size
 
     def clear_paint(self) -> None:
         pass

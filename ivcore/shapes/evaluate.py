@@ -4,6 +4,9 @@ Every check builds a held-out scene with `ivcore.shapes.world`, runs the public 
 way a user would (image, content, paint, motion, trajectories, lambda), and measures the result
 by colour segmentation. `benchmarks/quality.py` runs them over many scenes and writes the table;
 the tests run a handful. Scores are plain dicts of numbers so they can go into JSON and tables.
+
+Scenes are placed and rendered at the session's size (`s.size`: 64 x 64 for `Session.shapes()`,
+held-out scenes drawn at 96 x 64 for `Session.shapes(size=(96, 64))`), never cropped from 64 x 64.
 """
 
 from __future__ import annotations
@@ -27,14 +30,22 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
 
 
-def vae_psnr(vae, count: int = 64, offset: int = 0) -> float:
-    """Reconstruction PSNR of the VAE (posterior mean) on held-out world pictures."""
-    pictures = np.stack([world.random_clip(HELDOUT + offset + i).frames[i % world.FRAMES] for i in range(count)])
+def vae_psnr(vae, count: int = 64, offset: int = 0, size: world.Size = world.SIZE) -> float:
+    """Reconstruction PSNR of the VAE (posterior mean) on held-out world pictures of `size` (a side or (W, H))."""
+    pictures = np.stack(
+        [world.random_clip(HELDOUT + offset + i, size=size).frames[i % world.FRAMES] for i in range(count)]
+    )
     x = pixels(pictures).to(vae.device, vae.dtype)
     with torch.no_grad():
         y = vae.decode(vae.encode(x).latent_dist.mean).sample.float()
     out = ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
     return psnr(out, pictures)
+
+
+def frame_size(session) -> tuple[int, int]:
+    """(W, H) the session's pictures have: the frame held-out scenes are drawn at for it."""
+    width, height = session.size
+    return int(width), int(height)
 
 
 def _reset(session, image: np.ndarray, motion: str, content: str = "", strength: float = 0.0) -> None:
@@ -67,7 +78,7 @@ class MotionScore:
 
 def score_motion(session, index: int, kind: str = "move", seed: int = 0) -> MotionScore:
     """Generate held-out clip `index` of `kind` from its first frame and motion caption, and score it."""
-    clip = world.random_clip(HELDOUT + index, kind=kind)
+    clip = world.random_clip(HELDOUT + index, kind=kind, size=frame_size(session))
     _reset(session, clip.frames[0], clip.motion)
     return score_frames(clip, session.generate(seed=seed, progress=False).frames)
 
@@ -123,17 +134,18 @@ class StoryScore:
     kept: bool  # the same colours on both sides of the seam, each shape where it was (mask IoU >= 0.5)
 
 
-def story_scene(index: int) -> world.Clip:
+def story_scene(index: int, size: world.Size = world.SIZE) -> world.Clip:
     """Held-out move clip `index` with its moving shape placed where it has room to go right, then down.
 
     Shapes in the way (overlapping the square the mover sweeps) are left out, so each segment's
-    text can be followed: a story scores the continuation, not collisions.
+    text can be followed: a story scores the continuation, not collisions. `size`: the frame (a side or (W, H)).
     """
-    clip = world.random_clip(HELDOUT + index, kind="move")
+    width, height = world.dims(size)
+    clip = world.random_clip(HELDOUT + index, kind="move", size=size)
     mover = clip.scene.shapes[clip.mover]
-    room = 64 - mover.size / 2 - 24  # ~20 px a segment, a margin
-    placed = mover.moved(min(0, room - mover.x), min(0, room - mover.y))
-    low, high = (placed.x - placed.size / 2 - 2, placed.y - placed.size / 2 - 2), (64, 64)
+    room_x, room_y = width - mover.size / 2 - 24, height - mover.size / 2 - 24  # ~20 px a segment, a margin
+    placed = mover.moved(min(0, room_x - mover.x), min(0, room_y - mover.y))
+    low, high = (placed.x - placed.size / 2 - 2, placed.y - placed.size / 2 - 2), (width, height)
 
     def clear(shape: world.Shape) -> bool:
         half = shape.size / 2
@@ -145,14 +157,14 @@ def story_scene(index: int) -> world.Clip:
         placed if i == clip.mover else s for i, s in enumerate(clip.scene.shapes) if i == clip.mover or clear(s)
     )
     scene = world.Scene(clip.scene.background, shapes)
-    return replace(clip, scene=scene, mover=shapes.index(placed), frames=np.stack([world.render(scene)]))
+    return replace(clip, scene=scene, mover=shapes.index(placed), frames=np.stack([world.render(scene, size=size)]))
 
 
 def score_story(session, index: int, seed: int = 0) -> StoryScore:
     """A two-segment story on held-out scene `index`: "the X moves right", continue, "the X moves down"."""
     from ivcore.story import render
 
-    clip = story_scene(index)
+    clip = story_scene(index, frame_size(session))
     mover = clip.scene.shapes[clip.mover]
     _reset(session, clip.frames[0], f"the {mover.name} moves right")
     session.story.clear()
@@ -180,29 +192,35 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def painted_square(
-    scene: world.Scene, colour: str = "yellow", size: int = 14, at: tuple[int, int] | None = None
+    scene: world.Scene,
+    colour: str = "yellow",
+    size: int = 14,
+    at: tuple[int, int] | None = None,
+    frame_size: world.Size = world.SIZE,
 ) -> tuple[Image.Image, np.ndarray]:
-    """An RGBA layer with a filled square of `colour` centred `at` (default: where the scene has room), and its mask."""
+    """An RGBA layer of `frame_size` (a side or (W, H)) with a filled square of `colour` (`size` px) centred
+    `at` (default: where the scene has room, searched row by row), and its mask."""
+    width, height = world.dims(frame_size)
     taken = [(s.x - s.size / 2, s.y - s.size / 2, s.x + s.size / 2, s.y + s.size / 2) for s in scene.shapes]
     spots = [at] if at is not None else [
         (x, y)
-        for y in range(size // 2 + 4, world.SIZE - size // 2 - 3, 4)
-        for x in range(size // 2 + 4, world.SIZE - size // 2 - 3, 4)
+        for y in range(size // 2 + 4, height - size // 2 - 3, 4)
+        for x in range(size // 2 + 4, width - size // 2 - 3, 4)
     ]  # fmt: skip
     for x, y in spots:
         if at is not None or world.is_free(x, y, size, taken):
-            layer = Image.new("RGBA", (world.SIZE, world.SIZE), (0, 0, 0, 0))
+            layer = Image.new("RGBA", (width, height), (0, 0, 0, 0))
             box = [x - size // 2, y - size // 2, x + size // 2 - 1, y + size // 2 - 1]
             ImageDraw.Draw(layer).rectangle(box, fill=(*world.PALETTE[colour], 255))
             return layer, np.asarray(layer)[..., 3] > 0
     raise ValueError("painted_square: no free spot in the scene")
 
 
-def paint_scene(index: int) -> world.Clip:
-    """A held-out still scene without yellow (the paint colour)."""
+def paint_scene(index: int, size: world.Size = world.SIZE) -> world.Clip:
+    """A held-out still scene of `size` without yellow (the paint colour)."""
     k = 0
     while True:
-        clip = world.random_clip(HELDOUT + 500_000 + index * 97 + k, kind="still")
+        clip = world.random_clip(HELDOUT + 500_000 + index * 97 + k, kind="still", size=size)
         if "yellow" not in {s.colour for s in clip.scene.shapes}:
             return clip
         k += 1
@@ -210,9 +228,9 @@ def paint_scene(index: int) -> world.Clip:
 
 def score_paint(session, index: int, lams=(0.0, 0.25, 0.5, 0.75, 1.0), seed: int = 0) -> dict:
     """Paint a yellow square on x; per lambda: IoU with the painted square and its area (fractions)."""
-    clip = paint_scene(index)
+    clip = paint_scene(index, frame_size(session))
     _reset(session, clip.frames[0], "nothing moves")
-    layer, mask = painted_square(clip.scene)
+    layer, mask = painted_square(clip.scene, frame_size=frame_size(session))
     session.paint(layer)
     videos = session.sweep(list(lams), seed=seed, progress=False)
     out = {}
@@ -251,7 +269,7 @@ def score_trajectory(session, index: int, mode: str | None = "path", lam: float 
     `mode` "path" or "endpoint" sets the trajectory (with the shape's mask); None runs the plain
     video with no trajectory (the baseline).
     """
-    clip = world.random_clip(HELDOUT + 700_000 + index, kind="path")
+    clip = world.random_clip(HELDOUT + 700_000 + index, kind="path", size=frame_size(session))
     _reset(session, clip.frames[0], clip.motion)
     if mode is not None:
         session.trajectory_mode = mode
@@ -267,14 +285,15 @@ def score_trajectory(session, index: int, mode: str | None = "path", lam: float 
 
 def score_anchor(session, index: int, lam: float = 0.0, seed: int = 0) -> float | None:
     """Max drift (px) of an anchored shape while another follows a path (None: clip has one shape)."""
-    clip = world.random_clip(HELDOUT + 800_000 + index, kind="path", num_shapes=2)
+    clip = world.random_clip(HELDOUT + 800_000 + index, kind="path", num_shapes=2, size=frame_size(session))
     still = [i for i in range(len(clip.scene.shapes)) if i != clip.mover]
     if not still:
         return None
     _reset(session, clip.frames[0], clip.motion)
     anchored = still[0]
     shape = clip.scene.shapes[anchored]
-    anchor = Trajectory(points=[(shape.x, shape.y)] * 2, mask=world.shape_mask(clip.scene, anchored), kind="anchor")
+    mask = world.shape_mask(clip.scene, anchored, frame_size(session))
+    anchor = Trajectory(points=[(shape.x, shape.y)] * 2, mask=mask, kind="anchor")
     session.trajectories = [clip.trajectory, anchor]
     session.trajectory_mode = "path"
     session.lam = lam
@@ -287,7 +306,7 @@ def score_anchor(session, index: int, lam: float = 0.0, seed: int = 0) -> float 
 
 def score_caption(session, index: int) -> dict:
     """Generate a scene from its caption (strength 1); are the named colours there with the named shapes?"""
-    clip = world.random_clip(HELDOUT + 900_000 + index, kind="still")
+    clip = world.random_clip(HELDOUT + 900_000 + index, kind="still", size=frame_size(session))
     session.clear_paint()
     session.trajectories = []
     session.image = Image.new("RGB", session.size, (128, 128, 128))
@@ -304,7 +323,7 @@ def score_caption(session, index: int) -> dict:
 
 def score_img2img(session, index: int, strength: float = 0.5) -> float:
     """Largest centroid move (px) of a held-out scene's shapes after img2img at `strength`."""
-    clip = world.random_clip(HELDOUT + 950_000 + index, kind="still")
+    clip = world.random_clip(HELDOUT + 950_000 + index, kind="still", size=frame_size(session))
     _reset(session, clip.frames[0], "", content=clip.scene.caption(), strength=strength)
     picture = np.asarray(session.intermediate(edited=False))
     moves = []
@@ -315,7 +334,7 @@ def score_img2img(session, index: int, strength: float = 0.5) -> float:
 
 
 def _largest(mask: np.ndarray) -> np.ndarray:
-    """The largest 4-connected blob of a mask (flood fill; masks here are 64 x 64)."""
+    """The largest 4-connected blob of a mask (flood fill; masks here are small, 64 x 64 or 96 x 64)."""
     mask = np.asarray(mask, bool)
     seen = np.zeros_like(mask)
     best: list = []

@@ -9,8 +9,9 @@ what was asked (`ivcore.shapes.world.segment`, `centroid`, used by the tests and
 The same seeded generator makes training data, test scenes and benchmark scenes: training draws
 seeds from `TRAIN_SEEDS`, tests and benchmarks from `HELDOUT_SEEDS`, so they never overlap.
 
-Conventions: pictures are 64 x 64 RGB uint8, clips 8 frames at 8 fps; coordinates are pixels,
-x to the right and y down. "the camera pans right" means the view moves right, so the picture's
+Conventions: pictures are 64 x 64 RGB uint8 (the models' training size; `size=(W, H)` renders and
+samples scenes at another, e.g. 96 x 64 for a landscape session), clips 8 frames at 8 fps;
+coordinates are pixels, x to the right and y down. "the camera pans right" means the view moves right, so the picture's
 content (shapes and hills) shifts left, as in a film.
 """
 
@@ -27,6 +28,7 @@ from ivcore.trajectory import Trajectory, frame_times, trajectory_path_position
 
 SIZE = 64
 FRAMES = 8
+Size = int | tuple[int, int]  # a side (square) or (width, height)
 FPS = 8
 
 PALETTE: dict[str, tuple[int, int, int]] = {
@@ -116,21 +118,34 @@ def hex_colour(rgb: tuple[int, int, int]) -> str:
     return "#" + "".join(f"{v:02x}" for v in rgb)
 
 
-def _background(name: str, size: int, camera: tuple[float, float]) -> np.ndarray:
+def dims(size: Size) -> tuple[int, int]:
+    """(width, height) of a size given as one side (a square, the world's own 64) or as (width, height).
+
+    Every function that draws or places shapes takes either, so the 64 x 64 world and a session's
+    (W, H) share one code path: at (64, 64) it computes exactly what the square world does.
+    """
+    if isinstance(size, (tuple, list)):
+        width, height = size
+        return int(width), int(height)
+    return int(size), int(size)
+
+
+def _background(name: str, size: Size, camera: tuple[float, float]) -> np.ndarray:
     """The background seen from `camera` (the view's offset in world pixels)."""
+    width, height = dims(size)
     if name in PLAIN_BACKGROUNDS:
-        return np.broadcast_to(np.array(PLAIN_BACKGROUNDS[name], np.uint8), (size, size, 3)).copy()
+        return np.broadcast_to(np.array(PLAIN_BACKGROUNDS[name], np.uint8), (height, width, 3)).copy()
     if name != "sky":
         raise ValueError(f"background: {name!r} is not one of {BACKGROUNDS}")
     cx, cy = camera
-    ys = np.arange(size)[:, None] + cy
-    xs = np.arange(size)[None, :] + cx
-    t = np.clip(ys / size, 0, 1)[..., None]
+    ys = np.arange(height)[:, None] + cy
+    xs = np.arange(width)[None, :] + cx
+    t = np.clip(ys / height, 0, 1)[..., None]
     sky = np.array(SKY_TOP) * (1 - t) + np.array(SKY_BOTTOM) * t
-    # gentle hills on the grass band: a horizontal pan visibly moves them
-    horizon = size * 2 / 3 + 2.5 * np.sin(xs * 2 * math.pi / 24) + 1.5 * np.sin(xs * 2 * math.pi / 41 + 1.0)
+    # gentle hills on the grass band (the lower third): a horizontal pan visibly moves them
+    horizon = height * 2 / 3 + 2.5 * np.sin(xs * 2 * math.pi / 24) + 1.5 * np.sin(xs * 2 * math.pi / 41 + 1.0)
     grass = ys >= horizon
-    out = np.where(grass[..., None], np.array(GRASS, float), sky * np.ones((1, size, 1)))
+    out = np.where(grass[..., None], np.array(GRASS, float), sky * np.ones((1, width, 1)))
     return np.round(out).astype(np.uint8)
 
 
@@ -149,8 +164,8 @@ def _draw_shape(draw: ImageDraw.ImageDraw, shape: Shape, camera: tuple[float, fl
         raise ValueError(f"shape: {shape.kind!r} is not one of {SHAPES}")
 
 
-def render(scene: Scene, camera: tuple[float, float] = (0.0, 0.0), size: int = SIZE) -> np.ndarray:
-    """The scene as an (size, size, 3) uint8 picture, seen from the view offset `camera`."""
+def render(scene: Scene, camera: tuple[float, float] = (0.0, 0.0), size: Size = SIZE) -> np.ndarray:
+    """The scene as an (H, W, 3) uint8 picture (`size`: a side or (W, H)), seen from the view offset `camera`."""
     image = Image.fromarray(_background(scene.background, size, camera))
     draw = ImageDraw.Draw(image)
     for shape in scene.shapes:
@@ -158,9 +173,9 @@ def render(scene: Scene, camera: tuple[float, float] = (0.0, 0.0), size: int = S
     return np.asarray(image)
 
 
-def shape_mask(scene: Scene, index: int, size: int = SIZE) -> np.ndarray:
-    """Where shape `index` is drawn (bool, size x size), occlusion by later shapes included."""
-    ids = Image.new("L", (size, size), 0)
+def shape_mask(scene: Scene, index: int, size: Size = SIZE) -> np.ndarray:
+    """Where shape `index` is drawn (bool, H x W for `size` a side or (W, H)), occlusion by later shapes included."""
+    ids = Image.new("L", dims(size), 0)
     draw = ImageDraw.Draw(ids)
     for i, shape in enumerate(scene.shapes):
         _draw_shape(draw, shape, (0.0, 0.0), fill=i + 1)
@@ -245,8 +260,11 @@ def random_scene(
     background: str | None = None,
     keep_clear: tuple[float, float, float, float] | None = None,
     margin: int = 2,
+    size: Size = SIZE,
 ) -> Scene:
-    """A scene of 1-3 shapes of distinct colours, not overlapping (nor `keep_clear`, a box)."""
+    """A scene of 1-3 shapes of distinct colours, not overlapping (nor `keep_clear`, a box), inside a
+    `size` frame (a side or (W, H)): the same draws from `rng` at any size, so only the bounds differ."""
+    width, height = dims(size)
     n = int(rng.integers(1, 4)) if num_shapes is None else int(num_shapes)
     background = background or str(rng.choice(BACKGROUNDS))
     colours = rng.choice(list(PALETTE), size=n, replace=False)
@@ -254,30 +272,31 @@ def random_scene(
     shapes = []
     for colour in colours:
         for _ in range(200):
-            size = int(rng.integers(MIN_SIZE, MAX_SIZE + 1))
-            lo, hi = size / 2 + margin, SIZE - size / 2 - margin
-            x, y = float(rng.integers(round(lo), round(hi) + 1)), float(rng.integers(round(lo), round(hi) + 1))
-            if is_free(x, y, size, taken):
-                shapes.append(Shape(str(rng.choice(SHAPES)), str(colour), x, y, size))
-                taken.append((x - size / 2, y - size / 2, x + size / 2, y + size / 2))
+            side = int(rng.integers(MIN_SIZE, MAX_SIZE + 1))
+            lo, hi_x, hi_y = side / 2 + margin, width - side / 2 - margin, height - side / 2 - margin
+            x, y = float(rng.integers(round(lo), round(hi_x) + 1)), float(rng.integers(round(lo), round(hi_y) + 1))
+            if is_free(x, y, side, taken):
+                shapes.append(Shape(str(rng.choice(SHAPES)), str(colour), x, y, side))
+                taken.append((x - side / 2, y - side / 2, x + side / 2, y + side / 2))
                 break
     return Scene(background, tuple(shapes))
 
 
-def _mover_path(rng: np.random.Generator, kind: str, size: int, num_frames: int):
-    """A start point and the moving shape's Trajectory points for a "move" or "path" clip."""
-    lo, hi = size / 2 + 1, SIZE - size / 2 - 1
+def _mover_path(rng: np.random.Generator, kind: str, size: int, num_frames: int, frame: Size = SIZE):
+    """A start point and the moving shape's Trajectory points for a "move" or "path" clip in a `frame`."""
+    width, height = dims(frame)
+    lo, hi_x, hi_y = size / 2 + 1, width - size / 2 - 1, height - size / 2 - 1
     if kind == "move":
         direction = str(rng.choice(list(DIRECTIONS)))
         speed = int(rng.integers(MIN_SPEED, MAX_SPEED + 1))
         dx, dy = DIRECTIONS[direction]
         travel = speed * (num_frames - 1)
-        x0 = float(rng.integers(round(lo + max(0, -dx) * travel), round(hi - max(0, dx) * travel) + 1))
-        y0 = float(rng.integers(round(lo + max(0, -dy) * travel), round(hi - max(0, dy) * travel) + 1))
+        x0 = float(rng.integers(round(lo + max(0, -dx) * travel), round(hi_x - max(0, dx) * travel) + 1))
+        y0 = float(rng.integers(round(lo + max(0, -dy) * travel), round(hi_y - max(0, dy) * travel) + 1))
         return direction, [(x0, y0), (x0 + dx * travel, y0 + dy * travel)]
     # a smooth curve: a quadratic Bezier between two points 16-32 px apart, bending sideways
     for _ in range(100):
-        x0, y0 = rng.uniform(lo, hi, size=2)
+        x0, y0 = rng.uniform(lo, [hi_x, hi_y], size=2)
         angle, dist = rng.uniform(0, 2 * math.pi), rng.uniform(16, 32)
         x1, y1 = x0 + dist * math.cos(angle), y0 + dist * math.sin(angle)
         bend = rng.uniform(-0.5, 0.5) * dist
@@ -285,9 +304,9 @@ def _mover_path(rng: np.random.Generator, kind: str, size: int, num_frames: int)
         ts = np.linspace(0, 1, 9)
         xs = (1 - ts) ** 2 * x0 + 2 * (1 - ts) * ts * cx + ts**2 * x1
         ys = (1 - ts) ** 2 * y0 + 2 * (1 - ts) * ts * cy + ts**2 * y1
-        if xs.min() >= lo and xs.max() <= hi and ys.min() >= lo and ys.max() <= hi:
+        if xs.min() >= lo and xs.max() <= hi_x and ys.min() >= lo and ys.max() <= hi_y:
             return None, [(float(round(x, 1)), float(round(y, 1))) for x, y in zip(xs, ys, strict=True)]
-    return None, [(SIZE / 2, SIZE / 2), (SIZE / 2 + 16, SIZE / 2)]
+    return None, [(width / 2, height / 2), (width / 2 + 16, height / 2)]
 
 
 def random_clip(
@@ -296,8 +315,12 @@ def random_clip(
     num_frames: int = FRAMES,
     num_shapes: int | None = None,
     background: str | None = None,
+    size: Size = SIZE,
 ) -> Clip:
     """One seeded clip: scene, content caption, frames, motion caption and per-object paths.
+
+    `size` (a side or (W, H)) is the frame the clip is placed and rendered in: held-out scenes at
+    a session's shape, e.g. 96 x 64, come from the same seeds and draws, with other bounds.
 
     `kind`: "move" (a named shape moves left/right/up/down at 2-4 px a frame; the others stay),
     "pan" (the camera pans left/right at 2-4 px a frame), "still" ("nothing moves") or "path"
@@ -312,20 +335,20 @@ def random_clip(
     camera = [(0.0, 0.0)] * num_frames
     mover, direction, trajectory = None, None, None
     if kind in ("move", "path"):
-        size = int(rng.integers(MIN_SIZE, MAX_SIZE + 1))
-        direction, points = _mover_path(rng, kind, size, num_frames)
+        side = int(rng.integers(MIN_SIZE, MAX_SIZE + 1))
+        direction, points = _mover_path(rng, kind, side, num_frames, size)
         xs, ys = [p[0] for p in points], [p[1] for p in points]
-        clear = (min(xs) - size / 2, min(ys) - size / 2, max(xs) + size / 2, max(ys) + size / 2)
+        clear = (min(xs) - side / 2, min(ys) - side / 2, max(xs) + side / 2, max(ys) + side / 2)
         total = int(rng.integers(1, 4)) if num_shapes is None else int(num_shapes)
-        others = random_scene(rng, num_shapes=total - 1, background=background, keep_clear=clear)
+        others = random_scene(rng, num_shapes=total - 1, background=background, keep_clear=clear, size=size)
         colour = str(rng.choice([c for c in PALETTE if c not in {s.colour for s in others.shapes}]))
-        moving = Shape(str(rng.choice(SHAPES)), colour, points[0][0], points[0][1], size)
+        moving = Shape(str(rng.choice(SHAPES)), colour, points[0][0], points[0][1], side)
         shapes = (*others.shapes, moving)
         order = rng.permutation(len(shapes))
         shapes = tuple(shapes[i] for i in order)
         mover = int(np.nonzero(order == len(shapes) - 1)[0][0])
         scene = Scene(others.background, shapes)
-        trajectory = Trajectory(points=points, mask=shape_mask(scene, mover))
+        trajectory = Trajectory(points=points, mask=shape_mask(scene, mover, size))
         positions = [trajectory_path_position(trajectory, t) for t in times]
         paths = [[(s.x, s.y)] * num_frames for s in shapes]
         paths[mover] = positions
@@ -341,27 +364,30 @@ def random_clip(
             camera = [(float(step * i), 0.0) for i in range(num_frames)]
             # the shapes stay in view all through the pan: keep them off the band that scrolls out
             travel = abs(step) * (num_frames - 1)
-            band = (0.0, -99.0, travel, 99.0) if direction == "right" else (SIZE - travel, -99.0, SIZE, 99.0)
-            scene = random_scene(rng, num_shapes=num_shapes, background=background, keep_clear=band)
+            width = dims(size)[0]
+            band = (0.0, -99.0, travel, 99.0) if direction == "right" else (width - travel, -99.0, width, 99.0)
+            scene = random_scene(rng, num_shapes=num_shapes, background=background, keep_clear=band, size=size)
         else:
-            scene = random_scene(rng, num_shapes=num_shapes, background=background)
+            scene = random_scene(rng, num_shapes=num_shapes, background=background, size=size)
         paths = [[(s.x, s.y)] * num_frames for s in scene.shapes]
         if kind == "pan":
             paths = [[(x - cx, y) for (x, y), (cx, _) in zip(p, camera, strict=True)] for p in paths]
             motion = f"the camera pans {direction}"
         else:
             motion = "nothing moves"
-    frames = np.stack([_render_frame(scene, [p[i] for p in paths], camera[i]) for i in range(num_frames)])
+    frames = np.stack([_render_frame(scene, [p[i] for p in paths], camera[i], size) for i in range(num_frames)])
     caption = scene.caption(with_background=bool(rng.random() < 0.7))
     return Clip(scene, caption, motion, kind, frames, paths, camera, mover, direction, trajectory)
 
 
-def _render_frame(scene: Scene, positions: list[tuple[float, float]], camera: tuple[float, float]) -> np.ndarray:
+def _render_frame(
+    scene: Scene, positions: list[tuple[float, float]], camera: tuple[float, float], size: Size = SIZE
+) -> np.ndarray:
     """One frame: the shapes at their frame positions over the background seen from `camera`."""
     placed = tuple(
         replace(s, x=x + camera[0], y=y + camera[1]) for s, (x, y) in zip(scene.shapes, positions, strict=True)
     )
-    return render(Scene(scene.background, placed), camera=camera)
+    return render(Scene(scene.background, placed), camera=camera, size=size)
 
 
 def clips(seed: int, count: int, **kwargs) -> Iterator[Clip]:
