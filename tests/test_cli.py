@@ -117,3 +117,38 @@ def test_exit_status_of_the_real_process(files):
     )  # fmt: skip
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("ivcore generate: error: lam")
+
+
+def decoded(path) -> np.ndarray:
+    """The mp4's frames as (F, H, W, 3) uint8."""
+    with av.open(str(path)) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+
+
+def test_demo_size_renders_the_shapes_scene_at_that_size(tmp_path, capsys):
+    from ivcore.shapes import world
+
+    out = tmp_path / "demo.mp4"
+    assert main(["demo", "--size", "96x64", "--steps", "6", "--out", str(out)]) == 0
+    assert "(96x64)" in capsys.readouterr().out
+    video = decoded(out)
+    assert video.shape == (8, 64, 96, 3)
+    # the scene is laid out at 96 x 64 (a 12 px white square at (72, 32), a 14 px red circle at (21, 14)),
+    # not the 64 x 64 scene cropped and enlarged 1.5 times (an 18 px square, the circle at y = 5)
+    white, red = world.segment(video[0], "white"), world.segment(video[0], "red")
+    x, y = world.centroid(white)
+    assert abs(x - 71.5) < 3 and abs(y - 31.5) < 3 and 100 < white.sum() < 200
+    assert abs(world.centroid(red)[1] - 13.5) < 3 and red.sum() < 240
+
+
+def test_demo_size_and_fit_on_the_tiny_preset_and_a_refused_size(tmp_path, capsys):
+    out = tmp_path / "tiny.mp4"
+    args = ["demo", "--preset", "tiny", "--steps", "2", "--frames", "4", "--out", str(out)]
+    assert main([*args, "--size", "64x96", "--fit", "pad"]) == 0
+    assert decoded(out).shape == (4, 96, 64, 3) and "image 64x96" in capsys.readouterr().out
+    out.unlink()
+    for size, words in (("100x64", "multiples of 8"), ("wide", "WIDTHxHEIGHT")):
+        assert main([*args, "--size", size]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("ivcore demo: error:") and words in lines[0]
+        assert not out.exists()

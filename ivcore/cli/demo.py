@@ -4,7 +4,9 @@ With no model arguments the demo runs the trained shapes-world models shipped in
 the CPU (offline, seconds): a scene of coloured shapes with a painted square, a motion text, a
 dragged shape and lambda, so every instruction of the paper shows in the mp4. `--preset tiny`
 runs the random-init tiny models instead (noise-like video, every stage real). With
-`--image-model/--video-model` (hub ids or local folders) it loads real weights.
+`--image-model/--video-model` (hub ids or local folders) it loads real weights. `--size 96x64`
+makes the video that shape: the shapes scene (or the synthetic one) is laid out at it, and an
+`--image` of another shape is brought to it by `--fit` (crop, pad or stretch).
 """
 
 from __future__ import annotations
@@ -16,25 +18,49 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ivcore.cli.exits import reported
+from ivcore.errors import InstructionError
 
-def demo_image(size: int) -> Image.Image:
-    """A synthetic scene (sky, hills, sun) so the demo needs no input file."""
-    y = np.linspace(0, 1, size)[:, None, None]
-    sky = (np.array([70, 130, 230]) * (1 - y) + np.array([250, 190, 150]) * y) * np.ones((1, size, 1))
+
+def _dims(size: int | tuple[int, int]) -> tuple[int, int]:
+    return (int(size[0]), int(size[1])) if isinstance(size, (tuple, list)) else (int(size), int(size))
+
+
+def demo_image(size: int | tuple[int, int]) -> Image.Image:
+    """A synthetic scene (sky, hills, sun) so the demo needs no input file; `size` a side or (W, H)."""
+    width, height = _dims(size)
+    y = np.linspace(0, 1, height)[:, None, None]
+    sky = (np.array([70, 130, 230]) * (1 - y) + np.array([250, 190, 150]) * y) * np.ones((1, width, 1))
     image = Image.fromarray(sky.astype(np.uint8))
     draw = ImageDraw.Draw(image)
-    draw.ellipse([size * 0.55, size * 0.15, size * 0.8, size * 0.4], fill=(255, 230, 90))
-    hills = [(0, size), (0, size * 0.7), (size * 0.4, size * 0.55), (size, size * 0.75), (size, size)]
+    draw.ellipse([width * 0.55, height * 0.15, width * 0.8, height * 0.4], fill=(255, 230, 90))
+    hills = [(0, height), (0, height * 0.7), (width * 0.4, height * 0.55), (width, height * 0.75), (width, height)]
     draw.polygon(hills, fill=(50, 120, 60))
     return image
 
 
-def demo_paint(size: int) -> Image.Image:
-    """A paint stroke as a user would draw it: a red bird-like blob in the sky."""
-    layer = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+def demo_paint(size: int | tuple[int, int]) -> Image.Image:
+    """A paint stroke as a user would draw it: a red bird-like blob in the sky; `size` a side or (W, H)."""
+    width, height = _dims(size)
+    layer = Image.new("RGBA", (width, height), (0, 0, 0, 0))
     draw = ImageDraw.Draw(layer)
-    draw.ellipse([size * 0.15, size * 0.2, size * 0.35, size * 0.3], fill=(220, 40, 40, 255))
+    draw.ellipse([width * 0.15, height * 0.2, width * 0.35, height * 0.3], fill=(220, 40, 40, 255))
     return layer
+
+
+def demo_size(text: str | None) -> tuple[int, int] | None:
+    """`--size WIDTHxHEIGHT` as (W, H) (None: the models' own); text that is not two integers is bad input.
+
+    Whether the models take the size is the session's check (InstructionError naming the multiple).
+    """
+    if text is None:
+        return None
+    from ivcore.sizes import parse_size
+
+    size = parse_size(text)
+    if size is None:
+        raise InstructionError("--size", text, "WIDTHxHEIGHT, e.g. 96x64")
+    return size
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -53,6 +79,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--steps", type=int, help="denoising steps (default: the preset's)")
     demo.add_argument("--frames", type=int, help="number of frames (default: the preset's)")
+    demo.add_argument("--size", help="WIDTHxHEIGHT of the video, e.g. 96x64 (default: the models' own)")
+    demo.add_argument("--fit", choices=("crop", "pad", "stretch"), help="how --image is brought to the size (crop)")
     demo.add_argument("--image-model", help="SD1.5-family model id or folder (real weights)")
     demo.add_argument("--video-model", help="SD1.5 base for PIA, id or folder (real weights)")
     demo.add_argument("--motion-adapter", help="PIA condition adapter id or folder")
@@ -61,12 +89,15 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return demo
 
 
+@reported("demo")
 def run_demo(args: argparse.Namespace) -> Path:
+    """Run the demo the options ask for and write its mp4; bad input (a size the models refuse) exits 2."""
     import torch
 
     from ivcore import Session, Trajectory
 
     start = time.perf_counter()
+    size = demo_size(getattr(args, "size", None))
     if not (args.image_model or args.video_model) and args.preset == "shapes":
         return run_shapes_demo(args, start)
     if args.image_model or args.video_model:
@@ -80,19 +111,24 @@ def run_demo(args: argparse.Namespace) -> Path:
         what = "the tiny random-init preset (no weights: the video is noise-like, the pipeline is real)"
     print(f"[ivcore] models: {what}, loaded in {time.perf_counter() - start:.1f}s")
 
-    size = session.size[0]
-    session.image = args.image if args.image else demo_image(size)
+    if size is not None:
+        session.size = size
+    if getattr(args, "fit", None):
+        session.fit = args.fit
+    width, height = session.size
+    session.image = args.image if args.image else demo_image((width, height))
     session.content = args.content or "a painting of a valley at sunset, a red bird in the sky"
     session.motion = args.motion or "the bird flies, clouds drift"
-    session.paint(demo_paint(size))
-    session.trajectories = [Trajectory(points=[(size * 0.25, size * 0.25), (size * 0.6, size * 0.45)], radius=size / 8)]
+    session.paint(demo_paint((width, height)))
+    points = [(width * 0.25, height * 0.25), (width * 0.6, height * 0.45)]
+    session.trajectories = [Trajectory(points=points, radius=min(width, height) / 8)]
     session.lam = 0.5 if args.lam is None else args.lam
     if args.steps:
         session.steps = args.steps
     if args.frames:
         session.num_frames = args.frames
     print(
-        f"[ivcore] image {size}x{size}, content {session.content!r}, motion {session.motion!r}, one paint stroke, "
+        f"[ivcore] image {width}x{height}, content {session.content!r}, motion {session.motion!r}, one paint stroke, "
         f"one trajectory, lam={session.lam}, {session.num_frames} frames, {session.steps} steps"
     )
     return _write(session, args, session.generate(seed=args.seed, progress=True))
@@ -109,11 +145,17 @@ def _write(session, args: argparse.Namespace, video) -> Path:
 
 
 def run_shapes_demo(args: argparse.Namespace, start: float) -> Path:
-    """The shapes-world demo: every instruction at once, on trained models, in seconds on a CPU."""
+    """The shapes-world demo: every instruction at once, on trained models, in seconds on a CPU.
+
+    At `--size W x H` the scene, the paint and the path are laid out at W x H (`shapes_demo`), so a
+    96 x 64 demo shows a landscape scene, not a crop of the square one.
+    """
     from ivcore import Session
     from ivcore.shapes.demo import shapes_demo
 
-    session = Session.shapes(seed=0)
+    size = demo_size(getattr(args, "size", None))
+    layout = ({"size": size} if size else {}) | ({"fit": args.fit} if getattr(args, "fit", None) else {})
+    session = Session.shapes(seed=0, **layout)
     print(
         f"[ivcore] models: the trained shapes-world models shipped with ivcore, loaded in "
         f"{time.perf_counter() - start:.1f}s"
@@ -129,7 +171,7 @@ def run_shapes_demo(args: argparse.Namespace, start: float) -> Path:
     if args.steps:
         session.steps = args.steps
     print(
-        f"[ivcore] image: {scene.caption()!r} (64x64); content {session.content!r} "
+        f"[ivcore] image: {scene.caption()!r} ({session.size[0]}x{session.size[1]}); content {session.content!r} "
         f"(img2img strength {session.content_strength})"
     )
     print(
