@@ -28,6 +28,7 @@ import copy
 import json
 import weakref
 from collections.abc import Callable, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -227,9 +228,20 @@ def encode_bytes(backend, num_images: int, height: int, width: int) -> int:
     in separate calls; the posterior's mean stands for its sample (same bytes).
     """
     meta_vae = meta_copy(backend.vae)
-    pixels = _meta_like((num_images, meta_vae.config.in_channels, height, width), meta_vae.dtype)
-    key = ("encode", module_key(meta_vae), _settings(meta_vae), tuple(pixels.shape))
-    return _cached(key, lambda: trace_peak(lambda: meta_vae.encode(pixels).latent_dist.mean))
+    # SVD encodes an fp16 VAE with force_upcast in fp32 (as its pipeline does): fp32 activations, and the
+    # VAE's weights grow from 2 to 4 bytes an element meanwhile
+    upcast = hasattr(backend, "_vae_upcast") and meta_vae.dtype == torch.float16
+    upcast = upcast and bool(getattr(meta_vae.config, "force_upcast", False))
+    grown = sum(2 * t.numel() for t in [*meta_vae.parameters(), *meta_vae.buffers()]) if upcast else 0
+    dtype = torch.float32 if upcast else meta_vae.dtype
+    pixels = _meta_like((num_images, meta_vae.config.in_channels, height, width), dtype)
+    key = ("encode", module_key(meta_vae), _settings(meta_vae), tuple(pixels.shape), upcast)
+
+    def trace() -> int:
+        vae = copy.deepcopy(meta_vae).float() if upcast else meta_vae
+        return trace_peak(lambda: vae.encode(pixels).latent_dist.mean)
+
+    return grown + _cached(key, trace)
 
 
 def weight_bytes(backends: dict[str, Any], device: torch.device) -> dict[str, int]:
@@ -334,6 +346,7 @@ def sd15_pia_plan(
     vae_slicing: bool = False,
     forward_chunking: int = 0,
     trajectory_path: bool = False,
+    offload_image: bool = False,
     **options: Any,
 ) -> dict[str, int]:
     """The plan for full-size SD1.5 img2img + PIA (built on the meta device from `backends.configs`).
@@ -345,7 +358,8 @@ def sd15_pia_plan(
     frame of one row at a time, scores materialized per slice), `vae_slicing`
     (`vae.enable_slicing()`), `forward_chunking` (a chunk size for
     `unet.enable_forward_chunking(chunk_size, dim=1)`; 0: off), `trajectory_path` (x~' is one
-    image per frame, all encoded in one call) and
+    image per frame, all encoded in one call), `offload_image` (P_img's own UNet on the CPU during
+    the video stages; the VAE and CLIP it shares with PIA stay) and
     `options` set on the video backend (`max_rows`, `max_decode_frames`) show what each option
     does to the peak.
     """
@@ -357,10 +371,11 @@ def sd15_pia_plan(
 
     width, height = (size, size) if isinstance(size, int) else size
     m = build_sd15_pia("meta", dtype)
-    image = ImageBackend(m["unet"], m["vae"], m["text_encoder"], None, None, size=max(width, height), name="sd15")
-    side = max(width, height)
+    image = ImageBackend(m["unet"], m["vae"], m["text_encoder"], None, None, name="sd15")
+    if offload_image:
+        image = SimpleNamespace(vae=m["vae"], text_encoder=m["text_encoder"])  # no UNet on the device
     video = PIAVideoBackend(
-        m["motion_unet"], m["vae"], m["text_encoder"], None, None, size=side, num_frames=num_frames, name="pia"
+        m["motion_unet"], m["vae"], m["text_encoder"], None, None, num_frames=num_frames, name="pia"
     )
     if attention == "classic":
         video.unet.set_attn_processor(AttnProcessor())
@@ -382,6 +397,51 @@ def sd15_pia_plan(
         image, video, num_frames=num_frames, height=height, width=width, guidance=guidance, lams=[lam], has_edit=True,
         encoded_images=num_frames if trajectory_path else 1,
     )  # fmt: skip
+
+
+def svd_xt_plan(
+    *,
+    num_frames: int = 25,
+    size: tuple[int, int] = (1024, 576),
+    guidance: float = 3.0,
+    lam: float = 0.5,
+    dtype: torch.dtype = torch.float16,
+    decode_chunk_size: int | None = None,
+    forward_chunking: bool = False,
+    offload_image: bool = False,
+    **options: Any,
+) -> dict[str, int]:
+    """The plan for SD1.5 img2img + SVD-XT, what `from_pretrained(image_model=<SD1.5>, video_model=<SVD-XT>)` holds.
+
+    Built like `sd15_pia_plan`: the full-size modules from the configs of `ivcore.backends.configs`
+    on the meta device (SVD-XT's UNet, temporal-decoder VAE and ViT-H image encoder; SD1.5's
+    UNet, VAE and text encoder for P_img), the video backend's own `predict` inputs and `decode`
+    traced. Defaults: SVD-XT's 25 frames at its native 1024 x 576, guidance 3 (the pipeline's
+    max_guidance_scale), 0 < lam < 1 with an edit (4 rows), fp16, SDPA, all frames decoded at once
+    (the pipeline's default). `decode_chunk_size` (the temporal decoder's frames at once; it
+    changes the video slightly), `forward_chunking` (`unet.enable_forward_chunking()`: spatial
+    feed-forwards one frame at a time, temporal ones one frame position at a time),
+    `offload_image` (P_img's modules on the CPU during the video stages) and `options` set on the
+    video backend (`max_rows`) show what each does to the peak. The fp16 VAE encodes upcast to fp32
+    (force_upcast, as the pipeline does); the CLIP image embedding (224 x 224) is not counted.
+    """
+    from ivcore.backends.configs import build_sd15_pia, build_svd_xt
+    from ivcore.backends.image import ImageBackend
+    from ivcore.backends.svd import SVDVideoBackend
+
+    width, height = size
+    sd, m = build_sd15_pia("meta", dtype), build_svd_xt("meta", dtype)
+    image = SimpleNamespace() if offload_image else ImageBackend(sd["unet"], sd["vae"], sd["text_encoder"], None, None)
+    video = SVDVideoBackend(
+        m["unet"], m["vae"], m["image_encoder"], None, None, num_frames=num_frames, decode_chunk_size=decode_chunk_size
+    )
+    if forward_chunking:
+        video.unet.enable_forward_chunking()
+    for name, value in options.items():
+        setattr(video, name, value)
+    return plan(
+        image, video, num_frames=num_frames, height=height, width=width, guidance=guidance, lams=[lam], has_edit=True
+    )
 
 
 # the option rows of docs/memory.md's table: `python -m ivcore.memory` prints them (not the
@@ -429,6 +489,7 @@ __all__ = [
     "rows_per_call",
     "sd15_pia_plan",
     "session_plan",
+    "svd_xt_plan",
     "trace_peak",
     "unet_activation_bytes",
     "weight_bytes",

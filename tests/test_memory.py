@@ -195,3 +195,82 @@ def test_full_size_t4_plan_fits_with_room_to_spare():
     assert memory.sd15_pia_plan(trajectory_path=True, vae_slicing=True)["encode:video.vae"] == 0
     # a 16-frame 512 x 512 row is ~1 GiB with fused attention (SDPA); the L x L scores alone would be 16 GiB
     assert 0.5 * GiB < by_rows["activations:video.unet"] < 2 * GiB
+
+
+# ------------------------------------------------------------------------------ any picture shape (issue 30)
+def test_plan_grows_with_frames_and_size_at_non_square_sizes():
+    """The plan follows s.size (W, H): more pixels or frames, more activations; W x H and H x W alike."""
+    s = Session.tiny(seed=0, video="svd", size=(96, 64))
+    wide = s.memory_plan(num_frames=4)
+    assert s.memory_plan(num_frames=2)["activations:video.unet"] < wide["activations:video.unet"]
+    s.size = (64, 96)
+    tall = s.memory_plan(num_frames=4)
+    s.size = (128, 96)
+    big = s.memory_plan(num_frames=4)
+    assert wide["activations:video.unet"] < big["activations:video.unet"]
+    assert wide["total"] < big["total"]
+    assert 0.9 < tall["activations:video.unet"] / wide["activations:video.unet"] < 1.1
+    b = s.video_backend
+    assert memory.unet_activation_bytes(b, 2, 4, 96, 128) > memory.unet_activation_bytes(b, 2, 4, 64, 96)
+
+
+def test_svd_encode_counts_the_fp32_upcast_of_an_fp16_vae():
+    """SVD encodes an fp16 VAE with force_upcast in fp32: fp32 activations and the weights grown to 4 bytes."""
+    from types import SimpleNamespace
+
+    from ivcore.backends.svd import tiny_svd_backend
+
+    b = tiny_svd_backend(0)
+    fp32 = memory.encode_bytes(b, 1, 64, 96)  # nothing to upcast
+    b.vae.to(torch.float16)
+    assert b.vae.config.force_upcast
+    upcast = memory.encode_bytes(b, 1, 64, 96)
+    plain = memory.encode_bytes(SimpleNamespace(vae=b.vae), 1, 64, 96)  # a backend that encodes in fp16
+    grown = sum(2 * t.numel() for t in [*b.vae.parameters(), *b.vae.buffers()])
+    assert upcast == fp32 + grown
+    assert 1.8 < fp32 / plain < 2.2
+
+
+def test_card_tables_pick_the_first_row_that_fits():
+    from ivcore import memory_cards as cards
+
+    assert cards.fits(14 * GiB) == ["T4", "24 GB"] and cards.fits(14 * GiB + 1) == ["24 GB"]
+    assert cards.fits(23 * GiB + 1) == []
+    totals = {"defaults": {"c": 30 * GiB}, "lean": {"c": 20 * GiB}, "leaner": {"c": 9 * GiB}}
+    assert cards.first_fit(totals, "c", "24 GB") == "lean" and cards.first_fit(totals, "c", "T4") == "leaner"
+    assert cards.first_fit({"only": {"c": 40 * GiB}}, "c", "T4") is None
+    text = cards.markdown("X", totals)
+    assert "| lean | 20.00 (24 GB) |" in text and "| defaults | 30.00 (neither) |" in text
+    assert "- X at c on the T4 card: leaner" in text
+
+
+@pytest.mark.slow
+def test_svd_xt_plan_at_1024x576_follows_frames_and_settings():
+    """SVD-XT full size (meta device): weights at the published sizes; frames, size, rows and decode chunks act."""
+    from ivcore.backends.configs import build_svd_xt
+
+    plan = memory.svd_xt_plan(num_frames=14)
+    params = {name: count(m) for name, m in build_svd_xt("meta").items()}
+    assert round(params["unet"] / 1e6) == 1525 and round(params["image_encoder"] / 1e6) == 632
+    assert plan["weights:video.unet:float16"] >= 2 * params["unet"]
+    assert plan["weights:video.image_encoder:float16"] >= 2 * params["image_encoder"]
+    longer = memory.svd_xt_plan(num_frames=25)
+    smaller = memory.svd_xt_plan(num_frames=14, size=(768, 448))
+    assert smaller["total"] < plan["total"] < longer["total"]
+    assert smaller["activations:video.unet"] < plan["activations:video.unet"] < longer["activations:video.unet"]
+    rows = memory.svd_xt_plan(num_frames=14, max_rows=1)
+    assert 3.5 < plan["activations:video.unet"] / rows["activations:video.unet"] < 4.5
+    chunked = memory.svd_xt_plan(num_frames=14, decode_chunk_size=2)
+    assert plan["decode:video.vae"] > 1 * GiB and chunked["decode:video.vae"] < plan["decode:video.vae"]
+    offloaded = memory.svd_xt_plan(num_frames=14, offload_image=True)
+    assert not any(k.startswith("weights:image") for k in offloaded)
+    assert memory.sd15_pia_plan(size=(768, 512))["total"] > memory.sd15_pia_plan(size=(512, 512))["total"]
+
+
+@pytest.mark.slow
+def test_docs_card_tables_are_what_the_plans_say():
+    """docs/memory.md holds `python -m ivcore.memory_cards`'s output verbatim (regenerate it when plans change)."""
+    from ivcore import memory_cards
+
+    doc = (Path(__file__).parent.parent / "docs" / "memory.md").read_text()
+    assert memory_cards.all_markdown() in doc

@@ -194,6 +194,32 @@ def build_sd15_pia(device: str | torch.device = "meta", dtype: torch.dtype = tor
     return {name: module.to(device=device, dtype=dtype).eval() for name, module in modules.items()}
 
 
+def build_svd_xt(device: str | torch.device = "meta", dtype: torch.dtype = torch.float32) -> dict[str, Any]:
+    """The full-size SVD-XT modules {"unet", "vae", "image_encoder"}, empty on the meta device by default.
+
+    As `build_sd15_pia`: for counting parameters and tracing memory (`ivcore.memory.svd_xt_plan`)
+    without the 4 GB of weights.
+    """
+    from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    def build() -> dict[str, Any]:
+        return dict(
+            unet=UNetSpatioTemporalConditionModel(**SVD_XT_UNET_CONFIG),
+            vae=AutoencoderKLTemporalDecoder(**SVD_XT_VAE_CONFIG),
+            image_encoder=CLIPVisionModelWithProjection(CLIPVisionConfig(**SVD_XT_IMAGE_ENCODER_CONFIG)),
+        )
+
+    if torch.device(device).type == "meta":
+        from accelerate import init_empty_weights
+
+        with init_empty_weights(include_buffers=True):
+            modules = build()
+    else:
+        modules = build()
+    return {name: module.to(device=device, dtype=dtype).eval() for name, module in modules.items()}
+
+
 __all__ = [
     "CLIP_L14_TEXT_CONFIG",
     "PARAMETER_COUNTS",
@@ -209,4 +235,5 @@ __all__ = [
     "SVD_XT_UNET_CONFIG",
     "SVD_XT_VAE_CONFIG",
     "build_sd15_pia",
+    "build_svd_xt",
 ]

@@ -1,0 +1,102 @@
+"""Which settings fit which card: the tables of docs/memory.md, computed from `ivcore.memory`'s plans.
+
+Two cards: a Colab T4 (15 GiB usable) and a 24 GB card (RTX 3090/4090, A10G: 24 GiB). A plan fits
+when its estimated peak leaves `RESERVE` for what the plan does not count (the CUDA context,
+cuDNN/cuBLAS workspaces, allocator fragmentation). Each row is a full-size plan on the meta
+device (seconds of CPU each, no GPU, no weights); `python -m ivcore.memory_cards` prints the
+Markdown that docs/memory.md holds, and tests/test_memory.py checks the two agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from ivcore import memory
+
+GiB = 2**30
+CARDS = {"T4": 15 * GiB, "24 GB": 24 * GiB}
+RESERVE = 1 * GiB  # kept free on every card for what the plan does not count
+
+# (plan function, {column: keywords}, {row: keywords}); every row's keywords go with every column's
+PIA_TABLE: tuple[Callable[..., dict[str, int]], dict[str, dict], dict[str, dict]] = (
+    memory.sd15_pia_plan,
+    {"768 x 512, 16 frames": {"size": (768, 512), "num_frames": 16}},
+    {
+        "defaults (every row in one UNet call, every frame decoded at once)": {},
+        "`max_decode_frames = 4`": {"max_decode_frames": 4},
+        "`max_decode_frames = 4`, `max_rows = 2`": {"max_decode_frames": 4, "max_rows": 2},
+        "`max_decode_frames = 4`, `max_rows = 1`": {"max_decode_frames": 4, "max_rows": 1},
+        "`max_decode_frames = 4`, `max_rows = 1`, P_img's UNet on the CPU": {
+            "max_decode_frames": 4, "max_rows": 1, "offload_image": True,
+        },
+    },
+)  # fmt: skip
+SVD_TABLE: tuple[Callable[..., dict[str, int]], dict[str, dict], dict[str, dict]] = (
+    memory.svd_xt_plan,
+    {"1024 x 576, 14 frames": {"num_frames": 14}, "1024 x 576, 25 frames": {"num_frames": 25}},
+    {
+        "defaults (every row in one UNet call, every frame decoded at once)": {},
+        "`decode_chunk_size = 8`": {"decode_chunk_size": 8},
+        "`decode_chunk_size = 4`, `max_rows = 2`": {"decode_chunk_size": 4, "max_rows": 2},
+        "`decode_chunk_size = 2`, `max_rows = 1`": {"decode_chunk_size": 2, "max_rows": 1},
+        "`decode_chunk_size = 2`, `max_rows = 1`, forward chunking": {
+            "decode_chunk_size": 2, "max_rows": 1, "forward_chunking": True,
+        },
+        "`decode_chunk_size = 2`, `max_rows = 1`, forward chunking, P_img on the CPU": {
+            "decode_chunk_size": 2, "max_rows": 1, "forward_chunking": True, "offload_image": True,
+        },
+    },
+)  # fmt: skip
+TABLES = {"SD1.5 + PIA": PIA_TABLE, "SVD-XT": SVD_TABLE}
+
+
+def fits(total: int) -> list[str]:
+    """The cards a plan's total fits on, keeping `RESERVE` free."""
+    return [card for card, budget in CARDS.items() if total <= budget - RESERVE]
+
+
+def table_totals(table: tuple) -> dict[str, dict[str, int]]:
+    """{row: {column: total bytes}} of one table (each cell one full-size plan)."""
+    function, columns, rows = table
+    return {row: {col: function(**ckw, **rkw)["total"] for col, ckw in columns.items()} for row, rkw in rows.items()}
+
+
+def first_fit(totals: dict[str, dict[str, int]], column: str, card: str) -> str | None:
+    """The first row (the table's rows go from fastest to leanest) whose plan fits `card`; None if none."""
+    return next((row for row, cells in totals.items() if card in fits(cells[column])), None)
+
+
+def markdown(name: str, totals: dict[str, dict[str, int]]) -> str:
+    """One table as Markdown: the estimated peak in GiB per cell and the cards it fits, then the cheapest fits."""
+    columns = list(next(iter(totals.values())))
+    lines = [f"| {name}, fp16, 0 < lam < 1 with an edit | " + " | ".join(columns) + " |"]
+    lines.append("|---|" + "---|" * len(columns))
+    for row, cells in totals.items():
+        shown = [f"{cells[c] / GiB:.2f} ({', '.join(fits(cells[c])) or 'neither'})" for c in columns]
+        lines.append(f"| {row} | " + " | ".join(shown) + " |")
+    lines.append("")
+    for column in columns:
+        for card in CARDS:
+            row = first_fit(totals, column, card)
+            lines.append(f"- {name} at {column} on the {card} card: {row or 'does not fit with these settings'}")
+    return "\n".join(lines)
+
+
+def all_markdown() -> str:
+    """Every table of docs/memory.md's card section, as the doc holds it."""
+    torch.set_num_threads(1)
+    return "\n\n".join(markdown(name, table_totals(table)) for name, table in TABLES.items())
+
+
+def main(argv: Any = None) -> None:
+    """Print the tables (meta device: any machine, a few minutes on a busy 2-core CPU)."""
+    print(all_markdown())
+
+
+__all__ = ["CARDS", "RESERVE", "TABLES", "all_markdown", "first_fit", "fits", "markdown", "table_totals"]
+
+if __name__ == "__main__":
+    main()
