@@ -60,6 +60,22 @@ def test_size_is_a_declared_setting_with_the_native_default() -> None:
     assert Session.preset("tiny", size=[64, 96]).size == (64, 96)
 
 
+def test_the_native_size_is_the_video_backends_pair() -> None:
+    """A backend's `native_size` (W, H) is the default; one with only a square `size` int still works."""
+    from types import SimpleNamespace
+
+    from ivcore import sizes
+    from ivcore.backends.build import tiny_backends
+
+    image, video = tiny_backends(0)
+    video.native_size = (96, 64)  # what a landscape model (SVD-XT: 1024 x 576) declares
+    s = Session(image, video)
+    assert s.size == (96, 64) and s.image.size == (96, 64) and video.size == 96
+    assert sizes.native_size(SimpleNamespace(video_backend=SimpleNamespace(size=48))) == (48, 48)
+    video.size = 64  # the square-era setter
+    assert sizes.native_size(s) == (64, 64)
+
+
 @pytest.mark.parametrize(
     "value",
     [(60, 64), (96, 100), (0, 64), (-8, 64), (64, 0), (96,), (96, 64, 3), "96x64", 96, None, (96.0, 64),
