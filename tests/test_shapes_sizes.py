@@ -135,3 +135,19 @@ def test_story_scenes_leave_room_to_move_right_then_down(size):
         mover = clip.scene.shapes[clip.mover]
         assert clip.frames.shape == (1, height, width, 3)
         assert mover.x + mover.size / 2 + 20 <= width and mover.y + mover.size / 2 + 20 <= height
+
+
+def test_a_shapes_session_of_another_size_starts_on_the_scene_drawn_at_it():
+    from ivcore import InstructionError, Session
+
+    wide = Session.shapes(seed=0, size=(96, 64))
+    assert wide.size == (96, 64) and wide.content == "a red circle and a white square on sky"
+    assert np.array_equal(np.asarray(wide.image), world.render(shapes_scene((96, 64)), size=(96, 64)))
+    square = Session.shapes(seed=0)  # the default is the 64 x 64 scene, as before
+    assert np.array_equal(np.asarray(square.image), world.render(shapes_scene()))
+    tall = Session.preset("shapes", size=(64, 96), fit="pad")
+    assert (tall.size, tall.fit) == ((64, 96), "pad")
+    assert np.array_equal(np.asarray(tall.image), world.render(shapes_scene((64, 96)), size=(64, 96)))
+    for bad in [(100, 64), (0, 64), "96x64"]:
+        with pytest.raises(InstructionError, match="size"):
+            Session.shapes(seed=0, size=bad)
