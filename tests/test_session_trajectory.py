@@ -26,7 +26,8 @@ def expected_latents(session, images, seed):
     """E(images) drawn exactly as a generation draws them: after the initial noise, from one seed."""
     b = session.video_backend
     gen = torch.Generator().manual_seed(seed)
-    b.initial_noise(b.latent_shape(session.num_frames, *session.size), gen)
+    width, height = session.size
+    b.initial_noise(b.latent_shape(session.num_frames, height, width), gen)
     return b.encode_images(images, gen)
 
 
