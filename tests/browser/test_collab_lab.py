@@ -130,7 +130,9 @@ def users(browser, lab: str, request: pytest.FixtureRequest) -> Iterator[list]:
     opened: list = []
 
     def open_one(name: str, path: str):
-        page = open_user(browser, f"{lab}lab/workspaces/{name}/tree/{path}", name)
+        # a workspace per user and notebook: a workspace reopens the tabs it had, one notebook a page here
+        workspace = f"{path.rsplit('.', 1)[0]}-{name}"
+        page = open_user(browser, f"{lab}lab/workspaces/{workspace}/tree/{path}", name)
         opened.append(page)
         return page
 
@@ -193,7 +195,8 @@ def _stroke_problems(name: str, seen: dict[str, list[bool]], centres: list) -> l
 def _side_by_side(pages: list) -> None:
     """The two users' pages side by side, small, for docs/images/together.png (artifacts/ first).
 
-    The file browser is closed and the page zoomed out, so that one screen holds the whole Studio.
+    The file browser is closed and the page made tall for the shot, so that it holds the whole Studio
+    under JupyterLab's bar (where each collaborator's avatar shows).
     """
     import io
 
@@ -202,11 +205,16 @@ def _side_by_side(pages: list) -> None:
     shots = []
     for page in pages:
         page.evaluate("window.jupyterapp.shell.collapseLeft()")
-        page.evaluate("document.body.style.zoom = '0.6'")
-        page.locator(".ivw-studio").evaluate("e => e.scrollIntoView({block: 'start'})")
-        page.wait_for_timeout(500)
-        shots.append(Image.open(io.BytesIO(page.screenshot())).convert("RGB"))
-        page.evaluate("document.body.style.zoom = ''")
+        size = page.viewport_size
+        page.set_viewport_size({"width": size["width"], "height": 1600})
+        studio = page.locator(".ivw-studio")
+        studio.evaluate("e => e.scrollIntoView({block: 'start'})")
+        page.wait_for_timeout(1000)  # JupyterLab lays the panels out again
+        box = studio.bounding_box()
+        bottom = min(1600, box["y"] + box["height"] + 8)
+        shot = page.screenshot(clip={"x": 0, "y": 0, "width": size["width"], "height": bottom})
+        shots.append(Image.open(io.BytesIO(shot)).convert("RGB"))
+        page.set_viewport_size(size)
     gap = 12
     width = sum(s.width for s in shots) + gap * (len(shots) - 1)
     height = max(s.height for s in shots)
@@ -215,7 +223,7 @@ def _side_by_side(pages: list) -> None:
     for shot in shots:
         both.paste(shot, (x, 0))
         x += shot.width + gap
-    both.thumbnail((1400, 1400))
+    both.thumbnail((1300, 1300))
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     both.quantize(colors=128).save(ARTIFACTS / "together.png", optimize=True)
 
