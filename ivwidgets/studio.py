@@ -170,7 +170,7 @@ class Studio(StudioTakes, StudioRuns, StudioSize, w.VBox):
         self.x_tilde_edited.add_class("ivw-x-edited")
 
         takes_box, story_box = self._build_takes()
-        size_box = self._build_size(style)
+        size_box = self._build_size()
 
         def figure(widget: w.Widget, caption: str) -> w.VBox:
             return w.VBox([widget, w.HTML(f"<small>{caption}</small>")])

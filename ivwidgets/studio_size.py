@@ -50,17 +50,21 @@ def size_choices(session: Any) -> list[tuple[str, tuple[int, int]]]:
 class StudioSize:
     """The size and fit controls of the Studio (see `ivwidgets.Studio`)."""
 
-    def _build_size(self, style: dict) -> w.Widget:
+    def _build_size(self) -> w.Widget:
         """The Size and Fit dropdowns, bound to ``session.size`` and ``session.fit``."""
         session = self.session
+        # narrow, so the row with the upload stays as wide as the text boxes below it
+        narrow = {"description_width": "32px"}
         self.size_picker = w.Dropdown(
-            options=size_choices(session), value=tuple(session.size), description="Size", style=style,
+            options=size_choices(session), value=tuple(session.size), description="Size", style=narrow,
+            layout=w.Layout(width="230px"),
             tooltip="width x height of every picture and frame; a change refits the image and clears paint and "
             "trajectories",
         )  # fmt: skip
         self.size_picker.add_class("ivw-size-picker")
         self.fit_picker = w.Dropdown(
-            options=list(sizes.FIT_MODES), value=session.fit, description="Fit", style=style,
+            options=list(sizes.FIT_MODES), value=session.fit, description="Fit", style=narrow,
+            layout=w.Layout(width="120px"),
             tooltip="how a picture of another shape is brought to the size: centre crop, pad, stretch",
         )  # fmt: skip
         self.fit_picker.add_class("ivw-fit-picker")

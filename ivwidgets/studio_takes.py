@@ -33,6 +33,11 @@ ACTION_KINDS = ("generate", "restore", "story")  # one at a time: each changes t
 FOLLOWED = {"seed": "seed", "num_frames": "frames", "steps": "steps"}  # session field -> Studio control
 
 
+def _keep_width() -> w.Layout:
+    """A button as wide as its label, even in a narrow row (the text beside it wraps instead)."""
+    return w.Layout(width="auto", flex="0 0 auto")
+
+
 class StudioTakes:
     """Takes and the story for the Studio (see `ivwidgets.Studio`)."""
 
@@ -40,18 +45,17 @@ class StudioTakes:
         """Make the takes strip and the story strip with their buttons; returns (takes box, story box)."""
         self.takes_strip = TakesStrip(self.session)
         self.takes_strip.layout = w.Layout(width="auto")
-        auto = w.Layout(width="auto")
         self.restore_button = w.Button(
-            description="Restore", icon="history", disabled=True, layout=auto,
+            description="Restore", icon="history", disabled=True, layout=_keep_width(),
             tooltip="set every instruction and setting back to the selected take's (its video comes back)",
         )  # fmt: skip
         self.continue_button = w.Button(
-            description="Continue from the last frame", icon="forward", disabled=True, layout=auto,
+            description="Continue from the last frame", icon="forward", disabled=True, layout=_keep_width(),
             tooltip="the take on screen (the selected one, else the last) joins the story; its last frame becomes "
             "the image of the next segment: paint, drag, write its motion and Generate",
         )  # fmt: skip
         self.undo_segment_button = w.Button(
-            description="Undo segment", icon="step-backward", disabled=True, layout=auto,
+            description="Undo segment", icon="step-backward", disabled=True, layout=_keep_width(),
             tooltip="drop the story's last segment and set back the instructions it continued from",
         )  # fmt: skip
         for button, name in (
@@ -60,7 +64,7 @@ class StudioTakes:
             (self.undo_segment_button, "ivw-undo-segment"),
         ):
             button.add_class(name)
-        self.story_status = w.HTML("")
+        self.story_status = w.HTML("", layout=w.Layout(flex="1 1 auto", min_width="0"))  # wraps, buttons don't
         self.story_status.add_class("ivw-story-status")
         self.story_player = VideoPlayer(filename="story.mp4")
         self.story_player.layout = w.Layout(width="auto", display="none")

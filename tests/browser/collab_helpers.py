@@ -12,7 +12,6 @@ import json
 import math
 import statistics
 import time
-from pathlib import Path
 
 from .browser_helpers import ARTIFACTS, SIZE
 from .frontends import KERNEL_READY, cell_output, run_cell
@@ -37,15 +36,6 @@ def nearest(point: list[float], centres: list[tuple[float, float]]) -> int:
     """The index of the centre a stroke (given by its first point) was drawn through."""
     x, y = point[0] + HALF, point[1]
     return min(range(len(centres)), key=lambda k: math.hypot(centres[k][0] - x, centres[k][1] - y))
-
-
-def quiet_lab_settings(root: Path) -> None:
-    """No news and no update check: their notification would cover the bottom of the page."""
-    folder = root / ".settings" / "@jupyterlab" / "apputils-extension"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}), encoding="utf-8"
-    )
 
 
 def open_user(browser, url: str, name: str, *, width: int = 1100, height: int = 900):

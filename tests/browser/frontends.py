@@ -8,6 +8,7 @@ so the same steps drive the widgets inside marimo's custom elements and inside J
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -123,6 +124,15 @@ def jupyter_server(app: str, root: Path, *options: str) -> contextlib.AbstractCo
         "--IdentityProvider.token=", f"--ServerApp.root_dir={root}", *options,
     ]  # fmt: skip
     return serve(argv, root=root, port=port, ready="api/status")
+
+
+def quiet_lab_settings(root: Path) -> None:
+    """No news and no update check: their notification would cover the bottom of the page."""
+    folder = root / ".settings" / "@jupyterlab" / "apputils-extension"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False}), encoding="utf-8"
+    )
 
 
 # -- cells of a notebook open in JupyterLab or Notebook 7 (both expose window.jupyterapp) ------------

@@ -39,7 +39,6 @@ from .collab_helpers import (
     nearest,
     open_user,
     painted,
-    quiet_lab_settings,
     show_studio,
     stroke,
     strokes_together,
@@ -48,7 +47,16 @@ from .collab_helpers import (
     wait_painted,
     watch,
 )
-from .frontends import OUTPUT_TEXT, drag_trajectory, jupyter_server, notebook, require_frontend, run_cell, wait_js
+from .frontends import (
+    OUTPUT_TEXT,
+    drag_trajectory,
+    jupyter_server,
+    notebook,
+    quiet_lab_settings,
+    require_frontend,
+    run_cell,
+    wait_js,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

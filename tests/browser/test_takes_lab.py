@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -27,6 +26,7 @@ from .frontends import (
     jupyter_server,
     notebook,
     open_notebook,
+    quiet_lab_settings,
     require_frontend,
     run_cell,
     set_studio_lambda,
@@ -109,22 +109,13 @@ MAIN_VIDEO = ".ivw-main-player video"
 STORY_VIDEO = ".ivw-story-player video"
 
 
-def _quiet_lab_settings(root: Path) -> None:
-    """No news and no update check: their notification would cover the bottom of the page."""
-    folder = root / ".settings" / "@jupyterlab" / "apputils-extension"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}), encoding="utf-8"
-    )
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     require_frontend("jupyterlab")
     root = tmp_path_factory.mktemp("takes")
     (root / "takes.ipynb").write_text(json.dumps(notebook(TAKES_SETUP, TAKES_CHECK)), encoding="utf-8")
     (root / "shapes.ipynb").write_text(json.dumps(notebook(SHAPES_SETUP, SHAPES_CHECK)), encoding="utf-8")
-    _quiet_lab_settings(root)
+    quiet_lab_settings(root)
     options = (
         "--LabApp.expose_app_in_browser=True",
         "--LabApp.news_url=",
@@ -173,6 +164,9 @@ def test_studio_controls_are_readable(app_page, lab: str) -> None:
     labels = page.locator(".ivw-lam-mode .widget-toggle-button").all_inner_texts()
     assert labels == ["constant", "ramp up", "ramp down"]
     expect(page.locator(".ivw-lam .widget-readout")).to_have_text("0.00")  # the engine's default lambda
+    assert _cut_text(page) == []
+    page.set_viewport_size({"width": 1100, "height": 1000})  # a laptop's browser: still nothing cut
+    page.wait_for_timeout(300)
     assert _cut_text(page) == []
 
     plot = page.locator("svg.ivw-lam-plot")
