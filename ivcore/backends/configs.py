@@ -18,6 +18,7 @@ real architectures agrees on them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -184,14 +185,7 @@ def build_sd15_pia(device: str | torch.device = "meta", dtype: torch.dtype = tor
             text_encoder=CLIPTextModel(CLIPTextConfig(**CLIP_L14_TEXT_CONFIG)),
         )
 
-    if torch.device(device).type == "meta":
-        from accelerate import init_empty_weights
-
-        with init_empty_weights(include_buffers=True):
-            modules = build()
-    else:
-        modules = build()
-    return {name: module.to(device=device, dtype=dtype).eval() for name, module in modules.items()}
+    return _built(build, device, dtype)
 
 
 def build_svd_xt(device: str | torch.device = "meta", dtype: torch.dtype = torch.float32) -> dict[str, Any]:
@@ -210,14 +204,7 @@ def build_svd_xt(device: str | torch.device = "meta", dtype: torch.dtype = torch
             image_encoder=CLIPVisionModelWithProjection(CLIPVisionConfig(**SVD_XT_IMAGE_ENCODER_CONFIG)),
         )
 
-    if torch.device(device).type == "meta":
-        from accelerate import init_empty_weights
-
-        with init_empty_weights(include_buffers=True):
-            modules = build()
-    else:
-        modules = build()
-    return {name: module.to(device=device, dtype=dtype).eval() for name, module in modules.items()}
+    return _built(build, device, dtype)
 
 
 __all__ = [
@@ -237,3 +224,15 @@ __all__ = [
     "build_sd15_pia",
     "build_svd_xt",
 ]
+
+
+def _built(build: Callable[[], dict[str, Any]], device: str | torch.device, dtype: torch.dtype) -> dict[str, Any]:
+    """`build()`'s modules on `device` in eval mode; on the meta device built empty (no weights allocated)."""
+    if torch.device(device).type == "meta":
+        from accelerate import init_empty_weights
+
+        with init_empty_weights(include_buffers=True):
+            modules = build()
+    else:
+        modules = build()
+    return {name: module.to(device=device, dtype=dtype).eval() for name, module in modules.items()}

@@ -8,13 +8,15 @@ a user sees (every stroke on every canvas) and what the session gets (``PaintCan
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 import time
 
 from .browser_helpers import ARTIFACTS, SIZE
-from .frontends import KERNEL_READY, cell_output, run_cell
+from .frontends import (
+    KERNEL_READY,
+    kernel_state,
+)
 
 PAINT = ".ivw-paint .ivw-live"  # where the pointer goes
 LAYER = ".ivw-paint .ivw-layer"  # where every view draws the strokes it holds
@@ -99,14 +101,6 @@ def show_studio(page, timeout_s: float = 180) -> bool:
         accept.click()
     page.locator(".ivw-studio").wait_for(state="visible", timeout=timeout_s * 1000)
     return trusted_by_hand
-
-
-def kernel_state(page, cell: int) -> dict:
-    """Run the state cell (it prints RESULT{json}) from ``page`` and return what the kernel holds."""
-    run_cell(page, cell)
-    text = cell_output(page, cell, "RESULT")
-    assert "RESULT" in text, text
-    return json.loads(text.split("RESULT", 1)[1])
 
 
 def wait_kernel(page, cell: int, done, timeout_s: float = 60) -> dict:

@@ -135,6 +135,25 @@ def quiet_lab_settings(root: Path) -> None:
     )
 
 
+@contextlib.contextmanager
+def jupyter_lab(root: Path, notebooks: dict[str, dict]) -> Iterator[str]:
+    """JupyterLab over ``root`` holding ``notebooks`` (name -> notebook dict); yields its URL.
+
+    ``expose_app_in_browser`` puts the app on ``window.jupyterapp`` (the tests run cells through it);
+    no news and no update check, whose notifications would cover the bottom of the page.
+    """
+    for name, content in notebooks.items():
+        (root / name).write_text(json.dumps(content), encoding="utf-8")
+    quiet_lab_settings(root)
+    options = (
+        "--LabApp.expose_app_in_browser=True",
+        "--LabApp.news_url=",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    )
+    with jupyter_server("lab", root, *options) as url:
+        yield url
+
+
 # -- cells of a notebook open in JupyterLab or Notebook 7 (both expose window.jupyterapp) ------------
 
 RUN_CELL = """async (i) => {
@@ -180,6 +199,14 @@ def cell_output(page, index: int, marker: str, timeout_s: float = 300) -> str:
             return text
         time.sleep(0.5)
     raise AssertionError(f"no {marker!r} in the output of cell {index}: {text!r}")
+
+
+def kernel_state(page, cell: int) -> dict:
+    """Run cell ``cell`` (it prints RESULT{json}) from ``page`` and return what the kernel printed."""
+    run_cell(page, cell)
+    text = cell_output(page, cell, "RESULT")
+    assert "RESULT" in text, text
+    return json.loads(text.split("RESULT", 1)[1])
 
 
 # -- the Studio in a Jupyter kernel ----------------------------------------------------------------

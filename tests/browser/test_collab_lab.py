@@ -21,7 +21,6 @@ Skips when jupyter-collaboration is not installed (``pip install -e ".[collab]"`
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Iterator
@@ -50,9 +49,8 @@ from .collab_helpers import (
 from .frontends import (
     OUTPUT_TEXT,
     drag_trajectory,
-    jupyter_server,
+    jupyter_lab,
     notebook,
-    quiet_lab_settings,
     require_frontend,
     run_cell,
     wait_js,
@@ -118,16 +116,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     pytest.importorskip(
         "jupyter_collaboration", reason="jupyter-collaboration is not installed (pip install -e '.[collab]')"
     )
-    root = tmp_path_factory.mktemp("collab")
-    (root / "studio.ipynb").write_text(json.dumps(notebook(SETUP, STATE, LONG_RUN)), encoding="utf-8")
-    (root / "bursts.ipynb").write_text(json.dumps(notebook(SETUP, STATE)), encoding="utf-8")
-    quiet_lab_settings(root)
-    options = (
-        "--LabApp.expose_app_in_browser=True",
-        "--LabApp.news_url=",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-    )
-    with jupyter_server("lab", root, *options) as url:
+    notebooks = {"studio.ipynb": notebook(SETUP, STATE, LONG_RUN), "bursts.ipynb": notebook(SETUP, STATE)}
+    with jupyter_lab(tmp_path_factory.mktemp("collab"), notebooks) as url:
         yield url
 
 

@@ -28,7 +28,7 @@ from .frontends import (
     OUTPUT_TEXT,
     STROKE,
     cell_output,
-    jupyter_server,
+    jupyter_lab,
     notebook,
     open_notebook,
     require_frontend,
@@ -60,10 +60,7 @@ PLAYING = "([v, old]) => v.src !== old && v.src.startsWith('blob:') && v.readySt
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     require_frontend("jupyterlab")
-    root = tmp_path_factory.mktemp("latency")
-    (root / "latency.ipynb").write_text(json.dumps(notebook(SETUP, CHECK)), encoding="utf-8")
-    options = ("--LabApp.expose_app_in_browser=True", "--LabApp.news_url=")
-    with jupyter_server("lab", root, *options) as url:
+    with jupyter_lab(tmp_path_factory.mktemp("latency"), {"latency.ipynb": notebook(SETUP, CHECK)}) as url:
         yield url
 
 

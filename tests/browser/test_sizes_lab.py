@@ -8,13 +8,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import pytest
 
 from .browser_helpers import drag
-from .frontends import OUTPUT_TEXT, cell_output, jupyter_server, notebook, open_notebook, require_frontend, run_cell
+from .frontends import OUTPUT_TEXT, jupyter_lab, kernel_state, notebook, open_notebook, require_frontend, run_cell
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -40,17 +39,8 @@ print("RESULT" + json.dumps({
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     require_frontend("jupyterlab")
-    root = tmp_path_factory.mktemp("sizes")
-    (root / "wide.ipynb").write_text(json.dumps(notebook(SETUP, CHECK, CHECK)), encoding="utf-8")
-    with jupyter_server("lab", root, "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=") as url:
+    with jupyter_lab(tmp_path_factory.mktemp("sizes"), {"wide.ipynb": notebook(SETUP, CHECK, CHECK)}) as url:
         yield url
-
-
-def result(page, cell: int) -> dict:
-    run_cell(page, cell)
-    text = cell_output(page, cell, "RESULT")
-    assert "RESULT" in text, text
-    return json.loads(text.split("RESULT", 1)[1])
 
 
 def aspect(page, selector: str) -> float:
@@ -79,7 +69,7 @@ def test_studio_at_96x64_maps_strokes_and_handles_to_image_pixels(app_page, lab:
     drag(page, ".ivw-traj .ivw-overlay", [(40, 32), (80, 32)], size=WIDE)
     expect(page.locator(".ivw-traj .ivw-list li")).to_have_count(1, timeout=30_000)
 
-    state = result(page, 1)
+    state = kernel_state(page, 1)
     assert state["error"] == "" and state["size"] == [96, 64]
     ((x_end, y_end),) = [stroke[-1] for stroke in state["strokes"]]
     assert abs(x_end - 95.5) <= 1 and abs(y_end - 32) <= 1
@@ -96,5 +86,5 @@ def test_studio_at_96x64_maps_strokes_and_handles_to_image_pixels(app_page, lab:
     expect(page.locator(".ivw-paint .ivw-undo")).to_be_disabled(timeout=30_000)  # paint of the old shape cleared
     page.wait_for_function("document.querySelector('.ivw-paint .ivw-layer').height === 96", timeout=30_000)
     assert aspect(page, ".ivw-paint .ivw-live") == pytest.approx(2 / 3, abs=0.02)
-    state = result(page, 2)
+    state = kernel_state(page, 2)
     assert state["size"] == [64, 96] and state["cols"] == [] and state["trajectories"] == []

@@ -14,7 +14,6 @@ by running a cell that prints JSON.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 
@@ -22,11 +21,10 @@ import pytest
 
 from .frontends import (
     OUTPUT_TEXT,
-    cell_output,
-    jupyter_server,
+    jupyter_lab,
+    kernel_state,
     notebook,
     open_notebook,
-    quiet_lab_settings,
     require_frontend,
     run_cell,
     set_studio_lambda,
@@ -112,24 +110,12 @@ STORY_VIDEO = ".ivw-story-player video"
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     require_frontend("jupyterlab")
-    root = tmp_path_factory.mktemp("takes")
-    (root / "takes.ipynb").write_text(json.dumps(notebook(TAKES_SETUP, TAKES_CHECK)), encoding="utf-8")
-    (root / "shapes.ipynb").write_text(json.dumps(notebook(SHAPES_SETUP, SHAPES_CHECK)), encoding="utf-8")
-    quiet_lab_settings(root)
-    options = (
-        "--LabApp.expose_app_in_browser=True",
-        "--LabApp.news_url=",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-    )
-    with jupyter_server("lab", root, *options) as url:
+    notebooks = {
+        "takes.ipynb": notebook(TAKES_SETUP, TAKES_CHECK),
+        "shapes.ipynb": notebook(SHAPES_SETUP, SHAPES_CHECK),
+    }
+    with jupyter_lab(tmp_path_factory.mktemp("takes"), notebooks) as url:
         yield url
-
-
-def _result(page, cell: int) -> dict:
-    run_cell(page, cell)
-    text = cell_output(page, cell, "RESULT")
-    assert "RESULT" in text, text
-    return json.loads(text.split("RESULT", 1)[1])
 
 
 def _cut_text(page) -> list:
@@ -179,7 +165,7 @@ def test_studio_controls_are_readable(app_page, lab: str) -> None:
     set_studio_lambda(page, "0.5")
     expect(caption).to_have_text("\u03bb 0.00 \u2192 1.00 in 20 steps, mean 0.50", timeout=30_000)
     assert _cut_text(page) == []
-    result = _result(page, 1)
+    result = kernel_state(page, 1)
     assert result["error"] == "" and result["mode"] == "ramp up" and result["slider"] == 0.5
     assert result["lam"][0] == 0.0 and result["lam"][-1] == 1.0 and len(result["lam"]) == result["steps"]
 
@@ -215,7 +201,7 @@ def test_takes_compare_and_story(app_page, lab: str) -> None:
     diff = page.locator(".ivw-takes-diff")
     expect(diff).to_have_value("take-1 \u2192 take-2: 1 difference\nlam: 0.3 \u2192 0.7", timeout=30_000)
     expect(page.locator(".ivw-restore")).to_be_disabled()  # Restore takes one
-    result = _result(page, 1)
+    result = kernel_state(page, 1)
     assert result["error"] == "" and result["selected"] == ["take-1", "take-2"]
     f, h, w, _ = result["single"]
     assert result["player"][0] == f == FRAMES and result["player"][2] == 2 * w + 2  # the pair, side by side
@@ -230,7 +216,7 @@ def test_takes_compare_and_story(app_page, lab: str) -> None:
     wait_js(page, STORY_VIDEO, "v => v.src.startsWith('blob:') && v.readyState >= 2 && !v.paused", 60_000)
     duration = page.locator(STORY_VIDEO).evaluate("v => v.duration")
     assert duration == pytest.approx((2 * FRAMES - 1) / 8, abs=0.13)  # the seam frame once, at 8 fps
-    result = _result(page, 1)
+    result = kernel_state(page, 1)
     assert result["error"] == "" and result["story"] == ["take-2"]
     assert result["strip_segments"] == ["take-2", "take-3"] and result["strip_frames"] == 2 * FRAMES - 1
 
@@ -238,7 +224,7 @@ def test_takes_compare_and_story(app_page, lab: str) -> None:
     page.locator(".ivw-continue").click()
     expect(page.locator(".ivw-status")).to_contain_text("is segment 2", timeout=120_000)
     expect(status).not_to_contain_text("on trial", timeout=30_000)
-    result = _result(page, 1)
+    result = kernel_state(page, 1)
     assert result["story"] == ["take-2", "take-3"] and result["story_frames"] == 2 * FRAMES - 1
     assert result["strip_is_story"] and result["strip_frames"] == 2 * FRAMES - 1
     assert _cut_text(page) == []  # the strips and their buttons read in full too
@@ -246,5 +232,5 @@ def test_takes_compare_and_story(app_page, lab: str) -> None:
     # 5. Undo segment: one segment again
     page.locator(".ivw-undo-segment").click()
     expect(status).to_contain_text("1 segment,", timeout=120_000)
-    result = _result(page, 1)
+    result = kernel_state(page, 1)
     assert result["story"] == ["take-2"] and result["strip_frames"] == FRAMES and result["error"] == ""

@@ -7,13 +7,12 @@ takes back the newest stroke in both, and a Generate clicked in one view plays t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import pytest
 
 from .browser_helpers import drag
-from .frontends import cell_output, jupyter_server, notebook, open_notebook, require_frontend, run_cell, wait_js
+from .frontends import jupyter_lab, kernel_state, notebook, open_notebook, require_frontend, run_cell, wait_js
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -40,17 +39,8 @@ LAYER_PIXELS = "c => Array.from(c.getContext('2d').getImageData(0, 0, c.width, c
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     require_frontend("jupyterlab")
-    root = tmp_path_factory.mktemp("twice")
-    (root / "twice.ipynb").write_text(json.dumps(notebook(SETUP, "st", CHECK, CHECK)), encoding="utf-8")
-    with jupyter_server("lab", root, "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=") as url:
+    with jupyter_lab(tmp_path_factory.mktemp("twice"), {"twice.ipynb": notebook(SETUP, "st", CHECK, CHECK)}) as url:
         yield url
-
-
-def result(page, cell: int) -> dict:
-    run_cell(page, cell)
-    text = cell_output(page, cell, "RESULT")
-    assert "RESULT" in text, text
-    return json.loads(text.split("RESULT", 1)[1])
 
 
 def test_same_studio_twice_shares_strokes_undo_and_video(app_page, lab: str) -> None:
@@ -70,7 +60,7 @@ def test_same_studio_twice_shares_strokes_undo_and_video(app_page, lab: str) -> 
         x = 4 + 6 * k
         drag(page, view, [(x, 10), (x, 54)], steps=3)
         starts.append([x, 10])
-    state = result(page, 2)
+    state = kernel_state(page, 2)
     assert state["ids"] == 10
     assert len(state["starts"]) == 10 and all(
         abs(s[0] - t[0]) <= 1 and abs(s[1] - t[1]) <= 1 for s, t in zip(state["starts"], starts, strict=True)
@@ -97,5 +87,5 @@ def test_same_studio_twice_shares_strokes_undo_and_video(app_page, lab: str) -> 
         player.wait_for(state="attached", timeout=300_000)
         wait_js(page, f".ivw-studio >> nth={i} >> .ivw-main-player video", "v => v.src.startsWith('blob:')", 300_000)
     expect(page.locator(".ivw-status").nth(1)).to_contain_text("done", timeout=60_000)
-    state = result(page, 3)
+    state = kernel_state(page, 3)
     assert state["frames"] == [4, 64, 64, 3] and len(state["starts"]) == 9

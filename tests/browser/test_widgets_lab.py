@@ -7,12 +7,18 @@ clicks Generate, then runs a cell that prints the session's state as JSON and re
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import pytest
 
-from .frontends import STUDIO_CHECK, STUDIO_SETUP, jupyter_server, jupyter_studio_flow, notebook, require_frontend
+from .frontends import (
+    STUDIO_CHECK,
+    STUDIO_SETUP,
+    jupyter_lab,
+    jupyter_studio_flow,
+    notebook,
+    require_frontend,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -21,14 +27,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A JupyterLab server on 127.0.0.1:<free port> over a temp root holding the test notebook."""
     require_frontend("jupyterlab")
-    root = tmp_path_factory.mktemp("lab")
-    (root / "studio.ipynb").write_text(json.dumps(notebook(STUDIO_SETUP, STUDIO_CHECK)), encoding="utf-8")
-    options = (
-        "--LabApp.expose_app_in_browser=True",
-        "--LabApp.news_url=",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-    )
-    with jupyter_server("lab", root, *options) as url:
+    with jupyter_lab(tmp_path_factory.mktemp("lab"), {"studio.ipynb": notebook(STUDIO_SETUP, STUDIO_CHECK)}) as url:
         yield url
 
 
