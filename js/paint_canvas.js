@@ -219,8 +219,11 @@ function render({ model, el: root }) {
       () =>
         new Promise((resolve) => {
           alone.toBlob(async (blob) => {
-            model.send({ event: "stroke", stroke }, undefined, [await blob.arrayBuffer()]);
-            resolve();
+            try {
+              if (blob) model.send({ event: "stroke", stroke }, undefined, [await blob.arrayBuffer()]);
+            } finally {
+              resolve();  // a failed encode must not hold back the strokes after it
+            }
           }, "image/png");
         }),
     );
