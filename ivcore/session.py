@@ -470,7 +470,7 @@ class Session(Pipeline):
             return type(value).__name__ if isinstance(value, torch.nn.Module) else repr(value)
 
         parts = [f"{name}={shown(name, value)}" for name, value in self._snapshot().items() if name != "image"]
-        return f"Session(models={self._spec}, size={self.size}, " + ", ".join(parts) + ")"
+        return f"Session(models={self._spec}, " + ", ".join(parts) + ")"  # size and fit are fields
 
 
 __all__ = ["Session", "Cancelled", "model_key"]
