@@ -220,7 +220,7 @@ function render({ model, el: root }) {
         new Promise((resolve) => {
           alone.toBlob(async (blob) => {
             try {
-              if (blob) model.send({ event: "stroke", stroke }, undefined, [await blob.arrayBuffer()]);
+              if (blob) model.send({ event: "stroke", stroke }, undefined, [new DataView(await blob.arrayBuffer())]);
             } finally {
               resolve();  // a failed encode must not hold back the strokes after it
             }

@@ -54,10 +54,17 @@ def _(PaintCanvas, Session, TrajectoryEditor, VideoPlayer, mo, tiny_requested):
     paint = mo.ui.anywidget(PaintCanvas(s, show_edited=False))
     editor = mo.ui.anywidget(TrajectoryEditor(s))
     player_widget = VideoPlayer()
-    # a stroke changes x, hence x~: the editor redraws it (and its motion preview)
-    paint.widget.on_paint(lambda _: editor.widget.refresh())
+    # Strokes reach the kernel as events, not as a value the page sets, so marimo does not rerun the
+    # cells that read the canvas by itself: a state bumped on each stroke (and undo, redo, clear) does.
+    get_strokes, set_strokes = mo.state(0)
+
+    def _on_paint(_canvas) -> None:
+        editor.widget.refresh()  # a stroke changes x, hence x~: the editor redraws it and its motion preview
+        set_strokes(lambda n: n + 1)
+
+    paint.widget.on_paint(_on_paint)
     mo.hstack([paint, editor], justify="start", wrap=True)
-    return editor, paint, player_widget, s
+    return editor, get_strokes, paint, player_widget, s
 
 
 @app.cell
@@ -96,9 +103,9 @@ def _(content, editor, lam, mo, motion, s):
 
 
 @app.cell
-def _(editor, instructions, mo, paint, s, session_lock):
+def _(editor, get_strokes, instructions, mo, s, session_lock):
     # x~' (the intermediate image with the drags applied), recomputed after each stroke, drag or text
-    _ = (paint.value, editor.value, instructions)  # rerun on their changes
+    _ = (get_strokes(), editor.value, instructions)  # rerun on their changes
     with session_lock(s):
         _edited = s.intermediate(edited=True)
     mo.image(_edited, alt="edited intermediate", width=256, rounded=True, caption="x\u0303\u2032 (edited intermediate)")
@@ -132,8 +139,9 @@ def _(mo, player_widget):
 
 
 @app.cell
-def _(editor, html, instructions, json, mo, np, paint, player_widget, run_info, s):
+def _(editor, get_strokes, html, instructions, json, mo, np, paint, player_widget, run_info, s):
     # What the session holds (the Python side), shown in the page; the browser test reads it too.
+    _ = get_strokes()  # rerun after each stroke
     layer = None if s.paint_layer is None else np.asarray(s.paint_layer)
     h, w = (0, 0) if layer is None else layer.shape[:2]
     state = {

@@ -60,6 +60,14 @@ def test_same_studio_twice_shares_strokes_undo_and_video(app_page, lab: str) -> 
         x = 4 + 6 * k
         drag(page, view, [(x, 10), (x, 54)], steps=3)
         starts.append([x, 10])
+    # a view shows the other view's strokes only once the kernel holds them: wait for all ten in both
+    # (a cell run at once could reach the kernel before the last stroke's message)
+    page.wait_for_function(
+        "(xs) => [...document.querySelectorAll('.ivw-paint .ivw-layer')].every((c) => xs.every((x) =>"
+        " c.getContext('2d').getImageData(x, 32, 1, 1).data[3] === 255))",
+        arg=[4 + 6 * k for k in range(10)],
+        timeout=60_000,
+    )
     state = kernel_state(page, 2)
     assert state["ids"] == 10
     assert len(state["starts"]) == 10 and all(
