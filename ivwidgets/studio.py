@@ -226,16 +226,16 @@ class Studio(StudioTakes, StudioRuns, StudioSize, w.VBox):
         # the rest makes held videos stale (a restore or a new segment sets fields, announced one by one)
         if field not in ("lam", "video", "preview_decoder", "takes", "restore", "story"):
             self.drop_sweep()
-        if field in ("size", "fit"):
-            self._on_layout_change()
-        elif field == "paint" and not self.paint.applying:  # s.paint(...) in a cell: the canvas shows it
-            self.paint.show_session_paint()
-        elif field in ("image", "commit"):
+        if field in ("image", "commit", "size", "fit"):
+            if field in ("size", "fit"):
+                self._show_layout()  # the pickers; a refit picture also drops paint and trajectories
             self.paint.show_session_paint()  # none after a new image; a restored take's paint
             self.paint.refresh()
-            if field == "commit":
+            if field != "image":
                 self.editor.show_session_trajectories()
             self.refresh(base=True)
+        elif field == "paint" and not self.paint.applying:  # s.paint(...) in a cell: the canvas shows it
+            self.paint.show_session_paint()
         elif field in FOLLOWED:
             self._follow(field)
         elif field in ("takes", "restore", "story"):

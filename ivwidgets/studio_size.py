@@ -76,15 +76,15 @@ class StudioSize:
         if self._syncing or value is None or getattr(self.session, name) == value:
             return
         try:
-            setattr(self.session, name, value)  # announced: _on_layout_change redraws every view
+            setattr(self.session, name, value)  # announced: the Studio's observer redraws every view
         except (InstructionError, ValueError, TypeError) as exc:
             self.show_error(str(exc))
-            self._on_layout_change()  # the pickers go back to the session's size and fit
+            self._show_layout()  # the pickers go back to the session's size and fit
             return
         self.show_error("")
 
-    def _on_layout_change(self) -> None:
-        """The size or fit changed (here or in code): the pickers follow and every view redraws."""
+    def _show_layout(self) -> None:
+        """The pickers show the session's size and fit (changed here or in code)."""
         session = self.session
         self._syncing = True
         try:
@@ -95,7 +95,3 @@ class StudioSize:
             self.fit_picker.value = session.fit
         finally:
             self._syncing = False
-        self.paint.show_session_paint()
-        self.paint.refresh()
-        self.editor.show_session_trajectories()
-        self.refresh(base=True)
