@@ -42,6 +42,7 @@ class Setting:
     kind: "str", "int", "float", "choice" (with `choices`) or "custom" (with `check`).
     default: a value or a function of the session (for backend-dependent defaults).
     low / high: bounds for int and float (a function of the session when it depends on models).
+    step: ints allowed only in steps of it from `low` (num_frames: 4k+1 where a VAE compresses time 4x).
     check(session, value) -> value: validation of a custom field (raise InstructionError).
     saved: "json" (in session.json through `to_json` / `from_json`), "file" (persistence writes
     it beside session.json) or "no". cache_key: whether a change can change a stage's cache key
@@ -63,6 +64,7 @@ class Setting:
         doc: str,
         low: Bound = None,
         high: Bound = None,
+        step: Bound = None,
         choices: tuple[str, ...] = (),
         check: Callable[[Any, Any], Any] | None = None,
         saved: str = Saved.JSON,
@@ -81,7 +83,7 @@ class Setting:
         if kind == "custom" and check is None:
             raise ValueError("a custom Setting needs check=")
         self.kind, self.default, self.type = kind, default, type
-        self.low, self.high, self.choices, self._check = low, high, tuple(choices), check
+        self.low, self.high, self.step, self.choices, self._check = low, high, step, tuple(choices), check
         self.saved, self.cache_key, self._notify = saved, cache_key, notify
         self._to_json, self._from_json, self._apply, self._copy = to_json, from_json, apply, copy
         self.readonly, self.shown_default, self.first = readonly, shown_default, first
@@ -113,7 +115,13 @@ class Setting:
         if self.kind == "str":
             return check_prompt(value, self.name)
         if self.kind == "int":
-            return check_int(value, self.name, _bound(self.low, session), _bound(self.high, session))
+            low, step = _bound(self.low, session), _bound(self.step, session) or 1
+            checked = check_int(value, self.name, low, _bound(self.high, session))
+            if (checked - low) % step:
+                near = (low + step * ((checked - low) // step), low + step * ((checked - low) // step + 1))
+                allowed = f"{step}k+{low} (steps of {step} from {low}), e.g. {near[0]} or {near[1]}"
+                raise InstructionError(self.name, value, allowed)
+            return checked
         if self.kind == "float":
             return check_float(value, self.name, _bound(self.low, session), _bound(self.high, session))
         if self.kind == "choice":
@@ -213,6 +221,7 @@ def widget_hints(owner: Any) -> dict[str, dict[str, Any]]:
             "kind": spec.kind,
             "low": resolve(spec.low),
             "high": resolve(spec.high),
+            "step": resolve(spec.step) or 1,
             "choices": spec.choices,
             "default": resolve(spec.default),
             "doc": spec.summary,

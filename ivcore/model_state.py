@@ -44,8 +44,8 @@ def weights_state(session) -> dict[str, Any]:
 
     loras, checkpoints = [], []
     for label, backend in backends_of(session).items():
-        sources = adapter_sources(backend.unet)
-        for name, scale in adapter_weights(backend.unet).items():
+        sources = adapter_sources(backend.denoiser)
+        for name, scale in adapter_weights(backend.denoiser).items():
             record = sources.get(name, {})
             loras.append(
                 {"name": name, "target": label, "scale": scale, "source": record.get("source"),

@@ -65,7 +65,7 @@ def save(session, folder: str | os.PathLike) -> Path:
         values, data = session._snapshot(), session_dict(session)
     files: dict[str, Any] = {"loras": [], "checkpoints": []}
     for entry in data["loras"]:
-        record = adapter_sources(backends_of(session)[entry["target"]].unet).get(entry["name"])
+        record = adapter_sources(backends_of(session)[entry["target"]].denoiser).get(entry["name"])
         if record is None:
             raise InstructionError(
                 f"loras[{entry['name']}]", entry["target"], "an adapter loaded with load_lora (its source is unknown)"
@@ -230,7 +230,7 @@ def _apply_weights(session, data: dict[str, Any], folder: Path) -> None:
         with reading(SESSION_FILE, where):
             session.load_lora(location, target=target, scale=entry.get("scale"), adapter_name=name,
                               weight_name=weight_name)  # fmt: skip
-        unet = backends_of(session)[target].unet
+        unet = backends_of(session)[target].denoiser
         adapter_sources(unet)[name].update(source=source, weight_name=entry.get("weight_name"))
 
     few = data.get("few_step")

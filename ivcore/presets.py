@@ -110,9 +110,13 @@ def build(name: str | os.PathLike, *, seed: int = 0, **kwargs: Any) -> Preset:
     return builder(seed=check_int(seed, "seed", low=0), **{**implied, **kwargs})
 
 
+TINY_VIDEOS = ("pia", "svd", "wan2.1-i2v", "wan2.2-i2v-a14b", "wan2.2-ti2v-5b")
+
+
 def tiny_preset(seed: int = 0, video: str = "pia") -> Preset:
-    """Random-init tiny models (64x64, 8 frames): offline, CPU, seconds; `video="svd"` puts a tiny SVD behind."""
-    check_choice(video, "video", ("pia", "svd"))
+    """Random-init tiny models (64x64, 8 frames): offline, CPU, seconds. `video` puts another tiny family behind:
+    "svd", or a Wan variant ("wan2.1-i2v", "wan2.2-i2v-a14b", "wan2.2-ti2v-5b": 64 x 48 or 64 x 64, 9 frames)."""
+    check_choice(video, "video", TINY_VIDEOS)
     from ivcore.backends.build import tiny_backends
 
     image_backend, video_backend = tiny_backends(seed)
@@ -122,6 +126,14 @@ def tiny_preset(seed: int = 0, video: str = "pia") -> Preset:
         from ivcore.backends.svd import tiny_svd_backend
 
         video_backend = tiny_svd_backend(seed)
-        options["guidance"] = 3.0
-        spec["video"] = "svd"
-    return Preset(image_backend, video_backend, options=options, spec=spec)
+    elif video != "pia":
+        from ivcore.backends.wan import tiny_wan_backend
+
+        video_backend = tiny_wan_backend(video, seed)
+    if video != "pia":
+        options.update(video_backend.defaults)  # the family's steps, guidance, negative prompt
+        spec["video"] = video
+    settings = {
+        k: options.pop(k) for k in list(options) if k not in ("steps", "image_steps", "guidance", "image_guidance")
+    }
+    return Preset(image_backend, video_backend, options=options, settings=settings, spec=spec)

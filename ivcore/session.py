@@ -58,6 +58,12 @@ def _check_preview_decoder(session: Session, value: Any) -> torch.nn.Module | No
     return value
 
 
+def _frame_step(session: Session) -> int:
+    """Frame counts go in steps of k from 1 where the VAE compresses time k-fold (4k+1, 8k+1); else 1."""
+    rule = getattr(session.video_backend, "frame_rule", None)
+    return 1 if rule is None else int(rule[0])
+
+
 MAX_SEED = 2**63 - 1
 _CONSTRUCTOR = ("seed", "steps", "image_steps", "guidance", "image_guidance", "cache_bytes")
 
@@ -160,7 +166,8 @@ class Session(Pipeline):
     )  # fmt: skip
     num_frames = Setting(
         "int", lambda s: s.video_backend.num_frames, low=1, high=lambda s: s.video_backend.max_frames,
-        type="int in [1, the model's max_frames]", doc="Frames per video (the default of `generate`).",
+        step=_frame_step, type="int in [1, the model's max_frames]; 4k+1 or 8k+1 where the VAE compresses time",
+        doc="Frames per video (the default of `generate`).",
     )  # fmt: skip
     steps = Setting(
         "int", 25, low=1, high=lambda s: _train_timesteps(s.video_backend),
@@ -286,9 +293,7 @@ class Session(Pipeline):
         image_backend, video_backend, spec = load_backends(
             image_model, video_model, motion_adapter=motion_adapter, device=device, dtype=dtype
         )
-        options = dict(DEFAULTS)
-        if type(video_backend).__name__ == "SVDVideoBackend":
-            options["guidance"] = 3.0  # SVD's max_guidance_scale; PIA's 7.5 is far too strong for it
+        options = {**DEFAULTS, **getattr(video_backend, "defaults", {})}  # the video family's own settings
         options.update(kwargs)
         settings = {k: options.pop(k) for k in list(options) if k in cls.fields and k not in _CONSTRUCTOR}
         session = cls(image_backend, video_backend, spec=spec, **options)

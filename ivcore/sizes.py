@@ -41,7 +41,13 @@ def native_size(session: Any) -> tuple[int, int]:
 
 
 def backend_multiple(backend: Any) -> int:
-    """The pixel multiple one backend's VAE and UNet take: vae factor * 2 ** (UNet down blocks - 1)."""
+    """The pixel multiple one backend's VAE and UNet take: vae factor * 2 ** (UNet down blocks - 1).
+
+    A backend that knows its own (`size_multiple`: a DiT's VAE factor times its patch) says so.
+    """
+    own = getattr(backend, "size_multiple", None)
+    if own is not None:
+        return int(own)
     factor = getattr(backend, "vae_scale_factor", None) or 2 ** (len(backend.vae.config.block_out_channels) - 1)
     config = backend.unet.config
     blocks = len(getattr(config, "down_block_types", None) or config.block_out_channels)
@@ -60,7 +66,7 @@ def max_side(session: Any) -> int:
 def check_size(session: Any, value: Any) -> tuple[int, int]:
     """(width, height) as two ints, positive multiples of `multiple(session)`; else InstructionError naming `size`."""
     m, high = multiple(session), max_side(session)
-    allowed = f"(width, height): two positive integers, multiples of {m} (what the VAE and UNet take), at most {high}"
+    allowed = f"(width, height): two positive integers, multiples of {m} (what the models take), at most {high}"
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise InstructionError("size", value, allowed)
     if any(isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) for v in value):

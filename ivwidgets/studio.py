@@ -40,8 +40,8 @@ def _int_slider(session: Any, hints: dict, name: str, label: str, style: dict, u
         high = min(high, ui_max)
     value = getattr(session, name)
     return w.IntSlider(
-        value=value, min=hint["low"], max=max(high, value), description=label, tooltip=hint["doc"],
-        style=style,
+        value=value, min=hint["low"], max=max(high, value), step=hint.get("step", 1), description=label,
+        tooltip=hint["doc"], style=style,
     )  # fmt: skip
 
 

@@ -61,6 +61,26 @@ class VideoBackend(Protocol):
     def decode(self, latents: torch.Tensor) -> torch.Tensor: ...
 
 
+class BackendSetting:
+    """A backend's conditioning setting; changing it bumps `weights_version`, which every cache key holds.
+
+    (SVD's fps and motion bucket, Wan 2.2's second guidance scale, ...): a cached result made with
+    another value is never reused.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.attr = "_" + name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        return self if obj is None else getattr(obj, self.attr)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        changed = hasattr(obj, self.attr) and getattr(obj, self.attr) != value
+        setattr(obj, self.attr, value)
+        if changed:
+            obj.weights_version += 1
+
+
 def as_pair(size: int | Sequence[int]) -> tuple[int, int]:
     """A backend's size as (width, height): an int is a square side, a pair is (width, height)."""
     if isinstance(size, (int, float)):
@@ -101,6 +121,11 @@ class SDComponents:
     def size(self, value: int | Sequence[int]) -> None:
         """An int sets a square native size, a pair (width, height) a rectangular one."""
         self.native_size = as_pair(value)
+
+    @property
+    def denoiser(self):
+        """The network the sampler calls (the UNet here; a transformer in the DiT families)."""
+        return self.unet
 
     @property
     def device(self) -> torch.device:

@@ -14,7 +14,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
 from ivcore.backends.base import SDComponents
-from ivcore.stages.denoise import step_kwargs
+from ivcore.backends.schedulers import step_kwargs
 
 
 def guidance_embedding(w: float, dim: int, dtype: torch.dtype) -> torch.Tensor:

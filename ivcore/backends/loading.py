@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import diffusers
 import torch
 
 # the weight file stem of each library's save_pretrained
@@ -77,4 +78,22 @@ def load_component(
     raise first
 
 
-__all__ = ["FP16", "load_component", "variant_order"]
+def load_scheduler(model: str, **overrides):
+    """The model's own scheduler class and config (DDIM, LCM, Euler, ...), from its `scheduler` folder."""
+    config = diffusers.DDIMScheduler.load_config(model, subfolder="scheduler")
+    cls = getattr(diffusers, config.get("_class_name", "DDIMScheduler"), diffusers.DDIMScheduler)
+    return cls.from_config({**config, **overrides})
+
+
+def sd_parts(model: str, dtype: torch.dtype, device) -> dict:
+    """An SD1.5-layout model's VAE, CLIP text encoder and tokenizer (what P_img and PIA share)."""
+    from diffusers import AutoencoderKL
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    vae = load_component(AutoencoderKL, model, "vae", dtype)
+    text_encoder = load_component(CLIPTextModel, model, "text_encoder", dtype)
+    tokenizer = CLIPTokenizer.from_pretrained(model, subfolder="tokenizer")
+    return dict(vae=vae.to(device).eval(), text_encoder=text_encoder.to(device).eval(), tokenizer=tokenizer)
+
+
+__all__ = ["FP16", "load_component", "load_scheduler", "sd_parts", "variant_order"]

@@ -106,7 +106,7 @@ def _targets(session, target: str) -> list[tuple[str, Any]]:
 def lora_weights(session) -> dict[str, dict[str, float]]:
     """{"image": {name: weight}, "video": {name: weight}}: what is loaded where, for UIs and repr."""
     pairs = (("image", session.image_backend), ("video", session.video_backend))
-    return {label: dict(adapter_weights(b.unet)) for label, b in pairs}
+    return {label: dict(adapter_weights(b.denoiser)) for label, b in pairs}
 
 
 def _activate(unet: torch.nn.Module) -> None:
@@ -205,11 +205,11 @@ def load_lora(
     location, file_name, local = resolve_safetensors(source, weight_name, "lora")
     pairs = _targets(session, target)
     for label, backend in pairs:
-        if not hasattr(backend.unet, "load_lora_adapter"):
-            kind = type(backend.unet).__name__
+        if not hasattr(backend.denoiser, "load_lora_adapter"):
+            kind = type(backend.denoiser).__name__
             raise InstructionError("target", target, f"a target whose UNet takes peft LoRAs ({label}: {kind} does not)")
     scale = check_float(scale, "scale", -10.0, 10.0)
-    unets = list({id(b.unet): b.unet for _, b in pairs}.values())
+    unets = list({id(b.denoiser): b.denoiser for _, b in pairs}.values())
     name = _check_adapter_name(adapter_name, unets) if adapter_name is not None else None
     name = name or _default_adapter_name(source, file_name, unets)
 
@@ -218,7 +218,7 @@ def load_lora(
     record = {"source": source, "weight_name": weight_name, "file": file, "sha256": file and file_sha256(file)}
     prefix = _unet_prefix(state_dict, source)
     metadata = _pin_targets(metadata, state_dict, prefix)
-    labels = {id(b.unet): label for label, b in reversed(pairs)}
+    labels = {id(b.denoiser): label for label, b in reversed(pairs)}
     done: list[torch.nn.Module] = []
     try:
         for unet in unets:
@@ -257,7 +257,7 @@ def set_lora_scale(session, weights: Mapping[str, float] | float, *, target: str
     Weight 0 switches an adapter off exactly (its layers add zeros); 1 is the trained strength.
     """
     pairs = _targets(session, target)
-    loaded = {n for _, b in pairs for n in adapter_weights(b.unet)}
+    loaded = {n for _, b in pairs for n in adapter_weights(b.denoiser)}
     if not isinstance(weights, Mapping):
         weights = dict.fromkeys(loaded, weights)
     checked = {}
@@ -267,11 +267,11 @@ def set_lora_scale(session, weights: Mapping[str, float] | float, *, target: str
         checked[name] = check_float(value, f"scale[{name}]", -10.0, 10.0)
     touched = []
     for _, backend in pairs:
-        registry = adapter_weights(backend.unet)
+        registry = adapter_weights(backend.denoiser)
         changed = {n: w for n, w in checked.items() if n in registry and registry[n] != w}
         if changed:
             registry.update(changed)
-            _activate(backend.unet)
+            _activate(backend.denoiser)
             touched.append(backend)
     bump_weights_version(touched)
 
@@ -279,12 +279,12 @@ def set_lora_scale(session, weights: Mapping[str, float] | float, *, target: str
 def unload_lora(session, adapter_name: str | None = None, *, target: str = "both") -> None:
     """Remove one adapter (or all, with None); the last one out restores the original UNet exactly."""
     pairs = _targets(session, target)
-    loaded = {n for _, b in pairs for n in adapter_weights(b.unet)}
+    loaded = {n for _, b in pairs for n in adapter_weights(b.denoiser)}
     if adapter_name is not None and adapter_name not in loaded:
         raise InstructionError("adapter_name", adapter_name, f"one of the loaded adapters {sorted(loaded)} or None")
     touched = []
     for _, backend in pairs:
-        unet = backend.unet
+        unet = backend.denoiser
         names = [adapter_name] if adapter_name is not None else list(adapter_weights(unet))
         names = [n for n in names if n in adapter_weights(unet)]
         for name in names:

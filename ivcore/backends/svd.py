@@ -41,7 +41,7 @@ from diffusers.video_processor import VideoProcessor
 from PIL import Image
 from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
 
-from ivcore.backends.base import SDComponents
+from ivcore.backends.base import BackendSetting, SDComponents
 from ivcore.backends.fallback import OutOfMemoryError, SplitLimits, free_memory
 from ivcore.backends.loading import load_component
 
@@ -120,22 +120,6 @@ class SVDCondition(NamedTuple):
     time_ids: torch.Tensor  # (1, 3): fps - 1, motion_bucket_id, noise_aug_strength
 
 
-class _Setting:
-    """A conditioning setting; changing it bumps `weights_version`, which every cache key holds."""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.attr = "_" + name
-
-    def __get__(self, obj: Any, owner: type | None = None) -> Any:
-        return self if obj is None else getattr(obj, self.attr)
-
-    def __set__(self, obj: Any, value: Any) -> None:
-        changed = hasattr(obj, self.attr) and getattr(obj, self.attr) != value
-        setattr(obj, self.attr, value)
-        if changed:
-            obj.weights_version += 1
-
-
 def to_session_layout(x: torch.Tensor) -> torch.Tensor:
     """(B, F, C, h, w) -> (B, C, F, h, w)."""
     return x.permute(0, 2, 1, 3, 4).contiguous()
@@ -166,11 +150,11 @@ class SVDVideoBackend(SplitLimits, SDComponents):
     because the temporal decoder mixes the frames of a chunk (see `decode`).
     """
 
-    fps = _Setting()
-    motion_bucket_id = _Setting()
-    noise_aug_strength = _Setting()
-    min_guidance = _Setting()
-    decode_chunk_size = _Setting()
+    fps = BackendSetting()
+    motion_bucket_id = BackendSetting()
+    noise_aug_strength = BackendSetting()
+    min_guidance = BackendSetting()
+    decode_chunk_size = BackendSetting()
 
     def __init__(
         self,
@@ -201,6 +185,7 @@ class SVDVideoBackend(SplitLimits, SDComponents):
         self.min_guidance = min_guidance
         self.decode_chunk_size = decode_chunk_size
         self.video_processor = VideoProcessor(do_resize=True, vae_scale_factor=self.vae_scale_factor)
+        self.defaults = dict(SVD_DEFAULTS)  # max_guidance_scale 3: PIA's 7.5 is far too strong for SVD
 
     @property
     def max_frames(self) -> int:
@@ -265,7 +250,9 @@ class SVDVideoBackend(SplitLimits, SDComponents):
                 self.vae.to(dtype=torch.float16)
 
     @torch.no_grad()
-    def encode_images(self, images: Sequence[Image.Image], generator: torch.Generator) -> SVDEncoding:
+    def encode_images(
+        self, images: Sequence[Image.Image], generator: torch.Generator, num_frames: int | None = None
+    ) -> SVDEncoding:
         """Latents and embeddings of N images; the noise augmentation is drawn from `generator`.
 
         SVD adds `noise_aug_strength * noise` to the VAE input (not to the CLIP input) and takes
@@ -470,6 +457,11 @@ def load_svd_backend(
         unet.to(device).eval(), vae.to(device).eval(), image_encoder.to(device).eval(), feature_extractor,
         scheduler, size=size, num_frames=num_frames, name=kwargs.pop("name", model), **kwargs,
     )  # fmt: skip
+
+
+def load_family(model: str, *, device: torch.device, dtype: torch.dtype, **shared: Any) -> SVDVideoBackend:
+    """The families registry's loader (`ivcore.backends.families`): SVD shares nothing with P_img."""
+    return load_svd_backend(model, device=device, dtype=dtype)
 
 
 __all__ = [

@@ -17,6 +17,8 @@ from PIL import Image
 from ivcore.backends.base import SDComponents
 from ivcore.backends.fallback import SplitLimits
 
+DEFAULT_MOTION_ADAPTER = "openmmlab/PIA-condition-adapter"
+
 # PIA's motion-scale table (per-frame weights of the image condition, by distance to frame 0).
 # Copied as data from the PIA paper's released statistics, which diffusers also ships.
 MOTION_SCALES: tuple[tuple[float, ...], ...] = (
@@ -64,6 +66,7 @@ class PIAVideoBackend(SplitLimits, SDComponents):
         self.num_frames = num_frames
         self.fps = fps
         self.video_processor = VideoProcessor(vae_scale_factor=self.vae_scale_factor)
+        self.defaults = dict(steps=25, guidance=7.5)  # session settings matching PIAPipeline's defaults
 
     @property
     def max_frames(self) -> int:
@@ -79,7 +82,9 @@ class PIAVideoBackend(SplitLimits, SDComponents):
         return noise * self.scheduler.init_noise_sigma
 
     @torch.no_grad()
-    def encode_images(self, images: Sequence[Image.Image], generator: torch.Generator) -> torch.Tensor:
+    def encode_images(
+        self, images: Sequence[Image.Image], generator: torch.Generator, num_frames: int | None = None
+    ) -> torch.Tensor:
         """VAE posterior samples * scaling factor, (N, 4, h, w), drawn from `generator`.
 
         The VAE input is cast to the UNet's dtype, as PIAPipeline does.
@@ -149,3 +154,61 @@ class PIAVideoBackend(SplitLimits, SDComponents):
         flat = latents.permute(0, 2, 1, 3, 4).reshape(f, c, h, w).to(self.vae.dtype)
         frames = self._split_frames(lambda start, stop: self.vae.decode(flat[start:stop]).sample.float(), f)
         return (frames / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1)
+
+
+def load_pia_backend(
+    model: str,
+    *,
+    device: torch.device,
+    dtype: torch.dtype,
+    image_backend=None,
+    motion_adapter: str | None = None,
+) -> PIAVideoBackend:
+    """PIA's P_video from an SD1.5-layout base (hub id or folder) and the PIA condition adapter.
+
+    The video UNet is the base UNet turned into a UNetMotionModel with the adapter (9-channel
+    conv_in), or the folder's `unet` when it already is a UNetMotionModel. When the base is the
+    image model itself, VAE, CLIP and the UNet's weights are shared with P_img.
+    """
+    import diffusers
+    from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
+
+    from ivcore.backends.loading import load_component, load_scheduler, sd_parts
+    from ivcore.backends.tiny import TINY_FRAMES, VIDEO_SCHEDULER_CONFIG
+
+    shared = image_backend is not None and image_backend.name == model
+    parts = (
+        dict(vae=image_backend.vae, text_encoder=image_backend.text_encoder, tokenizer=image_backend.tokenizer)
+        if shared
+        else sd_parts(model, dtype, device)
+    )
+    unet_class = _unet_class_name(model)
+    if unet_class == "UNetMotionModel":
+        video_unet = load_component(UNetMotionModel, model, "unet", dtype)
+    else:
+        base = image_backend.unet if shared else load_component(UNet2DConditionModel, model, "unet", dtype)
+        adapter = load_component(MotionAdapter, str(motion_adapter or DEFAULT_MOTION_ADAPTER), None, dtype)
+        video_unet = UNetMotionModel.from_unet2d(base, adapter)
+    video_unet = video_unet.to(device=device, dtype=dtype).eval()
+    keys = ("beta_schedule", "clip_sample", "timestep_spacing", "steps_offset")
+    scheduler = load_scheduler(model, **{k: VIDEO_SCHEDULER_CONFIG[k] for k in keys})
+    if not isinstance(scheduler, diffusers.DDIMScheduler):
+        scheduler = diffusers.DDIMScheduler.from_config(scheduler.config)
+    vae_factor = 2 ** (len(parts["vae"].config.block_out_channels) - 1)
+    video_size = int(video_unet.config.sample_size or 64) * vae_factor
+    return PIAVideoBackend(
+        unet=video_unet, scheduler=scheduler, size=video_size,
+        num_frames=16 if video_size >= 256 else TINY_FRAMES, name=model, **parts,
+    )  # fmt: skip
+
+
+def _unet_class_name(model: str) -> str:
+    import json
+    from pathlib import Path
+
+    from diffusers import UNet2DConditionModel
+
+    local = Path(model) / "unet" / "config.json"
+    if local.is_file():
+        return json.loads(local.read_text()).get("_class_name", "")
+    return UNet2DConditionModel.load_config(model, subfolder="unet").get("_class_name", "")

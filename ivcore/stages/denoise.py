@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from ivcore.backends.schedulers import step_kwargs, x0_estimate
+
 StepCallback = Callable[[int, int, torch.Tensor], None]
 """`callback(step, total, latents)`; a callback that also takes an ``x0`` keyword gets the step's
 clean-latent estimate (see `x0_estimate`) for previews, so old callbacks keep working unchanged."""
@@ -26,17 +28,6 @@ clean-latent estimate (see `x0_estimate`) for previews, so old callbacks keep wo
 
 class Cancelled(RuntimeError):
     """Raised by a generation stopped through `Session.cancel()`; the last good video stays."""
-
-
-def step_kwargs(scheduler, generator: torch.Generator | None, eta: float = 0.0) -> dict:
-    """The extra `scheduler.step` arguments a scheduler accepts (as diffusers' pipelines pass them)."""
-    params = set(inspect.signature(scheduler.step).parameters)
-    kwargs = {}
-    if "eta" in params:
-        kwargs["eta"] = eta
-    if "generator" in params:
-        kwargs["generator"] = generator
-    return kwargs
 
 
 def wants_x0(callback: Callable | None) -> bool:
@@ -48,39 +39,6 @@ def wants_x0(callback: Callable | None) -> bool:
     except (TypeError, ValueError):
         return False
     return any(p.name == "x0" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
-
-
-def x0_estimate(scheduler, step_out: tuple, sample: torch.Tensor, eps: torch.Tensor, t) -> torch.Tensor | None:
-    """The scheduler's estimate of the clean latents at this step, read without changing any state.
-
-    `step_out` is what `scheduler.step(..., return_dict=False)` returned: DDIM, DDPM, Euler, Heun
-    and LCM put their x0 estimate second (`pred_original_sample` / `denoised`). DPM++ and UniPC
-    keep theirs as the last converted model output. Otherwise it is computed from the blended
-    prediction `eps` and the step's input `sample` for DDPM-parameterized schedulers (epsilon,
-    v or sample prediction); None when the scheduler gives no way to know.
-    """
-    if len(step_out) > 1 and isinstance(step_out[1], torch.Tensor):
-        return step_out[1]
-    config = getattr(scheduler, "config", {})
-    outputs = getattr(scheduler, "model_outputs", None)
-    x0_outputs = config.get("algorithm_type") in ("dpmsolver++", "sde-dpmsolver++") or config.get("predict_x0")
-    if x0_outputs and outputs and isinstance(outputs[-1], torch.Tensor):
-        return outputs[-1]
-    alphas = getattr(scheduler, "alphas_cumprod", None)
-    if alphas is None or float(getattr(scheduler, "init_noise_sigma", 1.0)) != 1.0:
-        return None
-    a = alphas[int(t)].to(device=sample.device, dtype=torch.float32)
-    x, e = sample.float(), eps.float()
-    kind = config.get("prediction_type", "epsilon")
-    if kind == "epsilon":
-        x0 = (x - (1 - a).sqrt() * e) / a.sqrt()
-    elif kind == "v_prediction":
-        x0 = a.sqrt() * x - (1 - a).sqrt() * e
-    elif kind == "sample":
-        x0 = e
-    else:
-        return None
-    return x0.to(sample.dtype)
 
 
 def blend(eps: torch.Tensor, eps_edited: torch.Tensor, lam: float) -> torch.Tensor:
@@ -193,4 +151,7 @@ def denoise(
             callback(i + 1, total, latents, x0=x0_estimate(scheduler, step_out, sample, eps_hat, t))
         elif callback is not None:
             callback(i + 1, total, latents)
+    finish = getattr(backend, "finish", None)  # first-frame families put the image's latent frame back
+    if finish is not None:
+        latents = finish(latents, base, edited, [float(schedule[-1]) for schedule in schedules])
     return latents

@@ -23,6 +23,7 @@ from PIL import Image
 
 from ivcore import trajectory as traj
 from ivcore.align import FrameAlign, apply_align
+from ivcore.backends.schedulers import is_flow_matching
 from ivcore.backends.video import PIAVideoBackend
 from ivcore.errors import InstructionError, SessionBusy
 from ivcore.instructions import check_lam, lam_schedule
@@ -40,6 +41,7 @@ class _Plan:
     key: str
     plain_key: str  # the key of the same run without any edit (what lam = 1 everywhere computes)
     seed: int
+    num_frames: int  # video frames (the latents' time axis may be compressed: shape[2])
     shape: tuple[int, ...]
     steps: int
     guidance: float
@@ -54,9 +56,6 @@ class _Plan:
     fps: float = 8.0
     timings: dict[str, float] = field(default_factory=dict)
 
-    @property
-    def num_frames(self) -> int:
-        return self.shape[2]
 
     def for_schedules(self, schedules: Sequence[Sequence[float]]) -> _Plan:
         """When every step's lam is 1 the edit is never used: drop it (no encode, plain cache key)."""
@@ -83,6 +82,22 @@ def _align_key(align: str | FrameAlign | None) -> Any:
     if isinstance(align, FrameAlign):
         return ("FrameAlign", dict(align.state_dict()))
     return align
+
+
+def shape_frames(backend, shape: Sequence[int]) -> int:
+    """The video frame count of a latent shape (1, C, f, h, w): f, or k * (f - 1) + 1 when time is compressed."""
+    rule = getattr(backend, "frame_rule", None)
+    return int(shape[2]) if rule is None else rule[0] * (int(shape[2]) - 1) + 1
+
+
+def trajectory_target(backend, encoded) -> torch.Tensor | None:
+    """The latents the trajectory pull aims at: PIA's per-frame latents, or what the backend says (None: no pull)."""
+    if encoded is None:
+        return None
+    if isinstance(backend, PIAVideoBackend):
+        return encoded
+    target = getattr(backend, "trajectory_target", None)
+    return None if target is None else target(encoded)
 
 
 def model_key(backend) -> tuple:
@@ -166,7 +181,7 @@ class Pipeline:
         key = fingerprint("encode", model_key(backend), images, seed, tuple(shape))
 
         def run():
-            latents = backend.encode_images(images, generator)
+            latents = backend.encode_images(images, generator, num_frames=shape_frames(backend, shape))
             return latents, generator.get_state()
 
         latents, state_after = self.cache.get_or_compute("encode", key, run)
@@ -319,7 +334,7 @@ class Pipeline:
         )
         return _Plan(
             key=key, plain_key=fingerprint(common, None, 0.0, None),
-            seed=seed, shape=shape, steps=steps, guidance=guidance, motion_scale=motion_scale,
+            seed=seed, num_frames=num_frames, shape=shape, steps=steps, guidance=guidance, motion_scale=motion_scale,
             x_tilde=x_tilde, edit_images=edit_images if has_edit else None, text=self._text(backend, motion),
             uncond=self._text(backend, negative), masks=masks, trajectory_strength=trajectory_strength,
             align=v["align"], fps=v["fps"], timings=timings,
@@ -344,10 +359,11 @@ class Pipeline:
             edited = backend.condition(z_edit, plan.num_frames, plan.motion_scale)
             generator.set_state(after_base)
         guide = None
-        if plan.masks is not None and z_edit is not None and isinstance(backend, PIAVideoBackend):
+        target = trajectory_target(backend, z_edit)
+        if plan.masks is not None and target is not None:
             guide = TrajectoryGuide.build(
-                z_edit, plan.masks, noise / scheduler.init_noise_sigma, schedules, plan.trajectory_strength,
-                scheduler.timesteps,
+                target, plan.masks, noise / getattr(scheduler, "init_noise_sigma", 1.0), schedules,
+                plan.trajectory_strength, scheduler.timesteps, first=int(is_flow_matching(scheduler)),
             )  # fmt: skip
         latents = noise.expand(len(schedules), *noise.shape[1:]).clone()
         if guide is not None:

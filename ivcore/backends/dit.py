@@ -1,0 +1,129 @@
+"""What the diffusion-transformer video families (Wan, CogVideoX, LTX-Video, HunyuanVideo) share.
+
+They differ in how the image enters the transformer, but every one of them has a 3D VAE that
+compresses time (frames come in 4k+1 or 8k+1) and space, a transformer whose patches fix the
+pixel multiple, float32 latents in (B, C, f, h, w), and a diffusers pipeline whose own methods
+(`encode_prompt`, `prepare_latents`, ...) the family module calls, so that a diffusers update keeps
+the numerics. This base class holds that much once; a family module adds `encode_images`,
+`condition`, `predict` and `decode`, its loader, its tiny models and its hub-layout mirror.
+
+`pipe` is the family's diffusers pipeline over the very modules the backend runs: the reference
+the tests compare against, and where diffusers' memory features are switched on
+(`pipe.enable_model_cpu_offload()`, `pipe.vae.enable_tiling()`, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from diffusers.utils.torch_utils import randn_tensor
+
+from ivcore.backends.fallback import SplitLimits
+
+
+class DiTVideoBackend(SplitLimits):
+    """A `VideoBackend` over a diffusers image-to-video pipeline whose denoiser is a transformer.
+
+    Subclasses set `pipe`, `temporal_factor`, `spatial_factor` and `patch` (height, width of a
+    patch in latent pixels) in their constructor, and call `super().__init__`.
+    """
+
+    temporal_factor = 4  # frames per latent frame after the first (4 for Wan, CogVideoX, Hunyuan; 8 for LTX)
+    spatial_factor = 8  # pixels per latent pixel
+    patch = (2, 2)  # latent pixels per transformer patch (height, width)
+
+    def __init__(
+        self,
+        pipe,
+        *,
+        native_size: tuple[int, int],
+        num_frames: int,
+        fps: int,
+        defaults: dict[str, Any],
+        name: str,
+    ):
+        self.pipe = pipe
+        self.native_size = (int(native_size[0]), int(native_size[1]))
+        self.num_frames = int(num_frames)
+        self.fps = fps
+        self.defaults = dict(defaults)
+        self.name = name
+        self.weights_version = 0
+
+    # ------------------------------------------------------------------ the modules, by diffusers' names
+    def __getattr__(self, name: str) -> Any:
+        """The pipeline's components (`transformer`, `vae`, `text_encoder`, `tokenizer`, `scheduler`, ...)."""
+        pipe = self.__dict__.get("pipe")
+        if pipe is not None and name in pipe.components:
+            return pipe.components[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    @property
+    def scheduler(self):
+        return self.pipe.scheduler
+
+    @scheduler.setter
+    def scheduler(self, value) -> None:
+        self.pipe.scheduler = value
+
+    @property
+    def denoiser(self):
+        """The network the sampler calls: the (first) transformer."""
+        return self.pipe.transformer
+
+    @property
+    def size(self) -> int:
+        return max(self.native_size)
+
+    @property
+    def device(self) -> torch.device:
+        return self.pipe._execution_device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.denoiser.dtype
+
+    # ------------------------------------------------------------------ shapes and rules
+    @property
+    def size_multiple(self) -> int:
+        """Pixel multiple of width and height: the VAE's spatial factor times the transformer's patch."""
+        return self.spatial_factor * max(self.patch)
+
+    @property
+    def frame_rule(self) -> tuple[int, int]:
+        """(k, 1): frame counts of the form k * n + 1 (the causal VAE keeps frame 0, then groups of k)."""
+        return (self.temporal_factor, 1)
+
+    @property
+    def max_frames(self) -> int:
+        return self.temporal_factor * 64 + 1
+
+    def latent_frames(self, num_frames: int) -> int:
+        return (num_frames - 1) // self.temporal_factor + 1
+
+    def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, ...]:
+        f = self.spatial_factor
+        return (1, self.latent_channels, self.latent_frames(num_frames), height // f, width // f)
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.vae.config.z_dim if hasattr(self.vae.config, "z_dim") else self.vae.config.latent_channels)
+
+    def initial_noise(self, shape: Sequence[int], generator: torch.Generator) -> torch.Tensor:
+        """The first generator draw, float32 in the pipeline's (B, C, f, h, w) order, as its prepare_latents draws."""
+        return randn_tensor(tuple(shape), generator=generator, device=self.device, dtype=torch.float32)
+
+    def pipeline(self):
+        """The family's diffusers pipeline over these very modules (the reference)."""
+        return self.pipe
+
+
+def accepts_frames(backend: Any, num_frames: int) -> bool:
+    """Whether a backend with a `frame_rule` (k, r) takes `num_frames` (k * n + r); any count without one."""
+    rule = getattr(backend, "frame_rule", None)
+    return rule is None or num_frames % rule[0] == rule[1] % rule[0]
+
+
+__all__ = ["DiTVideoBackend", "accepts_frames"]
