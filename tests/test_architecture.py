@@ -2,7 +2,9 @@
 
 Every import counts, also those inside functions (a lazy import still couples two modules):
 - the engine (`ivcore` but its clients) imports no widget code;
-- backends never import the session or anything above it;
+- backends never import the session or anything above it (the stages included);
+- the video families are found through one registry (`ivcore.backends.families`): nothing else
+  names a family's pipeline class, and `backends/build.py` does not branch on them;
 - the shapes world, batch and the command line are clients of the session: the engine imports
   none of them (`Session.shapes()` reaches the shapes world through `ivcore.presets` by name);
 - no two modules import each other, directly or through others (no circle).
@@ -20,7 +22,8 @@ PACKAGES = ("ivcore", "ivwidgets")
 CLIENTS = ("ivcore.shapes", "ivcore.cli", "ivcore.batch", "ivcore.testing", "ivcore.__main__")
 WIDGETS = ("ivwidgets", "anywidget", "ipywidgets", "ipycanvas", "traitlets", "IPython")
 # above the backends: what they must not import (the package root imports the session)
-ABOVE_BACKENDS = ("ivcore.session", "ivcore.persistence", "ivcore.presets", "ivcore.memory", "ivcore.stages.pipeline")
+# (the stages too: what the loops and the backends both need about schedulers is ivcore.backends.schedulers)
+ABOVE_BACKENDS = ("ivcore.session", "ivcore.persistence", "ivcore.presets", "ivcore.memory", "ivcore.stages")
 # `from ivcore import world` still works for a while (ivcore/__init__.py's __getattr__ warns); it is not an import
 # of the engine, so it is left out of the graph
 ALLOWED = {("ivcore", "ivcore.shapes.world")}
@@ -82,6 +85,21 @@ def test_backends_never_import_the_session(graph):
     broken = {m: sorted(i for i in imps if within(i, above) or i == "ivcore") for m, imps in graph.items()
               if within(m, ("ivcore.backends",))}  # fmt: skip
     assert {m: i for m, i in broken.items() if i} == {}
+
+
+def test_families_are_found_through_the_registry_alone():
+    from ivcore.backends import families
+
+    registered = families.families()
+    classes = [p for f in registered for p in f.pipelines if p]
+    assert {"WanImageToVideoPipeline", "StableVideoDiffusionPipeline"} <= set(classes)
+    assert len(classes) == len(set(classes))  # one family per pipeline class
+    for family in registered:  # a family is a module of its own under ivcore/backends
+        module = family.loader.split(":")[0]
+        assert module.startswith("ivcore.backends.") and (ROOT / (module.replace(".", "/") + ".py")).is_file()
+    build = (ROOT / "ivcore" / "backends" / "build.py").read_text()
+    named = [c for c in classes if c in build] + [f.name for f in registered if f'"{f.name}"' in build]
+    assert named == [], "build.py branches on families; register them in ivcore/backends/families.py instead"
 
 
 def test_the_engine_imports_none_of_its_clients(graph):

@@ -235,3 +235,37 @@ def test_the_tiny_preset_runs_each_wan_variant():
         s = Session.tiny(video=kind)
         assert s.video_backend.variant.startswith(kind.split("-")[0])
         assert s.generate(progress=False).frames.shape == (9, s.size[1], s.size[0], 3)
+
+
+@pytest.mark.parametrize("layout", ["diffusers", "original"])
+def test_a_step_distillation_lora_loads_into_the_transformer_and_takes_record_it(tmp_path, layout):
+    """Both key layouts people publish Wan LoRAs in (diffusers' peft names, the original repo's
+    `diffusion_model.blocks.N.self_attn.q.lora_down`) go through the pipeline's own converter."""
+    from safetensors.torch import save_file
+
+    s = Session.tiny(video="wan2.1-i2v")
+    transformer = s.video_backend.transformer
+    generator = torch.Generator().manual_seed(0)
+    tensors = {}
+    for i, block in enumerate(transformer.blocks):
+        for ours, theirs in (("to_q", "q"), ("to_k", "k"), ("to_v", "v")):
+            layer = getattr(block.attn1, ours)
+            down = torch.randn(4, layer.in_features, generator=generator) * 0.5
+            up = torch.randn(layer.out_features, 4, generator=generator) * 0.5
+            if layout == "diffusers":
+                key = f"transformer.blocks.{i}.attn1.{ours}"
+                tensors.update({f"{key}.lora_A.weight": down, f"{key}.lora_B.weight": up})
+            else:
+                key = f"diffusion_model.blocks.{i}.self_attn.{theirs}"
+                tensors.update({f"{key}.lora_down.weight": down, f"{key}.lora_up.weight": up})
+    save_file(tensors, tmp_path / "distill.safetensors")
+    s.lam, s.steps, s.guidance = 1.0, 4, 1.0  # how step-distilled Wan LoRAs run: 4 steps, no CFG
+    before = s.generate(progress=False)
+    name = s.load_lora(tmp_path / "distill.safetensors", target="video")
+    with_lora = s.generate(progress=False)
+    assert np.abs(with_lora.frames.astype(int) - before.frames).mean() > 0.5
+    assert [entry["name"] for entry in s.takes[-1].models["loras"]] == [name]
+    with pytest.raises(InstructionError, match="restore|lora|LoRA"):
+        s.unload_lora(name)
+        s.restore(s.takes[-1])
+    assert np.array_equal(s.generate(progress=False).frames, before.frames)

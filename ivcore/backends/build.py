@@ -18,7 +18,7 @@ from ivcore.backends import families
 from ivcore.backends.image import ImageBackend
 from ivcore.backends.loading import load_component, load_scheduler, sd_parts
 from ivcore.backends.tiny import TINY_FRAMES, TINY_SIZE, tiny_components
-from ivcore.backends.video import DEFAULT_MOTION_ADAPTER, PIAVideoBackend
+from ivcore.backends.video import PIAVideoBackend
 
 DEFAULT_IMAGE_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 DEFAULT_VIDEO_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -73,9 +73,8 @@ def load_backends(
     family = families.family_of(video_model)
     image = load_image_backend(image_model, dtype, device)
     video = family.load(video_model, device=device, dtype=dtype, image_backend=image, motion_adapter=motion_adapter)
-    spec = {"image_model": image_model, "video_model": video_model}
-    if family.name == "pia":
-        spec["motion_adapter"] = str(motion_adapter or DEFAULT_MOTION_ADAPTER)
+    # what else the family loaded from (PIA: its motion adapter), so that Session.load asks for it again
+    spec = {"image_model": image_model, "video_model": video_model, **getattr(video, "sources", {})}
     return image, video, spec
 
 

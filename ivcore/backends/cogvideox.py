@@ -1,31 +1,60 @@
-"""CogVideoX image-to-video (CogVideoX-5b-I2V, CogVideoX1.5-5B-I2V) behind ivcore.
+"""P_video: CogVideoX image-to-video (CogVideoX-5b-I2V, CogVideoX1.5-5B-I2V) behind the Session's Eq. 4 loop.
 
-CogVideoX is a text-conditioned video DiT over a causal 3D VAE (8x space, 4x time: 4k + 1 frames).
-The I2V models concatenate the image's latent (frame 0, zeros after) to the noisy latents on the
-channel axis, so the transformer's `in_channels` is twice the VAE's latent channels.
+CogVideoX is a text-conditioned video DiT over a causal 3D VAE (8x space, 4x time). The I2V models
+concatenate the image's latent (frame 0, zeros after) to the noisy latents on the channel axis, so
+the transformer's `in_channels` is twice the VAE's latent channels. Eq. 4 is then what PIA does:
+one image-latent condition per branch, both branches on the same noisy latents, timestep and text,
+their guided v-predictions blended, one `CogVideoXDDIMScheduler.step`.
 
-This module holds, for now, random-init tiny CogVideoX models in the hub folder layout, so that
-tests load them with `CogVideoXImageToVideoPipeline.from_pretrained(folder)` exactly as the real
-weights load, offline and on a CPU in seconds. The backend class that drives them comes next.
+Every number follows `CogVideoXImageToVideoPipeline` (the test oracle), through its own methods
+(`encode_prompt`, `_prepare_rotary_positional_embeddings`, `decode_latents`, `video_processor`):
+
+- Layout: CogVideoX latents are (B, F, C, h, w); the Session and the loop use (B, C, F, h, w).
+  The backend permutes at its edges (noise, predict, decode), as the SVD backend does.
+- Generator order: the pipeline draws the image's posterior sample FIRST and the noise second; the
+  Session draws `initial_noise` first, then encodes. So `initial_noise` makes a throwaway draw of
+  the posterior's shape (and dtype) before the noise, which is then exactly the pipeline's noise, and
+  `encode_images` draws its posterior sample from a fresh generator seeded with the given generator's
+  `initial_seed()`: the pipeline's first draw. Both branches thus get the same posterior draw (lam 0
+  is the pipeline on x~'), and no state lives on the backend between the two calls (the Session's
+  encode cache keys on the seed alone, which this matches).
+- Frames: the VAE decodes latent frames in pairs after the first, so an even latent count comes back
+  3 frames longer; 8k+1 frames (an odd latent count: 49 for 1.0, 81 for 1.5) come back as asked, and
+  `frame_rule` is (8, 1). CogVideoX 1.5 patches latent frames in pairs (`patch_size_t` 2): the latents
+  get one front padding frame (so `latent_shape` has an even count), the image latents a front copy of
+  frame 0, and decode drops the padding, as the pipeline does.
+- Size: CogVideoX 1.0's learned positional embedding runs only at the sample size (720 x 480; the tiny
+  model 64 x 48): another size is refused naming `size`. 1.5 is RoPE-only and takes multiples of 16.
+- Scheduler: `CogVideoXDPMScheduler` keeps `old_pred_original_sample` between steps, which the shared
+  loop's single `scheduler.step(eps, t, latents)` cannot carry: a folder that ships it is run with
+  `CogVideoXDDIMScheduler` of the same config (with a warning), and `predict` refuses it if set later.
+  Dynamic CFG (`use_dynamic_cfg`) is off, as the pipeline's default.
 """
 
 from __future__ import annotations
 
 import copy
 import os
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import torch
 from diffusers import (
     AutoencoderKLCogVideoX,
     CogVideoXDDIMScheduler,
+    CogVideoXDPMScheduler,
     CogVideoXImageToVideoPipeline,
     CogVideoXTransformer3DModel,
 )
+from diffusers.utils.torch_utils import randn_tensor
+from PIL import Image
 from transformers import T5Config, T5EncoderModel
 
+from ivcore.backends.dit import DiTVideoBackend
 from ivcore.backends.word_tokenizer import word_tokenizer
+from ivcore.errors import InstructionError
 
 # ---- tiny models and hub-layout mirror
 CogVideoXVersion = Literal["1.0", "1.5"]
@@ -182,14 +211,272 @@ def write_cogvideox_mirror(
     return folder
 
 
+# ---- the backend
+MAX_SEQUENCE_LENGTH = 226  # what CogVideoXImageToVideoPipeline.__call__ passes to encode_prompt
+OFS = 2.0  # CogVideoX 1.5's ofs embedding input, as the pipeline sets it
+#: version -> the model cards' settings: native (width, height), frames, fps, steps, guidance
+COGVIDEOX_VARIANTS: dict[str, dict[str, Any]] = {
+    "1.0": dict(size=(720, 480), num_frames=49, fps=8, steps=50, guidance=6.0),
+    "1.5": dict(size=(1360, 768), num_frames=81, fps=16, steps=50, guidance=6.0),
+    "tiny": dict(size=(TINY_COGVIDEOX_WIDTH, TINY_COGVIDEOX_HEIGHT), num_frames=9, fps=8, steps=4, guidance=6.0),
+}
+
+
+def to_session_layout(x: torch.Tensor) -> torch.Tensor:
+    """(B, F, C, h, w) -> (B, C, F, h, w)."""
+    return x.permute(0, 2, 1, 3, 4).contiguous()
+
+
+def to_cogvideox_layout(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, F, h, w) -> (B, F, C, h, w)."""
+    return x.permute(0, 2, 1, 3, 4).contiguous()
+
+
+class CogVideoXEncoding(NamedTuple):
+    """What `encode_images` returns (a tuple, so the stage cache can size it)."""
+
+    latents: torch.Tensor  # (1, C, 1, h, w) the image's posterior sample, unscaled, in the model dtype
+    clip: torch.Tensor | None  # (1, C, f, h, w) the animated clip's latents in the diffusion scale (path mode)
+
+
+class CogVideoXCondition(NamedTuple):
+    image_latents: torch.Tensor  # (1, F, C, h, w) pipeline layout: scaled frame 0, zeros after (1.5: front copy)
+
+
+class CogVideoXVideoBackend(DiTVideoBackend):
+    """CogVideoX 1.0 / 1.5 image-to-video (P_video of Eq. 1) over a `CogVideoXImageToVideoPipeline`'s modules.
+
+    `version` is "1.5" when the transformer patches time (`patch_size_t`), else "1.0". Test models (a
+    transformer narrower than 256) get the tiny settings: 64 x 48, 9 frames, 4 steps.
+    """
+
+    def __init__(self, pipe, *, name: str = "", **overrides: Any):
+        config = pipe.transformer.config
+        self.version: CogVideoXVersion = "1.0" if config.patch_size_t is None else "1.5"
+        tiny = config.num_attention_heads * config.attention_head_dim < 256
+        settings = {**COGVIDEOX_VARIANTS["tiny" if tiny else self.version], **overrides}
+        defaults = dict(steps=settings["steps"], guidance=settings["guidance"], negative_prompt="")
+        if isinstance(pipe.scheduler, CogVideoXDPMScheduler):
+            warnings.warn(
+                "CogVideoXDPMScheduler carries old_pred_original_sample between steps, which the Eq. 4 loop cannot; "
+                "running CogVideoXDDIMScheduler with the same config",
+                stacklevel=2,
+            )
+            pipe.scheduler = CogVideoXDDIMScheduler.from_config(pipe.scheduler.config)
+        super().__init__(
+            pipe, native_size=settings["size"], num_frames=settings["num_frames"], fps=settings["fps"],
+            defaults=defaults, name=name or f"cogvideox-{self.version}",
+        )  # fmt: skip
+        self.variant = self.version
+        self.spatial_factor = int(pipe.vae_scale_factor_spatial)
+        self.temporal_factor = int(pipe.vae_scale_factor_temporal)
+        self.patch = (int(config.patch_size), int(config.patch_size))
+        self.patch_t = None if config.patch_size_t is None else int(config.patch_size_t)
+        if config.use_learned_positional_embeddings:  # 1.0 runs only at its sample size
+            self.native_size = (config.sample_width * self.spatial_factor, config.sample_height * self.spatial_factor)
+
+    # ------------------------------------------------------------------ shapes and rules
+    @property
+    def frame_rule(self) -> tuple[int, int]:
+        """(8, 1): an odd latent count, which the VAE (decoding latent frames in pairs after the first) returns
+        as asked; an even one comes back 3 frames longer (13 frames -> 4 latents -> 16 frames)."""
+        return (2 * self.temporal_factor, 1)
+
+    def _padding(self, latent_frames: int) -> int:
+        """Latent frames CogVideoX 1.5 adds in front so that `patch_size_t` divides the count (the pipeline's)."""
+        p = self.patch_t
+        return 0 if p is None or latent_frames % p == 0 else p - latent_frames % p
+
+    def latent_frames(self, num_frames: int) -> int:
+        frames = (num_frames - 1) // self.temporal_factor + 1
+        return frames + self._padding(frames)
+
+    def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, ...]:
+        """(1, C, f, h, w), f with 1.5's front padding; a size other than 1.0's sample size is refused."""
+        if self.pipe.transformer.config.use_learned_positional_embeddings and (width, height) != self.native_size:
+            w, h = self.native_size
+            raise InstructionError(
+                "size", (width, height), f"{w} x {h} only: CogVideoX 1.0's learned positional embedding fixes it"
+            )
+        return super().latent_shape(num_frames, height, width)
+
+    def initial_noise(self, shape: Sequence[int], generator: torch.Generator) -> torch.Tensor:
+        """The pipeline's noise, float32 in the Session layout: drawn after a throwaway draw of the image
+        posterior's shape and dtype, because the pipeline samples the image latent first (module docstring)."""
+        batch, channels, frames, h, w = (int(v) for v in shape)
+        randn_tensor((1, channels, 1, h, w), generator=generator, device=self.device, dtype=self.vae.dtype)
+        noise = randn_tensor((batch, frames, channels, h, w), generator=generator, device=self.device, dtype=self.dtype)
+        return to_session_layout(noise * self.scheduler.init_noise_sigma).float()
+
+    # ------------------------------------------------------------------ text
+    @torch.no_grad()
+    def encode_prompt(self, prompt: str) -> torch.Tensor:
+        """T5 embeddings (1, 226, D), as the pipeline's `encode_prompt` makes them."""
+        embeds, _ = self.pipe.encode_prompt(
+            prompt, do_classifier_free_guidance=False, max_sequence_length=MAX_SEQUENCE_LENGTH, device=self.device
+        )
+        return embeds.to(self.dtype)
+
+    # ------------------------------------------------------------------ image condition
+    @property
+    def _scale(self) -> float:
+        return float(self.pipe.vae_scaling_factor_image)
+
+    @torch.no_grad()
+    def _encode_clip(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """The clip's posterior mode in the diffusion scale (x scaling_factor), 1.5's padding in front."""
+        width, height = images[0].size
+        frames = self.pipe.video_processor.preprocess(list(images), height=height, width=width)  # (N, 3, H, W)
+        video = frames.permute(1, 0, 2, 3).unsqueeze(0).to(self.device, dtype=self.vae.dtype)
+        latents = self.vae.encode(video).latent_dist.mode().float() * self._scale
+        pad = self._padding(latents.shape[2])
+        return torch.cat([latents[:, :, :pad], latents], dim=2) if pad else latents
+
+    @torch.no_grad()
+    def encode_images(
+        self, images: Sequence[Image.Image], generator: torch.Generator, num_frames: int | None = None
+    ) -> CogVideoXEncoding:
+        """The posterior sample of x~ (one image) or of the first of path mode's animated frames (and the clip).
+
+        The sample is drawn from a generator seeded with `generator.initial_seed()`, the pipeline's first draw
+        (module docstring); `generator` itself is not drawn from. `num_frames` is not needed: `condition` pads.
+        """
+        images = list(images)
+        width, height = images[0].size
+        pixels = self.pipe.video_processor.preprocess(images[0], height=height, width=width)
+        pixels = pixels.to(self.device, dtype=self.dtype).unsqueeze(2)  # (1, 3, 1, H, W)
+        first = torch.Generator(device=generator.device).manual_seed(generator.initial_seed())
+        latents = self.vae.encode(pixels.to(self.vae.dtype)).latent_dist.sample(first).to(self.dtype)
+        clip = self._encode_clip(images) if len(images) > 1 else None
+        return CogVideoXEncoding(latents, clip)
+
+    def condition(self, encoded: CogVideoXEncoding, num_frames: int, motion_scale: int = 0) -> CogVideoXCondition:
+        """The image latents of one branch, as `prepare_latents` builds them (`motion_scale` is PIA's, ignored)."""
+        frames = (num_frames - 1) // self.temporal_factor + 1
+        image = to_cogvideox_layout(encoded.latents)  # (1, 1, C, h, w)
+        invert = self.vae.config.invert_scale_latents
+        image = 1 / self._scale * image if invert else self._scale * image
+        padding = torch.zeros((1, frames - 1, *image.shape[2:]), device=image.device, dtype=image.dtype)
+        image = torch.cat([image, padding], dim=1)
+        if self.patch_t is not None:
+            image = torch.cat([image[:, : image.size(1) % self.patch_t], image], dim=1)
+        return CogVideoXCondition(image)
+
+    def reference_latents(self, encoded: CogVideoXEncoding) -> torch.Tensor:
+        """(1, C, h, w): the image's latent in the diffusion scale, for Eq. 5's statistics alignment."""
+        return encoded.latents[:, :, 0].float() * self._scale
+
+    def trajectory_target(self, encoded: CogVideoXEncoding) -> torch.Tensor:
+        """Path mode: the clip's latents (1, C, f, h, w); endpoint: the image's latent (1, C, h, w), every frame."""
+        return encoded.clip if encoded.clip is not None else self.reference_latents(encoded)
+
+    # ------------------------------------------------------------------ one step
+    def _check_scheduler(self, scheduler) -> None:
+        if isinstance(scheduler, CogVideoXDPMScheduler):
+            raise InstructionError(
+                "scheduler", type(scheduler).__name__,
+                "CogVideoXDDIMScheduler (or another one-state sampler): CogVideoXDPMScheduler needs "
+                "old_pred_original_sample between steps, which the Eq. 4 loop's single scheduler.step cannot pass",
+            )  # fmt: skip
+
+    @torch.no_grad()
+    def predict(
+        self,
+        scheduler,
+        latents: torch.Tensor,
+        t: torch.Tensor,
+        conditions: Sequence[CogVideoXCondition],
+        text: torch.Tensor,
+        uncond: torch.Tensor,
+        guidance: float,
+    ) -> torch.Tensor:
+        """Guided v-predictions (float32, Session layout) for N rows: rows [uncond x N, text x N] in one call.
+
+        The pipeline's order and arithmetic: `cat([scale_model_input(latents), image_latents], dim=2)`,
+        `uncond + g * (text - uncond)` on the float output; each row gets its branch's image latents.
+        """
+        self._check_scheduler(scheduler)
+        n, _, frames, h, w = latents.shape
+        x = scheduler.scale_model_input(to_cogvideox_layout(latents).to(self.dtype), t)
+        image = torch.cat([c.image_latents for c in conditions]).to(self.dtype)
+        use_cfg = guidance > 1
+        texts = [text.expand(n, -1, -1)]
+        if use_cfg:
+            x, image = torch.cat([x, x]), torch.cat([image, image])
+            texts.insert(0, uncond.expand(n, -1, -1))
+        model_in, texts = torch.cat([x, image], dim=2), torch.cat(texts).to(self.dtype)
+        timestep = t.expand(model_in.shape[0])
+        config = self.pipe.transformer.config
+        rotary = None
+        if config.use_rotary_positional_embeddings:
+            sf = self.spatial_factor
+            rotary = self.pipe._prepare_rotary_positional_embeddings(h * sf, w * sf, frames, self.device)
+        ofs = None if config.ofs_embed_dim is None else model_in.new_full((1,), fill_value=OFS)
+
+        def run(start: int, stop: int) -> torch.Tensor:
+            return self.pipe.transformer(
+                hidden_states=model_in[start:stop], encoder_hidden_states=texts[start:stop],
+                timestep=timestep[start:stop], ofs=ofs, image_rotary_emb=rotary, return_dict=False,
+            )[0]  # fmt: skip
+
+        with self.pipe.transformer.cache_context("cond_uncond"):
+            pred = self._split_rows(run, model_in.shape[0], frames).float()
+        if use_cfg:
+            plain, cond = pred.chunk(2)
+            pred = plain + guidance * (cond - plain)
+        return to_session_layout(pred)
+
+    # ------------------------------------------------------------------ decode
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents (1, C, f, h, w) -> float frames (F, H, W, 3) in [0, 1], as the pipeline decodes them.
+
+        1.5's front padding is dropped first: with the 8k+1 frame rule the real latent count is odd, so an
+        even count under `patch_size_t` 2 holds one padding frame.
+        """
+        frames = latents.shape[2]
+        extra = self._padding(frames - 1) if self.patch_t is not None and frames % self.patch_t == 0 else 0
+        latents = to_cogvideox_layout(latents[:, :, extra:]).to(device=self.device, dtype=self.vae.dtype)
+        video = self.pipe.decode_latents(latents)  # (1, 3, F, H, W) in [-1, 1]
+        return (video[0] * 0.5 + 0.5).clamp(0, 1).float().permute(1, 2, 3, 0)
+
+
+# ---- loading
+def load_cogvideox_backend(
+    model: str, *, device: torch.device, dtype: torch.dtype, **shared: Any
+) -> CogVideoXVideoBackend:
+    """CogVideoX from a hub id or a local folder in the diffusers layout (safetensors only, never pickle).
+
+    The 5B models were trained in bf16 (their model cards say so; fp16 is for CogVideoX-2b): a float16
+    request is loaded as bfloat16. `shared` (the image backend, a motion adapter) is not used.
+    """
+    if dtype == torch.float16:
+        dtype = torch.bfloat16
+    pipe = CogVideoXImageToVideoPipeline.from_pretrained(str(model), dtype=dtype, use_safetensors=True)
+    pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    return CogVideoXVideoBackend(pipe, name=str(model))
+
+
+def tiny_cogvideox_backend(seed: int = 0, version: CogVideoXVersion = "1.0") -> CogVideoXVideoBackend:
+    """The tiny offline CogVideoX backend of one version (native 64 x 48, 9 frames, 4 steps)."""
+    pipe = CogVideoXImageToVideoPipeline(**tiny_cogvideox_components(seed, version))
+    pipe.set_progress_bar_config(disable=True)
+    return CogVideoXVideoBackend(pipe, name=f"tiny-cogvideox-{version}")
+
+
 __all__ = [
     "COGVIDEOX_MIRROR_KINDS",
+    "COGVIDEOX_VARIANTS",
     "COGVIDEOX_SCHEDULER_CONFIG",
     "TINY_COGVIDEOX",
     "TINY_COGVIDEOX_15",
     "TINY_COGVIDEOX_FRAMES",
     "TINY_COGVIDEOX_HEIGHT",
     "TINY_COGVIDEOX_WIDTH",
+    "CogVideoXVideoBackend",
+    "load_cogvideox_backend",
+    "tiny_cogvideox_backend",
     "tiny_cogvideox_components",
     "tiny_cogvideox_configs",
     "write_cogvideox_mirror",

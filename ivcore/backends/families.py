@@ -144,7 +144,7 @@ register(Family(
 ))  # fmt: skip
 register(Family(
     "hunyuan", ("HunyuanVideo15ImageToVideoPipeline",), "ivcore.backends.hunyuan:load_hunyuan_backend",
-    mirrors={"hunyuanvideo-1.5-480p-i2v": "ivcore.backends.hunyuan:write_hunyuan_mirror"},
+    mirrors={"hunyuanvideo-1.5-480p-i2v": "ivcore.backends.hunyuan_tiny:write_hunyuan_mirror"},
     doc="HunyuanVideo 1.5 I2V (480p)",
 ))  # fmt: skip
 

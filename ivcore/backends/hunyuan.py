@@ -1,204 +1,312 @@
-"""HunyuanVideo 1.5 image-to-video (`HunyuanVideo15ImageToVideoPipeline`) as a P_video family.
+"""P_video: HunyuanVideo 1.5 image-to-video behind the same Session and Eq. 4 loop as PIA, SVD and Wan.
 
-HunyuanVideo 1.5 is a DiT video model (flow matching, 32-channel latents, 16x spatial and 4x temporal
-VAE compression) conditioned on three token streams: Qwen2.5-VL hidden states of the prompt, byT5
-states of any quoted glyph text in it, and SigLIP tokens of the first frame; the first frame's VAE
-latent and a one-channel mask are concatenated to the noisy latents on the channel axis.
+HunyuanVideo 1.5 I2V conditions the way Wan 2.1 does, so Eq. 4 is again one condition per branch:
+the transformer input is `cat([noisy latents, image latents, mask], dim=1)`, where the image latents
+are the VAE posterior mode of the first frame (times `scaling_factor`) in latent frame 0 and zeros
+after, and the one-channel mask is 1 on frame 0; SigLIP tokens of the same image go in as
+`image_embeds` to both the conditional and the unconditional call. Each branch brings its own image
+(x~ or x~'); the text (Qwen2.5-VL states plus byT5 glyph states, each with its mask) is shared.
 
-The tiny models below are real diffusers/transformers classes with small widths, written in the hub
-folder layout, so tests load them through `HunyuanVideo15ImageToVideoPipeline.from_pretrained(folder)`
-exactly as the real weights load, offline and in a few seconds on a 2-core CPU.
+Every number follows `HunyuanVideo15ImageToVideoPipeline` (the test oracle), through its own methods
+(`encode_prompt`, `encode_image`, `prepare_cond_latents_and_mask`, `video_processor`):
+
+- the only generator draw is the noise (the VAE encode takes the mode), so the Session's order
+  (noise first, then x~ and x~' from the same state) gives the pipeline's noise;
+- the pipeline's schedule is its own sigmas, `linspace(1, 0, steps + 1)[:-1]`, not the scheduler's
+  `set_timesteps(steps)` default: the backend's scheduler (`PipelineSigmasScheduler`) makes the
+  Session's `set_timesteps(steps)` give those sigmas;
+- the pipeline has no guidance argument: CFG comes from `pipe.guider` (`ClassifierFreeGuidance`,
+  `uncond + scale * (cond - uncond)`, no CFG call at scale 1); `predict` applies the same formula
+  with the session's guidance in place of the guider's scale, and the guider's other settings
+  (`guidance_rescale`, `use_original_formulation`). To reproduce a session with `pipe(...)`, set
+  `pipe.guider = pipe.guider.new(guidance_scale=session.guidance)`;
+- the pipeline picks its height and width from the image (`calculate_default_height_width` with the
+  transformer's `target_size`) and center-crops; the Session hands x~ at the session's size, so the
+  native size is the target-size shape (real 480p, 16:9: 848 x 480; tiny: 64 x 64), where both agree.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+import math
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
+import numpy as np
 import torch
-from diffusers import (
-    AutoencoderKLHunyuanVideo15,
-    ClassifierFreeGuidance,
-    FlowMatchEulerDiscreteScheduler,
-    HunyuanVideo15ImageToVideoPipeline,
-    HunyuanVideo15Transformer3DModel,
-)
-from transformers import (
-    PreTrainedTokenizerFast,
-    Qwen2_5_VLTextConfig,
-    Qwen2_5_VLTextModel,
-    SiglipImageProcessor,
-    SiglipVisionConfig,
-    SiglipVisionModel,
-    T5Config,
-    T5EncoderModel,
-)
+from diffusers import FlowMatchEulerDiscreteScheduler
+from PIL import Image
 
-from ivcore.backends.word_tokenizer import word_tokenizer
+from ivcore.backends.dit import DiTVideoBackend
+from ivcore.backends.hunyuan_tiny import MIRROR_KIND, tiny_hunyuan_components, write_hunyuan_mirror
 
-# ---- tiny models and hub-layout mirror
-MIRROR_KIND = "hunyuanvideo-1.5-480p-i2v"
-
-# The pipeline hard-codes these (HunyuanVideo15ImageToVideoPipeline.__init__): the Qwen prompt is padded
-# to 1000 + 108 tokens and its first 108 (the system turn of the chat template) are cropped off; glyph
-# text is padded to 256 byT5 tokens.
-QWEN_CROP_START = 108
-QWEN_MAX_LENGTH = 1000 + QWEN_CROP_START
-BYT5_MAX_LENGTH = 256
-
-TINY_VOCAB = 128  # word_tokenizer's vocabulary; both text encoders embed exactly this many ids
-TINY_TARGET_SIZE = 64  # pixels; a square image becomes 64x64, a 4x4 latent (real 480p: 640)
-TINY_FRAMES = 9  # 4k + 1 frames -> 3 latent frames
-TINY_LATENT_CHANNELS = 4  # real: 32
-
-# Real 480p_i2v (scripts/convert_hunyuan_video1_5_to_diffusers.py): 16 heads x 128, 54 layers, 2 refiner
-# layers, text 3584 (Qwen2.5-VL-7B), byT5 1472, SigLIP 1152, rope (16, 56, 56), target_size 640.
-TRANSFORMER_CONFIG = dict(
-    in_channels=2 * TINY_LATENT_CHANNELS + 1,  # noisy latents + first-frame latents + mask
-    out_channels=TINY_LATENT_CHANNELS,
-    num_attention_heads=2,
-    attention_head_dim=16,
-    num_layers=2,
-    num_refiner_layers=1,
-    mlp_ratio=2.0,
-    patch_size=1,
-    patch_size_t=1,
-    qk_norm="rms_norm",
-    text_embed_dim=32,  # = QWEN_CONFIG hidden_size
-    text_embed_2_dim=32,  # = BYT5_CONFIG d_model
-    image_embed_dim=32,  # = SIGLIP_CONFIG hidden_size
-    rope_theta=256.0,
-    rope_axes_dim=(4, 6, 6),  # (t, h, w), sums to attention_head_dim
-    target_size=TINY_TARGET_SIZE,
-    task_type="i2v",
-    use_meanflow=False,
-)
-
-# Real: latent 32, blocks (128, 256, 512, 1024, 1024), 2 layers per block, scaling 1.03682. Five blocks
-# keep the real 16x spatial / 4x temporal compression; the channel counts satisfy the pixel-(un)shuffle
-# group sizes of its down/upsamplers (multiples of 8, last block a multiple of 2 * latent_channels).
-VAE_CONFIG = dict(
-    in_channels=3,
-    out_channels=3,
-    latent_channels=TINY_LATENT_CHANNELS,
-    block_out_channels=(8, 8, 16, 16, 16),
-    layers_per_block=1,
-    spatial_compression_ratio=16,
-    temporal_compression_ratio=4,
-    downsample_match_channel=True,
-    upsample_match_channel=True,
-    scaling_factor=1.03682,
-)
-
-# Real: Qwen2.5-VL-7B-Instruct's language model (hidden 3584, 28 layers, 28 heads, 4 kv heads,
-# mrope_section [16, 24, 24], theta 1e6). The pipeline takes hidden_states[-3], so at least 2 layers.
-QWEN_CONFIG = dict(
-    vocab_size=TINY_VOCAB,
-    hidden_size=32,
-    intermediate_size=64,
-    num_hidden_layers=3,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    max_position_embeddings=2048,
-    rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [2, 1, 1]},
-    use_cache=False,
-    bos_token_id=None,
-    eos_token_id=1,
-    pad_token_id=0,
-)
-
-# Real: byT5-small encoder with Glyph-SDXL-v2 weights (d_model 1472, 12 layers, 6 heads, gated-gelu).
-BYT5_CONFIG = dict(
-    vocab_size=TINY_VOCAB,
-    d_model=32,
-    d_kv=8,
-    d_ff=64,
-    num_layers=2,
-    num_heads=4,
-    relative_attention_num_buckets=8,
-    relative_attention_max_distance=32,
-    feed_forward_proj="gated-gelu",
-    is_encoder_decoder=False,
-    use_cache=False,
-    pad_token_id=0,
-    eos_token_id=1,
-    decoder_start_token_id=0,
-)
-
-# Real: SigLIP so400m-patch14-384 (hidden 1152, 27 layers, 729 tokens of a 384x384 image).
-SIGLIP_CONFIG = dict(
-    hidden_size=32,
-    intermediate_size=64,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    image_size=32,
-    patch_size=8,  # 16 image tokens
-)
-SIGLIP_PROCESSOR_CONFIG = dict(
-    do_resize=True,
-    size={"height": SIGLIP_CONFIG["image_size"], "width": SIGLIP_CONFIG["image_size"]},
-    resample=3,  # bicubic, as the real one
-    do_rescale=True,
-    rescale_factor=1 / 255,
-    do_normalize=True,
-    image_mean=[0.5, 0.5, 0.5],
-    image_std=[0.5, 0.5, 0.5],
-)
-
-# The real 480p_i2v repository's scheduler and guider (convert script: SCHEDULER_CONFIGS["480p_i2v"],
-# GUIDANCE_CONFIGS["480p_i2v"]); everything else is FlowMatchEulerDiscreteScheduler's default. The
-# pipeline passes its own sigmas, linspace(1, 0, steps + 1)[:-1], which the scheduler shifts by `shift`.
-SCHEDULER_CONFIG = dict(num_train_timesteps=1000, shift=5.0, use_dynamic_shifting=False)
-GUIDER_CONFIG = dict(guidance_scale=6.0)  # CFG on: the pipeline runs the negative prompt too
-
-# The pipeline renders its prompts with `apply_chat_template` and crops the first 108 tokens, the length
-# of Qwen2.5's `<|im_start|>system ... <|im_end|>\n<|im_start|>user\n` prefix. The word tokenizer has no
-# such tokens, so its template renders the system turn as exactly 108 `<unk>` tokens: the crop then lands
-# on the user's prompt, as with the real tokenizer. `</s>` stands for the assistant header that follows.
-QWEN_CHAT_TEMPLATE = (
-    "{%- for message in messages -%}"
-    "{%- if message['role'] == 'system' -%}{{ '<unk> ' * " + str(QWEN_CROP_START) + " }}"
-    "{%- else -%}{{ message['content'] + ' ' }}{%- endif -%}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}</s>{%- endif -%}"
-)
+# The model card's and the pipeline's defaults (480p I2V); the tiny models run 9 frames in 4 steps.
+HUNYUAN_SETTINGS: dict[str, dict[str, Any]] = {
+    "480p": dict(num_frames=121, fps=24, steps=50, guidance=6.0),
+    "tiny": dict(num_frames=9, fps=8, steps=4, guidance=6.0),
+}
+ASPECT = (16, 9)  # the native size is the target-size shape the pipeline picks for a 16:9 image
 
 
-def qwen_tokenizer() -> PreTrainedTokenizerFast:
-    """The word-level stand-in for Qwen2.5's tokenizer, with the chat template the pipeline needs."""
-    tokenizer = word_tokenizer(vocab_size=TINY_VOCAB, model_max_length=131072)  # Qwen2.5's model_max_length
-    tokenizer.chat_template = QWEN_CHAT_TEMPLATE
-    return tokenizer
+class HunyuanText(NamedTuple):
+    """What `encode_prompt` returns (a tuple, so the stage cache can size it): the pipeline's four tensors."""
+
+    embeds: torch.Tensor  # (1, 1000, D) Qwen2.5-VL states after the system turn is cropped
+    mask: torch.Tensor  # (1, 1000)
+    embeds_2: torch.Tensor  # (1, 256, D2) byT5 states of the quoted glyph text (zeros when there is none)
+    mask_2: torch.Tensor  # (1, 256)
 
 
-def tiny_hunyuan_components(seed: int = 0) -> dict[str, Any]:
-    """The pipeline's ten components, random-init from `seed`, in `HunyuanVideo15ImageToVideoPipeline` order."""
-    torch.manual_seed(seed)
-    return dict(
-        text_encoder=Qwen2_5_VLTextModel(Qwen2_5_VLTextConfig(**QWEN_CONFIG)).eval(),
-        tokenizer=qwen_tokenizer(),
-        transformer=HunyuanVideo15Transformer3DModel(**TRANSFORMER_CONFIG).eval(),
-        vae=AutoencoderKLHunyuanVideo15(**VAE_CONFIG).eval(),
-        scheduler=FlowMatchEulerDiscreteScheduler(**SCHEDULER_CONFIG),
-        text_encoder_2=T5EncoderModel(T5Config(**BYT5_CONFIG)).eval(),
-        tokenizer_2=word_tokenizer(vocab_size=TINY_VOCAB, model_max_length=BYT5_MAX_LENGTH),
-        guider=ClassifierFreeGuidance(**GUIDER_CONFIG),
-        image_encoder=SiglipVisionModel(SiglipVisionConfig(**SIGLIP_CONFIG)).eval(),
-        feature_extractor=SiglipImageProcessor(**SIGLIP_PROCESSOR_CONFIG),
-    )
+class HunyuanEncoding(NamedTuple):
+    """What `encode_images` returns for N images."""
+
+    condition: torch.Tensor  # (1, C + 1, f, h, w): the first frame's latents (zeros after) and the frame-0 mask
+    image_embeds: torch.Tensor  # (1, tokens, D) SigLIP tokens of the first image
+    clip: torch.Tensor | None  # (1, C, f, h, w) latents of all N frames as one clip (trajectory path mode)
 
 
-def write_hunyuan_mirror(folder: str | Path, seed: int = 0, kind: str = MIRROR_KIND) -> Path:
-    """Write the tiny HunyuanVideo 1.5 I2V model in the hub layout (model_index.json + one folder a component).
+class HunyuanCondition(NamedTuple):
+    condition: torch.Tensor
+    image_embeds: torch.Tensor
 
-    `kind` is accepted for `ivcore.backends.families.write_mirror`; there is one kind, the 480p I2V layout.
+
+class PipelineSigmasScheduler(FlowMatchEulerDiscreteScheduler):
+    """FlowMatchEulerDiscrete whose `set_timesteps(steps)` gives the sigmas the Hunyuan pipeline passes.
+
+    The pipeline calls `set_timesteps(sigmas=linspace(1, 0, steps + 1)[:-1])`, which the scheduler then
+    shifts; the Session's loop calls `set_timesteps(steps)` on any family, whose default spacing differs
+    (at 4 steps: timesteps 1000, 910, 717, 24 against 1000, 938, 833, 625 before the shift). The backend
+    keeps this scheduler, built from the pipeline's config, apart from `pipe.scheduler`, so that
+    `pipe.save_pretrained` still writes a stock scheduler. Explicit `sigmas` / `timesteps` pass through.
     """
-    if kind != MIRROR_KIND:
-        raise ValueError(f"unknown HunyuanVideo 1.5 mirror kind {kind!r}; known: {MIRROR_KIND!r}")
-    folder = Path(folder)
+
+    def set_timesteps(self, num_inference_steps: int | None = None, device=None, sigmas=None, **kwargs: Any):
+        if sigmas is None and kwargs.get("timesteps") is None and num_inference_steps is not None:
+            sigmas = np.linspace(1.0, 0.0, int(num_inference_steps) + 1)[:-1]
+        return super().set_timesteps(num_inference_steps, device=device, sigmas=sigmas, **kwargs)
+
+
+def native_size_of(pipe) -> tuple[int, int]:
+    """(width, height) the pipeline picks for a 16:9 image (a square one for the tiny models' target 64)."""
+    target = int(pipe.target_size)
+    aspect = (1, 1) if target < 256 else ASPECT
+    height, width = pipe.video_processor.calculate_default_height_width(aspect[1] * 64, aspect[0] * 64, target)
+    return int(width), int(height)
+
+
+class HunyuanVideoBackend(DiTVideoBackend):
+    """HunyuanVideo 1.5 image-to-video (P_video of Eq. 1) over a `HunyuanVideo15ImageToVideoPipeline`'s modules.
+
+    `max_rows` splits the transformer calls (rows are independent videos), lowered on out-of-memory.
+    """
+
+    def __init__(self, pipe, *, name: str = "", **overrides: Any):
+        # test models (a transformer narrower than 256) get the tiny settings: 64 x 64, 9 frames, 4 steps
+        config = pipe.transformer.config
+        tiny = config.num_attention_heads * config.attention_head_dim < 256
+        settings = {**HUNYUAN_SETTINGS["tiny" if tiny else "480p"], "size": native_size_of(pipe), **overrides}
+        defaults = dict(steps=settings["steps"], guidance=settings["guidance"], negative_prompt="")
+        super().__init__(
+            pipe, native_size=settings["size"], num_frames=settings["num_frames"], fps=settings["fps"],
+            defaults=defaults, name=name or "hunyuanvideo-1.5-i2v",
+        )  # fmt: skip
+        self.spatial_factor = int(pipe.vae_scale_factor_spatial)
+        self.temporal_factor = int(pipe.vae_scale_factor_temporal)
+        self.patch = (int(config.patch_size), int(config.patch_size))
+        self._scheduler = PipelineSigmasScheduler.from_config(pipe.scheduler.config)
+
+    @property
+    def scheduler(self):
+        """The sampler the Session steps: the pipeline's config, the pipeline's sigmas (`PipelineSigmasScheduler`)."""
+        return self._scheduler
+
+    @scheduler.setter
+    def scheduler(self, value) -> None:
+        """Another sampler (few-step previews, ...) is used as given; a stock FlowMatchEuler gets the pipeline's sigmas."""
+        if type(value) is FlowMatchEulerDiscreteScheduler:
+            value = PipelineSigmasScheduler.from_config(value.config)
+        self._scheduler = value
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.vae.config.latent_channels)
+
+    # ------------------------------------------------------------------ text
+    @torch.no_grad()
+    def encode_prompt(self, prompt: str) -> HunyuanText:
+        """The pipeline's four text tensors of one prompt (an empty prompt is the pipeline's negative default)."""
+        out = self.pipe.encode_prompt(prompt or "", device=self.device, dtype=self.dtype)
+        return HunyuanText(*out)
+
+    # ------------------------------------------------------------------ image condition
+    @torch.no_grad()
+    def _encode_clip(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """Latents (mode, times `scaling_factor`, like the image latents) of N frames as one clip: (1, C, f, h, w)."""
+        width, height = images[0].size
+        frames = self.pipe.video_processor.preprocess(list(images), height=height, width=width)  # (N, 3, H, W)
+        video = frames.permute(1, 0, 2, 3).unsqueeze(0).to(self.device, dtype=self.vae.dtype)
+        latents = self.vae.encode(video).latent_dist.mode()
+        return (latents * self.vae.config.scaling_factor).float()
+
+    @torch.no_grad()
+    def encode_images(
+        self, images: Sequence[Image.Image], generator: torch.Generator, num_frames: int | None = None
+    ) -> HunyuanEncoding:
+        """The condition of x~ (one image) or of trajectory path mode's animated x~' (one image per frame).
+
+        The VAE encode takes the posterior mode, so the generator is not drawn from (the pipeline's
+        only draw is its noise). With N > 1 images the branch is conditioned on the first (the model
+        takes one image), and the whole clip is encoded by the 3D VAE as the target of the trajectory
+        pull (`trajectory_target`).
+        """
+        images = list(images)
+        num_frames = int(num_frames or self.num_frames)
+        width, height = images[0].size
+        shape = self.latent_shape(num_frames, height, width)
+        placeholder = torch.zeros(shape, dtype=self.dtype, device=self.device)  # only its shape is read
+        latents, mask = self.pipe.prepare_cond_latents_and_mask(
+            placeholder, images[0], 1, height, width, self.dtype, self.device
+        )
+        embeds = self.pipe.encode_image(images[0], batch_size=1, device=self.device, dtype=self.dtype)
+        clip = self._encode_clip(images) if len(images) > 1 else None
+        return HunyuanEncoding(torch.cat([latents, mask], dim=1), embeds, clip)
+
+    def trajectory_target(self, encoded: HunyuanEncoding) -> torch.Tensor:
+        """Latents (1, C, f, h, w) the trajectory guidance pulls the moving regions toward.
+
+        Path mode: the animated clip. One image (endpoint mode): its latent frame in every latent
+        frame (a still clip of it), not the condition's zeros after frame 0, which are no video.
+        """
+        if encoded.clip is not None:
+            return encoded.clip
+        first = self.reference_latents(encoded).unsqueeze(2)
+        return first.expand(-1, -1, encoded.condition.shape[2], -1, -1).float()
+
+    def reference_latents(self, encoded: HunyuanEncoding) -> torch.Tensor:
+        """(1, C, h, w): the image's latent frame, for Eq. 5's statistics alignment."""
+        return encoded.condition[:, : self.latent_channels, 0]
+
+    def condition(self, encoded: HunyuanEncoding, num_frames: int, motion_scale: int = 0) -> HunyuanCondition:
+        """One branch's condition (`motion_scale` is PIA's and is ignored)."""
+        return HunyuanCondition(encoded.condition, encoded.image_embeds)
+
+    # ------------------------------------------------------------------ one step
+    def _timestep_r(self, scheduler, t: torch.Tensor) -> torch.Tensor | None:
+        """MeanFlow (distilled) transformers also take the next timestep (0 after the last), as the pipeline passes."""
+        if not self.pipe.transformer.config.use_meanflow:
+            return None
+        timesteps = scheduler.timesteps
+        index = int((timesteps == t).nonzero()[0])
+        return timesteps[index + 1] if index + 1 < len(timesteps) else torch.tensor(0.0, device=timesteps.device)
+
+    def _guided(self, cond: torch.Tensor, plain: torch.Tensor, guidance: float) -> torch.Tensor:
+        """The guider's combination with the session's guidance as its scale."""
+        from diffusers.guiders.guider_utils import rescale_noise_cfg
+
+        guider = self.pipe.guider
+        start = cond if guider.use_original_formulation else plain
+        pred = start + guidance * (cond - plain)
+        if guider.guidance_rescale > 0.0:
+            pred = rescale_noise_cfg(pred, cond, guider.guidance_rescale)
+        return pred
+
+    def uses_cfg(self, guidance: float) -> bool:
+        """Whether a step runs the unconditional rows: the guider skips them at scale 1 (0, original formulation)."""
+        guider = self.pipe.guider
+        return guider._enabled and not math.isclose(guidance, 0.0 if guider.use_original_formulation else 1.0)
+
+    @torch.no_grad()
+    def predict(
+        self,
+        scheduler,
+        latents: torch.Tensor,
+        t: torch.Tensor,
+        conditions: Sequence[HunyuanCondition],
+        text: HunyuanText,
+        uncond: HunyuanText,
+        guidance: float,
+    ) -> torch.Tensor:
+        """Guided velocities for N (latent, condition) rows: rows [text x N, uncond x N] in one call.
+
+        Each row gets its branch's image latents, mask and SigLIP tokens; the unconditional rows keep
+        the image and drop the text, as the pipeline's unconditional call does.
+        """
+        n = latents.shape[0]
+        use_cfg = self.uses_cfg(guidance)
+        condition = torch.cat([c.condition for c in conditions]).to(latents.device)
+        model_in = torch.cat([latents.to(self.dtype), condition.to(self.dtype)], dim=1)
+        image_embeds = torch.cat([c.image_embeds for c in conditions]).to(self.dtype)
+        prompts = [text, uncond] if use_cfg else [text]
+        rows = len(prompts)
+        texts = [torch.cat([p[k].expand(n, *p[k].shape[1:]) for p in prompts]) for k in range(4)]
+        embeds, mask, embeds_2, mask_2 = (x.to(self.dtype) for x in texts)
+        model_in, image_embeds = torch.cat([model_in] * rows), torch.cat([image_embeds] * rows)
+        timestep = t.expand(model_in.shape[0]).to(model_in.dtype)
+        timestep_r = self._timestep_r(scheduler, t)
+        if timestep_r is not None:
+            timestep_r = timestep_r.expand(model_in.shape[0]).to(model_in.dtype)
+
+        def run(start: int, stop: int) -> torch.Tensor:
+            return self.pipe.transformer(
+                hidden_states=model_in[start:stop], image_embeds=image_embeds[start:stop],
+                timestep=timestep[start:stop], timestep_r=None if timestep_r is None else timestep_r[start:stop],
+                encoder_hidden_states=embeds[start:stop], encoder_attention_mask=mask[start:stop],
+                encoder_hidden_states_2=embeds_2[start:stop], encoder_attention_mask_2=mask_2[start:stop],
+                return_dict=False,
+            )[0]  # fmt: skip
+
+        velocity = self._split_rows(run, model_in.shape[0], latents.shape[2])
+        if not use_cfg:
+            return velocity
+        cond, plain = velocity.chunk(2)
+        return self._guided(cond, plain, guidance)
+
+    # ------------------------------------------------------------------ decode
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents (1, C, f, h, w) -> float frames (F, H, W, 3) in [0, 1], as the pipeline decodes them."""
+        latents = latents.to(device=self.device, dtype=self.vae.dtype) / self.vae.config.scaling_factor
+        video = self.vae.decode(latents, return_dict=False)[0]  # (1, 3, F, H, W) in [-1, 1]
+        frames = self.pipe.video_processor.postprocess_video(video, output_type="pt")[0]  # (F, 3, H, W)
+        return frames.float().permute(0, 2, 3, 1)
+
+
+# ---------------------------------------------------------------------------------------- loading
+def load_hunyuan_backend(model: str, *, device: torch.device, dtype: torch.dtype, **shared: Any) -> HunyuanVideoBackend:
+    """HunyuanVideo 1.5 I2V from a hub id or a local folder in the diffusers layout (safetensors only).
+
+    bf16 is what HunyuanVideo 1.5 was trained and released in: on CUDA a float16 request is loaded as
+    bfloat16 (fp16 overflows in Qwen2.5-VL); on the CPU whatever is asked (float32 in the tests).
+    """
+    from diffusers import HunyuanVideo15ImageToVideoPipeline
+
+    if dtype == torch.float16:
+        dtype = torch.bfloat16
+    pipe = HunyuanVideo15ImageToVideoPipeline.from_pretrained(str(model), dtype=dtype, use_safetensors=True)
+    pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    return HunyuanVideoBackend(pipe, name=str(model))
+
+
+def tiny_hunyuan_pipeline(seed: int = 0):
+    """The random-init tiny pipeline (64 x 64, 9 frames, in seconds on a CPU), built in memory."""
+    from diffusers import HunyuanVideo15ImageToVideoPipeline
+
     pipe = HunyuanVideo15ImageToVideoPipeline(**tiny_hunyuan_components(seed))
-    pipe.save_pretrained(folder, safe_serialization=True)
-    return folder
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
 
 
-__all__ = ["MIRROR_KIND", "tiny_hunyuan_components", "write_hunyuan_mirror"]
+def tiny_hunyuan_backend(seed: int = 0) -> HunyuanVideoBackend:
+    """The tiny offline HunyuanVideo 1.5 backend (native 64 x 64, 9 frames, 4 steps)."""
+    return HunyuanVideoBackend(tiny_hunyuan_pipeline(seed), name="tiny-hunyuanvideo-1.5-i2v")
+
+
+__all__ = [
+    "MIRROR_KIND",
+    "HunyuanVideoBackend",
+    "PipelineSigmasScheduler",
+    "load_hunyuan_backend",
+    "tiny_hunyuan_backend",
+    "tiny_hunyuan_pipeline",
+    "write_hunyuan_mirror",
+]

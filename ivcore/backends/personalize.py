@@ -160,7 +160,9 @@ def _read_lora(location: str, weight_name: str | None, local: bool) -> tuple[dic
 
 
 def _unet_prefix(state_dict: Mapping[str, Any], source: str) -> str | None:
-    """The key prefix of the UNet part: "unet" for pipeline-format files, None for bare UNet files."""
+    """The key prefix of the denoiser part: "unet" / "transformer" for pipeline-format files, None for bare files."""
+    if any(k.startswith("transformer.") for k in state_dict):
+        return "transformer"
     if any(k.startswith("unet.") for k in state_dict):
         if any(k.startswith(("text_encoder.", "text_encoder_2.")) for k in state_dict):
             warnings.warn("LoRA: text-encoder weights in the file are not loaded (UNet only)", stacklevel=3)
@@ -214,6 +216,11 @@ def load_lora(
     name = name or _default_adapter_name(source, file_name, unets)
 
     state_dict, alphas, metadata = _read_lora(location, file_name, local)
+    for _, backend in pairs:  # DiT families: the pipeline's own loader converts other trainers' key layouts
+        convert = getattr(getattr(backend, "pipe", None), "lora_state_dict", None)
+        if convert is not None:
+            state_dict = convert(dict(state_dict))
+            state_dict = state_dict[0] if isinstance(state_dict, tuple) else state_dict
     file = str(Path(location) / file_name) if local else None
     record = {"source": source, "weight_name": weight_name, "file": file, "sha256": file and file_sha256(file)}
     prefix = _unet_prefix(state_dict, source)

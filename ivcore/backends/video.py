@@ -196,10 +196,12 @@ def load_pia_backend(
         scheduler = diffusers.DDIMScheduler.from_config(scheduler.config)
     vae_factor = 2 ** (len(parts["vae"].config.block_out_channels) - 1)
     video_size = int(video_unet.config.sample_size or 64) * vae_factor
-    return PIAVideoBackend(
+    backend = PIAVideoBackend(
         unet=video_unet, scheduler=scheduler, size=video_size,
         num_frames=16 if video_size >= 256 else TINY_FRAMES, name=model, **parts,
     )  # fmt: skip
+    backend.sources = {"motion_adapter": str(motion_adapter or DEFAULT_MOTION_ADAPTER)}
+    return backend
 
 
 def _unet_class_name(model: str) -> str:

@@ -345,7 +345,10 @@ class Pipeline:
         backend, scheduler = self.video_backend, self.video_backend.scheduler
         start = time.perf_counter()
         # timesteps first: a scheduler's init_noise_sigma (Euler, SVD) depends on them
-        scheduler.set_timesteps(plan.steps, device=backend.device)
+        if getattr(backend, "set_timesteps", None) is not None:  # a resolution-dependent schedule (LTX: mu)
+            backend.set_timesteps(plan.steps, plan.shape)
+        else:
+            scheduler.set_timesteps(plan.steps, device=backend.device)
         generator = torch.Generator(device="cpu").manual_seed(plan.seed)
         noise = backend.initial_noise(plan.shape, generator)
         state = generator.get_state()
