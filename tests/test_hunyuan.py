@@ -41,6 +41,7 @@ def make_session(tiny_model_dirs, folder) -> Session:
     s.image = picture(SIZE)
     s.content, s.motion = "a fox", MOTION
     s.content_strength = 0.3
+    s.steps = 2  # the model's 4 in half the time: each step attends over ~1300 text tokens
     return s
 
 
@@ -72,7 +73,8 @@ def levels(a: np.ndarray, b: np.ndarray) -> int:
 def test_the_family_and_its_defaults_come_from_the_folder(s):
     backend = s.video_backend
     assert type(backend).__name__ == "HunyuanVideoBackend"
-    assert s.size == SIZE and s.num_frames == 9 and s.steps == 4 and s.guidance == 6.0
+    assert s.size == SIZE and s.num_frames == 9 and s.guidance == 6.0
+    assert backend.defaults["steps"] == 4 and backend.fps == 8  # the tests run 2 steps (make_session)
     assert backend.frame_rule == (4, 1) and backend.size_multiple == 16
     text = backend.encode_prompt(MOTION)
     assert len(text) == 4 and text.embeds.shape[:2] == text.mask.shape and text.embeds_2.shape[:2] == text.mask_2.shape

@@ -269,3 +269,13 @@ def test_a_step_distillation_lora_loads_into_the_transformer_and_takes_record_it
         s.unload_lora(name)
         s.restore(s.takes[-1])
     assert np.array_equal(s.generate(progress=False).frames, before.frames)
+
+
+def test_the_cli_demo_runs_a_wan_folder(tmp_path, tiny_model_dirs, wan_folders):
+    from ivcore.cli import main
+    from ivcore.video import Video
+
+    out = tmp_path / "wan.mp4"
+    main(["demo", "--image-model", str(tiny_model_dirs["image_model"]), "--video-model",
+          str(wan_folders["wan2.1-i2v"]), "--device", "cpu", "--out", str(out)])  # fmt: skip
+    assert Video.from_mp4(out.read_bytes()).frames.shape == (9, 48, 64, 3)

@@ -20,9 +20,11 @@ Every number follows `CogVideoXImageToVideoPipeline` (the test oracle), through 
   encode cache keys on the seed alone, which this matches).
 - Frames: the VAE decodes latent frames in pairs after the first, so an even latent count comes back
   3 frames longer; 8k+1 frames (an odd latent count: 49 for 1.0, 81 for 1.5) come back as asked, and
-  `frame_rule` is (8, 1). CogVideoX 1.5 patches latent frames in pairs (`patch_size_t` 2): the latents
-  get one front padding frame (so `latent_shape` has an even count), the image latents a front copy of
-  frame 0, and decode drops the padding, as the pipeline does.
+  `frame_rule` is (8, 1). CogVideoX 1.5 patches latent frames in pairs (`patch_size_t` 2): `__call__`
+  adds 4 frames before `prepare_latents`, so the latents get one more frame (`latent_shape` has an even
+  count), the image latent sits at frame 0 of that padded run with zeros after (`prepare_latents`' front
+  copy of frame 0 is then a no-op) and decode drops the first latent frame, as the pipeline does. The
+  trajectory clip gets a front copy of its frame 0, so clip frame k lines up with decoded latent frame k.
 - Size: CogVideoX 1.0's learned positional embedding runs only at the sample size (720 x 480; the tiny
   model 64 x 48): another size is refused naming `size`. 1.5 is RoPE-only and takes multiples of 16.
 - Scheduler: `CogVideoXDPMScheduler` keeps `old_pred_original_sample` between steps, which the shared
@@ -240,7 +242,7 @@ class CogVideoXEncoding(NamedTuple):
 
 
 class CogVideoXCondition(NamedTuple):
-    image_latents: torch.Tensor  # (1, F, C, h, w) pipeline layout: scaled frame 0, zeros after (1.5: front copy)
+    image_latents: torch.Tensor  # (1, F, C, h, w) pipeline layout: scaled frame 0, zeros after
 
 
 class CogVideoXVideoBackend(DiTVideoBackend):
@@ -352,15 +354,12 @@ class CogVideoXVideoBackend(DiTVideoBackend):
 
     def condition(self, encoded: CogVideoXEncoding, num_frames: int, motion_scale: int = 0) -> CogVideoXCondition:
         """The image latents of one branch, as `prepare_latents` builds them (`motion_scale` is PIA's, ignored)."""
-        frames = (num_frames - 1) // self.temporal_factor + 1
+        frames = self.latent_frames(num_frames)  # 1.5: with the padding frame, as __call__ passes num_frames
         image = to_cogvideox_layout(encoded.latents)  # (1, 1, C, h, w)
         invert = self.vae.config.invert_scale_latents
         image = 1 / self._scale * image if invert else self._scale * image
         padding = torch.zeros((1, frames - 1, *image.shape[2:]), device=image.device, dtype=image.dtype)
-        image = torch.cat([image, padding], dim=1)
-        if self.patch_t is not None:
-            image = torch.cat([image[:, : image.size(1) % self.patch_t], image], dim=1)
-        return CogVideoXCondition(image)
+        return CogVideoXCondition(torch.cat([image, padding], dim=1))
 
     def reference_latents(self, encoded: CogVideoXEncoding) -> torch.Tensor:
         """(1, C, h, w): the image's latent in the diffusion scale, for Eq. 5's statistics alignment."""

@@ -17,8 +17,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from diffusers.utils.torch_utils import randn_tensor
+from PIL import Image
 
 from ivcore.backends.fallback import SplitLimits
 
@@ -114,6 +116,31 @@ class DiTVideoBackend(SplitLimits):
     def initial_noise(self, shape: Sequence[int], generator: torch.Generator) -> torch.Tensor:
         """The first generator draw, float32 in the pipeline's (B, C, f, h, w) order, as its prepare_latents draws."""
         return randn_tensor(tuple(shape), generator=generator, device=self.device, dtype=torch.float32)
+
+    def latent_rgb(self) -> np.ndarray:
+        """A (C + 1) x 3 linear map from this family's latents to RGB in [0, 1] (last row: the bias), for previews.
+
+        Fitted once from the family's own VAE: pictures of random colour blocks are encoded (as the
+        trajectory target is: normalized latents) and a ridge least-squares fit maps each latent pixel to
+        the mean colour of the pixels it covers. A few small encodes, even on real VAEs; no table to copy.
+        """
+        if getattr(self, "_latent_rgb", None) is None:
+            side, block = self.size_multiple * 4, self.spatial_factor
+            rng = np.random.RandomState(0)
+            inputs, colours = [], []
+            for _ in range(3):
+                cells = rng.randint(0, 256, (side // block, side // block, 3)).astype(np.uint8)
+                picture = cells.repeat(block, axis=0).repeat(block, axis=1)
+                encoded = self.encode_images([Image.fromarray(picture)], torch.Generator().manual_seed(0), num_frames=1)
+                latents = self.trajectory_target(encoded)[0, :, 0].float().cpu().numpy()  # (C, h, w)
+                inputs.append(latents.reshape(latents.shape[0], -1).T)
+                colours.append(cells.reshape(-1, 3).astype(np.float32) / 255.0)
+            x = np.concatenate(inputs)
+            x = np.concatenate([x, np.ones((x.shape[0], 1), np.float32)], axis=1)
+            y = np.concatenate(colours)
+            ridge = 1e-3 * np.eye(x.shape[1], dtype=np.float32)
+            self._latent_rgb = np.linalg.solve(x.T @ x + ridge, x.T @ y).astype(np.float32)
+        return self._latent_rgb
 
     def pipeline(self):
         """The family's diffusers pipeline over these very modules (the reference)."""

@@ -39,10 +39,11 @@ from PIL import Image
 from ivcore.backends.dit import DiTVideoBackend
 from ivcore.backends.hunyuan_tiny import MIRROR_KIND, tiny_hunyuan_components, write_hunyuan_mirror
 
-# The model card's and the pipeline's defaults (480p I2V); the tiny models run 9 frames in 4 steps.
+# The model card's and the pipeline's defaults (480p I2V); the tiny models run 9 frames in 4 steps. The
+# guidance default is the repository's own guider scale (guider/config.json: 6.0 for 480p I2V).
 HUNYUAN_SETTINGS: dict[str, dict[str, Any]] = {
-    "480p": dict(num_frames=121, fps=24, steps=50, guidance=6.0),
-    "tiny": dict(num_frames=9, fps=8, steps=4, guidance=6.0),
+    "480p": dict(num_frames=121, fps=24, steps=50),
+    "tiny": dict(num_frames=9, fps=8, steps=4),
 }
 ASPECT = (16, 9)  # the native size is the target-size shape the pipeline picks for a 16:9 image
 
@@ -103,7 +104,10 @@ class HunyuanVideoBackend(DiTVideoBackend):
         # test models (a transformer narrower than 256) get the tiny settings: 64 x 64, 9 frames, 4 steps
         config = pipe.transformer.config
         tiny = config.num_attention_heads * config.attention_head_dim < 256
-        settings = {**HUNYUAN_SETTINGS["tiny" if tiny else "480p"], "size": native_size_of(pipe), **overrides}
+        settings = {
+            **HUNYUAN_SETTINGS["tiny" if tiny else "480p"], "size": native_size_of(pipe),
+            "guidance": float(pipe.guider.guidance_scale), **overrides,
+        }  # fmt: skip
         defaults = dict(steps=settings["steps"], guidance=settings["guidance"], negative_prompt="")
         super().__init__(
             pipe, native_size=settings["size"], num_frames=settings["num_frames"], fps=settings["fps"],
@@ -121,7 +125,8 @@ class HunyuanVideoBackend(DiTVideoBackend):
 
     @scheduler.setter
     def scheduler(self, value) -> None:
-        """Another sampler (few-step previews, ...) is used as given; a stock FlowMatchEuler gets the pipeline's sigmas."""
+        """Another sampler (few-step previews, ...) is used as given; a stock FlowMatchEuler gets the pipeline's
+        sigmas (it would otherwise silently leave the schedule the model runs with)."""
         if type(value) is FlowMatchEulerDiscreteScheduler:
             value = PipelineSigmasScheduler.from_config(value.config)
         self._scheduler = value
@@ -274,8 +279,9 @@ class HunyuanVideoBackend(DiTVideoBackend):
 def load_hunyuan_backend(model: str, *, device: torch.device, dtype: torch.dtype, **shared: Any) -> HunyuanVideoBackend:
     """HunyuanVideo 1.5 I2V from a hub id or a local folder in the diffusers layout (safetensors only).
 
-    bf16 is what HunyuanVideo 1.5 was trained and released in: on CUDA a float16 request is loaded as
-    bfloat16 (fp16 overflows in Qwen2.5-VL); on the CPU whatever is asked (float32 in the tests).
+    bf16 is what HunyuanVideo 1.5 was trained and released in: a float16 request (the Session's default
+    on CUDA) is loaded as bfloat16, since fp16 overflows in Qwen2.5-VL; on the CPU the Session asks for
+    float32. The whole pipeline, VAE included, runs in that dtype, as the model card's example does.
     """
     from diffusers import HunyuanVideo15ImageToVideoPipeline
 

@@ -56,7 +56,6 @@ class _Plan:
     fps: float = 8.0
     timings: dict[str, float] = field(default_factory=dict)
 
-
     def for_schedules(self, schedules: Sequence[Sequence[float]]) -> _Plan:
         """When every step's lam is 1 the edit is never used: drop it (no encode, plain cache key)."""
         if self.edit_images is None or any(v != 1.0 for s in schedules for v in s):

@@ -43,10 +43,20 @@ VAE_PREVIEW_MAX_PIXELS = 16 * 128 * 128
 PREVIEW_SOURCES = ("vae", "decoder", "linear")
 
 
-def latents_to_frames(latents: Any) -> np.ndarray:
-    """(F, h, w, 3) uint8 frames of (B, C, F, h, w) or (C, F, h, w) latents by the linear map (item 0)."""
+def latents_to_frames(latents: Any, backend: Any = None) -> np.ndarray:
+    """(F, h, w, 3) uint8 frames of (B, C, F, h, w) or (C, F, h, w) latents by a linear map.
+
+    The SD-VAE map above, or the backend's own (`backend.latent_rgb()`: (C + 1) x 3 with a bias row,
+    fitted from its VAE by the DiT families, whose latents have 16 to 128 channels).
+    """
     arr = latents.detach().float().cpu().numpy() if hasattr(latents, "detach") else np.asarray(latents)
     arr = arr[0] if arr.ndim == 5 else arr  # (C, F, h, w)
+    own = getattr(backend, "latent_rgb", None)
+    if own is not None:
+        table = np.asarray(own(), dtype=np.float32)
+        channels = min(arr.shape[0], table.shape[0] - 1)
+        rgb = np.einsum("cfhw,cr->fhwr", arr[:channels], table[:channels]) + table[-1]
+        return np.clip(rgb * 255.0, 0, 255).astype(np.uint8)
     channels = min(arr.shape[0], LATENT_RGB.shape[0])
     rgb = np.einsum("cfhw,cr->fhwr", arr[:channels], LATENT_RGB[:channels])
     return np.clip((rgb + 1.0) * 127.5, 0, 255).astype(np.uint8)
@@ -101,5 +111,5 @@ def decode_preview(backend: Any, x0: torch.Tensor, *, decoder: Any = None, sourc
     if source == "vae":
         return _to_uint8(backend.decode(x0[:1]))
     if source == "linear":
-        return latents_to_frames(x0)
+        return latents_to_frames(x0, backend)
     raise InstructionError("preview source", source, "one of " + ", ".join(PREVIEW_SOURCES))
