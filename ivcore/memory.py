@@ -313,6 +313,11 @@ def session_plan(session, *, num_frames: int | None = None, guidance: float | No
     """`plan` for a Session's settings (what `Session.memory_plan` returns); keywords as in `generate`."""
     from ivcore.instructions import check_lam, lam_schedule
 
+    if getattr(session.video_backend, "unet", None) is None:  # the DiT families: traced plans are not written yet
+        raise NotImplementedError(
+            f"memory_plan: not yet available for {type(session.video_backend).__name__} (a transformer video "
+            "family); see docs/backbones.md, 'Not yet here'. PIA and SVD sessions have it."
+        )
     _, num_frames, steps, guidance = session._resolve(None, num_frames, None, guidance)
     lams = lam_schedule(session.lam if lam is None else check_lam(lam), steps)
     width, height = session.size

@@ -68,6 +68,7 @@ def test_the_family_and_its_defaults_come_from_the_folder(cog):
     assert s.video_backend.version == "1.0"
     assert s.size == SIZE and s.num_frames == 9 and s.steps == 4 and s.guidance == 6.0
     assert s.video_backend.frame_rule == (8, 1) and s.video_backend.size_multiple == 16
+    assert s.video_backend.latent_rgb().shape == (5, 3)  # the preview map, fitted through trajectory_target
 
 
 def test_lam_1_is_the_pipeline_on_x_tilde_and_lam_0_on_x_tilde_edited(cog):

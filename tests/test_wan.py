@@ -279,3 +279,15 @@ def test_the_cli_demo_runs_a_wan_folder(tmp_path, tiny_model_dirs, wan_folders):
     main(["demo", "--image-model", str(tiny_model_dirs["image_model"]), "--video-model",
           str(wan_folders["wan2.1-i2v"]), "--device", "cpu", "--out", str(out)])  # fmt: skip
     assert Video.from_mp4(out.read_bytes()).frames.shape == (9, 48, 64, 3)
+
+
+def test_the_studio_runs_a_wan_session_with_frames_in_steps_of_four():
+    from ivwidgets import Studio
+
+    s = Session.tiny(video="wan2.1-i2v")
+    st = Studio(s)
+    assert (st.frames.min, st.frames.step, st.frames.value) == (1, 4, 9)
+    st.frames.value = 5
+    assert st.generate() and st.wait(120)
+    assert st.player.video.frames.shape == (5, 48, 64, 3)
+    assert s.last_video is not None and s.last_video.frames.shape[0] == 5

@@ -366,8 +366,9 @@ class CogVideoXVideoBackend(DiTVideoBackend):
         return encoded.latents[:, :, 0].float() * self._scale
 
     def trajectory_target(self, encoded: CogVideoXEncoding) -> torch.Tensor:
-        """Path mode: the clip's latents (1, C, f, h, w); endpoint: the image's latent (1, C, h, w), every frame."""
-        return encoded.clip if encoded.clip is not None else self.reference_latents(encoded)
+        """Path mode: the clip's latents (1, C, f, h, w); one image: its latent (1, C, 1, h, w), which the pull
+        broadcasts over every latent frame (endpoint mode) and the preview fit reads as frame 0."""
+        return encoded.clip if encoded.clip is not None else self.reference_latents(encoded).unsqueeze(2)
 
     # ------------------------------------------------------------------ one step
     def _check_scheduler(self, scheduler) -> None:

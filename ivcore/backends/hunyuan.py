@@ -230,7 +230,7 @@ class HunyuanVideoBackend(DiTVideoBackend):
         uncond: HunyuanText,
         guidance: float,
     ) -> torch.Tensor:
-        """Guided velocities for N (latent, condition) rows: rows [text x N, uncond x N] in one call.
+        """Guided velocities for N (latent, condition) rows: rows [text x N, uncond x N] (one call on CUDA).
 
         Each row gets its branch's image latents, mask and SigLIP tokens; the unconditional rows keep
         the image and drop the text, as the pipeline's unconditional call does.
@@ -259,7 +259,15 @@ class HunyuanVideoBackend(DiTVideoBackend):
                 return_dict=False,
             )[0]  # fmt: skip
 
-        velocity = self._split_rows(run, model_in.shape[0], latents.shape[2])
+        def call(offset: int, count: int) -> torch.Tensor:
+            return self._split_rows(lambda a, b: run(offset + a, offset + b), count, latents.shape[2])
+
+        # A CPU gains nothing from one bigger call, and one call per prompt is what the pipeline makes
+        # (its conditional and unconditional calls): at lam 1 or 0 that is the pipeline's numerics bitwise.
+        if self.device.type == "cpu":
+            velocity = torch.cat([call(k * n, n) for k in range(rows)])
+        else:
+            velocity = call(0, rows * n)
         if not use_cfg:
             return velocity
         cond, plain = velocity.chunk(2)
