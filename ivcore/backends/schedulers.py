@@ -71,6 +71,18 @@ def x0_estimate(scheduler, step_out: tuple, sample: torch.Tensor, eps: torch.Ten
     return x0.to(sample.dtype)
 
 
+def starts_from_pure_noise(scheduler) -> bool:
+    """Whether the first sampling level is pure noise (flow matching at sigma 1, zero-terminal-SNR DDIM of
+    CogVideoX): a target noised to that level is the noise itself, so a pull there changes nothing."""
+    if is_flow_matching(scheduler):
+        return float(scheduler.sigmas[0]) >= 1.0
+    alphas = getattr(scheduler, "alphas_cumprod", None)
+    timesteps = getattr(scheduler, "timesteps", None)
+    if alphas is None or timesteps is None or len(timesteps) == 0:
+        return False
+    return float(alphas[int(timesteps[0])]) < 1e-6
+
+
 def noised(scheduler, target: torch.Tensor, noise: torch.Tensor, index: int) -> torch.Tensor:
     """`target` (clean latents) noised with `noise` to the level of the step `index` of the run.
 
@@ -84,4 +96,4 @@ def noised(scheduler, target: torch.Tensor, noise: torch.Tensor, index: int) -> 
     return scheduler.add_noise(target, noise, t)
 
 
-__all__ = ["is_flow_matching", "noised", "step_kwargs", "x0_estimate"]
+__all__ = ["is_flow_matching", "noised", "starts_from_pure_noise", "step_kwargs", "x0_estimate"]

@@ -56,8 +56,8 @@ class TrajectoryGuide:
     ) -> TrajectoryGuide:
         """`encoded` is (F or 1, C, h, w) per-frame latents, or (1, C, f, h, w) latents of the whole animated clip
         from a 3D VAE that compresses time (f latent frames); `masks` bool (F, H, W), pooled to f latent
-        frames when time is compressed; active for round(strength * steps) steps from step `first` (1 for
-        flow matching, whose first level is pure noise: a pull there would change nothing)."""
+        frames when time is compressed; active for round(strength * steps) steps from step `first` (1 when
+        the first level is pure noise, flow matching or zero-terminal-SNR DDIM: a pull there changes nothing)."""
         num_frames, (h, w) = noise.shape[2], noise.shape[-2:]
         if encoded.dim() == 5:
             target = encoded

@@ -23,7 +23,7 @@ from PIL import Image
 
 from ivcore import trajectory as traj
 from ivcore.align import FrameAlign, apply_align
-from ivcore.backends.schedulers import is_flow_matching
+from ivcore.backends.schedulers import starts_from_pure_noise
 from ivcore.backends.video import PIAVideoBackend
 from ivcore.errors import InstructionError, SessionBusy
 from ivcore.instructions import check_lam, lam_schedule
@@ -365,7 +365,7 @@ class Pipeline:
         if plan.masks is not None and target is not None:
             guide = TrajectoryGuide.build(
                 target, plan.masks, noise / getattr(scheduler, "init_noise_sigma", 1.0), schedules,
-                plan.trajectory_strength, scheduler.timesteps, first=int(is_flow_matching(scheduler)),
+                plan.trajectory_strength, scheduler.timesteps, first=int(starts_from_pure_noise(scheduler)),
             )  # fmt: skip
         latents = noise.expand(len(schedules), *noise.shape[1:]).clone()
         if guide is not None:
