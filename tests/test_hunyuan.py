@@ -85,8 +85,9 @@ def test_the_schedule_is_the_pipelines(s):
 
     pipe = s.video_backend.pipeline()
     expected, _ = retrieve_timesteps(pipe.scheduler, 4, "cpu", sigmas=np.linspace(1.0, 0.0, 5)[:-1])
-    s.video_backend.scheduler.set_timesteps(4)
+    s.video_backend.set_timesteps(4, s.video_backend.latent_shape(9, 64, 64))
     assert torch.equal(s.video_backend.scheduler.timesteps, expected)
+    assert s.video_backend.scheduler is pipe.scheduler
 
 
 def test_lam_1_is_the_pipeline_on_x_tilde_and_lam_0_on_x_tilde_edited(s):

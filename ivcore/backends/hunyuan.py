@@ -13,8 +13,8 @@ Every number follows `HunyuanVideo15ImageToVideoPipeline` (the test oracle), thr
 - the only generator draw is the noise (the VAE encode takes the mode), so the Session's order
   (noise first, then x~ and x~' from the same state) gives the pipeline's noise;
 - the pipeline's schedule is its own sigmas, `linspace(1, 0, steps + 1)[:-1]`, not the scheduler's
-  `set_timesteps(steps)` default: the backend's scheduler (`PipelineSigmasScheduler`) makes the
-  Session's `set_timesteps(steps)` give those sigmas;
+  `set_timesteps(steps)` default: the Session calls the backend's `set_timesteps(steps, shape)`,
+  which passes them;
 - the pipeline has no guidance argument: CFG comes from `pipe.guider` (`ClassifierFreeGuidance`,
   `uncond + scale * (cond - uncond)`, no CFG call at scale 1); `predict` applies the same formula
   with the session's guidance in place of the guider's scale, and the guider's other settings
@@ -27,13 +27,13 @@ Every number follows `HunyuanVideo15ImageToVideoPipeline` (the test oracle), thr
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from diffusers import FlowMatchEulerDiscreteScheduler
 from PIL import Image
 
 from ivcore.backends.dit import DiTVideoBackend
@@ -70,22 +70,6 @@ class HunyuanCondition(NamedTuple):
     image_embeds: torch.Tensor
 
 
-class PipelineSigmasScheduler(FlowMatchEulerDiscreteScheduler):
-    """FlowMatchEulerDiscrete whose `set_timesteps(steps)` gives the sigmas the Hunyuan pipeline passes.
-
-    The pipeline calls `set_timesteps(sigmas=linspace(1, 0, steps + 1)[:-1])`, which the scheduler then
-    shifts; the Session's loop calls `set_timesteps(steps)` on any family, whose default spacing differs
-    (at 4 steps: timesteps 1000, 910, 717, 24 against 1000, 938, 833, 625 before the shift). The backend
-    keeps this scheduler, built from the pipeline's config, apart from `pipe.scheduler`, so that
-    `pipe.save_pretrained` still writes a stock scheduler. Explicit `sigmas` / `timesteps` pass through.
-    """
-
-    def set_timesteps(self, num_inference_steps: int | None = None, device=None, sigmas=None, **kwargs: Any):
-        if sigmas is None and kwargs.get("timesteps") is None and num_inference_steps is not None:
-            sigmas = np.linspace(1.0, 0.0, int(num_inference_steps) + 1)[:-1]
-        return super().set_timesteps(num_inference_steps, device=device, sigmas=sigmas, **kwargs)
-
-
 def native_size_of(pipe) -> tuple[int, int]:
     """(width, height) the pipeline picks for a 16:9 image (a square one for the tiny models' target 64)."""
     target = int(pipe.target_size)
@@ -116,20 +100,19 @@ class HunyuanVideoBackend(DiTVideoBackend):
         self.spatial_factor = int(pipe.vae_scale_factor_spatial)
         self.temporal_factor = int(pipe.vae_scale_factor_temporal)
         self.patch = (int(config.patch_size), int(config.patch_size))
-        self._scheduler = PipelineSigmasScheduler.from_config(pipe.scheduler.config)
 
-    @property
-    def scheduler(self):
-        """The sampler the Session steps: the pipeline's config, the pipeline's sigmas (`PipelineSigmasScheduler`)."""
-        return self._scheduler
+    def set_timesteps(self, steps: int, shape: Sequence[int] | None = None) -> None:
+        """The pipeline's schedule: sigmas linspace(1, 0, steps + 1)[:-1], which the scheduler shifts by `shift`.
 
-    @scheduler.setter
-    def scheduler(self, value) -> None:
-        """Another sampler (few-step previews, ...) is used as given; a stock FlowMatchEuler gets the pipeline's
-        sigmas (it would otherwise silently leave the schedule the model runs with)."""
-        if type(value) is FlowMatchEulerDiscreteScheduler:
-            value = PipelineSigmasScheduler.from_config(value.config)
-        self._scheduler = value
+        The Session calls this instead of `scheduler.set_timesteps(steps)`, whose default spacing differs
+        (tiny, 4 steps: timesteps 1000, 910, 717, 24 against the pipeline's 1000, 938, 833, 625). A
+        swapped-in scheduler that takes no sigmas gets its own schedule.
+        """
+        scheduler = self.scheduler
+        if "sigmas" not in inspect.signature(scheduler.set_timesteps).parameters:
+            scheduler.set_timesteps(steps, device=self.device)
+            return
+        scheduler.set_timesteps(sigmas=np.linspace(1.0, 0.0, int(steps) + 1)[:-1], device=self.device)
 
     @property
     def latent_channels(self) -> int:
@@ -318,7 +301,6 @@ def tiny_hunyuan_backend(seed: int = 0) -> HunyuanVideoBackend:
 __all__ = [
     "MIRROR_KIND",
     "HunyuanVideoBackend",
-    "PipelineSigmasScheduler",
     "load_hunyuan_backend",
     "tiny_hunyuan_backend",
     "tiny_hunyuan_pipeline",
