@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
+from family_helpers import MOTION, family_session, levels, picture, pipeline_frames, yellow_square
 from PIL import Image
 
 from ivcore import InstructionError, Session, Trajectory
 from ivcore.testing import mirror
 
 SIZE = (64, 48)
-MOTION = "a red fox runs"
 
 
 @pytest.fixture(scope="session")
@@ -23,23 +22,8 @@ def cogvideox_folder(tmp_path_factory):
     return mirror(tmp_path_factory.mktemp("cogvideox") / "cogvideox-5b-i2v", "cogvideox-5b-i2v")
 
 
-def picture(size: tuple[int, int]) -> Image.Image:
-    rng = np.random.RandomState(0)
-    return Image.fromarray((rng.rand(size[1], size[0], 3) * 255).astype(np.uint8))
-
-
-def yellow_square(size: tuple[int, int]) -> np.ndarray:
-    layer = np.zeros((size[1], size[0], 4), np.uint8)
-    layer[8:28, 8:28] = (255, 220, 0, 255)
-    return layer
-
-
 def make_session(tiny_model_dirs, folder) -> Session:
-    s = Session.from_pretrained(tiny_model_dirs["image_model"], folder, device="cpu", dtype=torch.float32)
-    s.image = picture(SIZE)
-    s.content, s.motion = "a fox", MOTION
-    s.content_strength = 0.3
-    return s
+    return family_session(tiny_model_dirs, folder, SIZE)
 
 
 @pytest.fixture(scope="module")
@@ -49,17 +33,7 @@ def cog(tiny_model_dirs, cogvideox_folder):
 
 def reference(s: Session, image: Image.Image, seed: int = 0) -> np.ndarray:
     """CogVideoXImageToVideoPipeline over the session's own modules: same prompt, size, frames, steps, guidance."""
-    width, height = s.size
-    frames = s.video_backend.pipeline()(
-        image=image, prompt=s.motion, negative_prompt=s.negative_prompt, height=height, width=width,
-        num_frames=s.num_frames, num_inference_steps=s.steps, guidance_scale=s.guidance,
-        generator=torch.Generator().manual_seed(seed), output_type="np",
-    ).frames[0]  # fmt: skip
-    return (frames * 255).round().astype(np.uint8)
-
-
-def levels(a: np.ndarray, b: np.ndarray) -> int:
-    return int(np.abs(a.astype(int) - b.astype(int)).max())
+    return pipeline_frames(s, image, seed)
 
 
 def test_the_family_and_its_defaults_come_from_the_folder(cog):

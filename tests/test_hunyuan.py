@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from family_helpers import MOTION, family_session, levels, picture, yellow_square
 from PIL import Image
 
 from ivcore import InstructionError, Session, Trajectory
@@ -17,7 +18,6 @@ from ivcore.testing import mirror
 
 KIND = "hunyuanvideo-1.5-480p-i2v"
 SIZE = (64, 64)  # what the pipeline picks for a square image at the tiny target size 64
-MOTION = "a red fox runs"
 
 
 @pytest.fixture(scope="session")
@@ -25,22 +25,8 @@ def hunyuan_folder(tmp_path_factory):
     return mirror(tmp_path_factory.mktemp("hunyuan") / KIND, KIND)
 
 
-def picture(size: tuple[int, int]) -> Image.Image:
-    rng = np.random.RandomState(0)
-    return Image.fromarray((rng.rand(size[1], size[0], 3) * 255).astype(np.uint8))
-
-
-def yellow_square(size: tuple[int, int]) -> np.ndarray:
-    layer = np.zeros((size[1], size[0], 4), np.uint8)
-    layer[8:28, 8:28] = (255, 220, 0, 255)
-    return layer
-
-
 def make_session(tiny_model_dirs, folder) -> Session:
-    s = Session.from_pretrained(tiny_model_dirs["image_model"], folder, device="cpu", dtype=torch.float32)
-    s.image = picture(SIZE)
-    s.content, s.motion = "a fox", MOTION
-    s.content_strength = 0.3
+    s = family_session(tiny_model_dirs, folder, SIZE)
     s.steps = 2  # the model's 4 in half the time: each step attends over ~1300 text tokens
     return s
 
@@ -64,10 +50,6 @@ def reference(s: Session, image: Image.Image, seed: int = 0) -> np.ndarray:
     finally:
         pipe.guider = guider
     return (frames * 255).round().astype(np.uint8)
-
-
-def levels(a: np.ndarray, b: np.ndarray) -> int:
-    return int(np.abs(a.astype(int) - b.astype(int)).max())
 
 
 def test_the_family_and_its_defaults_come_from_the_folder(s):

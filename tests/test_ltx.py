@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from family_helpers import family_session, levels, pipeline_frames, yellow_square
 from PIL import Image
 
 from ivcore import InstructionError, Session, Trajectory
@@ -16,7 +17,6 @@ from ivcore.testing import mirror
 
 KIND = "ltx-video-0.9.0-i2v"
 SIZE = (96, 64)
-MOTION = "a red fox runs"
 
 
 @pytest.fixture(scope="session")
@@ -24,23 +24,8 @@ def ltx_folder(tmp_path_factory):
     return mirror(tmp_path_factory.mktemp("ltx") / KIND, KIND)
 
 
-def picture(size: tuple[int, int] = SIZE) -> Image.Image:
-    rng = np.random.RandomState(0)
-    return Image.fromarray((rng.rand(size[1], size[0], 3) * 255).astype(np.uint8))
-
-
-def yellow_square(size: tuple[int, int] = SIZE) -> np.ndarray:
-    layer = np.zeros((size[1], size[0], 4), np.uint8)
-    layer[8:28, 8:28] = (255, 220, 0, 255)
-    return layer
-
-
 def make_session(tiny_model_dirs, folder) -> Session:
-    s = Session.from_pretrained(tiny_model_dirs["image_model"], folder, device="cpu", dtype=torch.float32)
-    s.image = picture()
-    s.content, s.motion = "a fox", MOTION
-    s.content_strength = 0.3
-    return s
+    return family_session(tiny_model_dirs, folder, SIZE)
 
 
 @pytest.fixture(scope="module")
@@ -50,17 +35,11 @@ def ltx(tiny_model_dirs, ltx_folder):
 
 def reference(s: Session, image: Image.Image, seed: int = 0) -> np.ndarray:
     """LTXImageToVideoPipeline over the session's own modules: same prompts, size, frames, steps, guidance, rate."""
-    width, height = s.size
-    frames = s.video_backend.pipeline()(
-        image=image, prompt=s.motion, negative_prompt=s.negative_prompt, height=height, width=width,
-        num_frames=s.num_frames, num_inference_steps=s.steps, guidance_scale=s.guidance,
-        frame_rate=s.video_backend.frame_rate, generator=torch.Generator().manual_seed(seed), output_type="np",
-    ).frames[0]  # fmt: skip
-    return (frames * 255).round().astype(np.uint8)
+    return pipeline_frames(s, image, seed, frame_rate=s.video_backend.frame_rate)
 
 
-def levels(a: np.ndarray, b: np.ndarray) -> int:
-    return int(np.abs(a.astype(int) - b.astype(int)).max())
+def reference_with(s: Session, **extra) -> np.ndarray:
+    return pipeline_frames(s, **{"frame_rate": s.video_backend.frame_rate, **extra})
 
 
 def test_the_family_and_its_defaults_come_from_the_folder(ltx):
@@ -79,7 +58,7 @@ def test_lam_1_is_the_pipeline_on_x_tilde_and_lam_0_on_x_tilde_edited(ltx):
     plain = s.generate(seed=0, progress=False).frames
     z_plain = s.last_latents
     assert levels(plain, reference(s, s.intermediate(edited=False))) <= 1
-    s.paint(yellow_square())
+    s.paint(yellow_square(SIZE))
     s.lam = 0.0
     edited = s.generate(seed=0, progress=False).frames
     z_edited = s.last_latents
@@ -95,7 +74,7 @@ def test_lam_1_is_the_pipeline_on_x_tilde_and_lam_0_on_x_tilde_edited(ltx):
 
 def test_the_first_latent_frame_is_the_blend_of_the_two_images(ltx):
     s = ltx
-    s.paint(yellow_square())
+    s.paint(yellow_square(SIZE))
     backend = s.video_backend
     x, x_edit = s.intermediate(edited=False), s.intermediate(edited=True)
     # the pipeline's posterior draw: the first from a generator seeded with the run's seed
@@ -110,7 +89,7 @@ def test_the_first_latent_frame_is_the_blend_of_the_two_images(ltx):
 
 def test_moving_lambda_reruns_only_denoise_and_decode(ltx):
     s = ltx
-    s.paint(yellow_square())
+    s.paint(yellow_square(SIZE))
     s.lam = 0.3
     s.generate(seed=1, progress=False)
     before = {stage: dict(v) for stage, v in s.stats.items()}
@@ -125,7 +104,7 @@ def test_moving_lambda_reruns_only_denoise_and_decode(ltx):
 
 def test_a_sweep_equals_its_generates(ltx):
     s = ltx
-    s.paint(yellow_square())
+    s.paint(yellow_square(SIZE))
     videos = s.sweep([0.0, 0.5], seed=2, progress=False)
     for lam, video in zip((0.0, 0.5), videos, strict=True):
         assert np.array_equal(video.frames, s.generate(seed=2, lam=lam, progress=False).frames)
@@ -147,20 +126,9 @@ def test_frame_counts_and_sizes_follow_the_family(ltx):
     assert levels(video.frames, reference_with(s, num_frames=17)) <= 1  # mu follows the token count
 
 
-def reference_with(s: Session, **extra) -> np.ndarray:
-    width, height = s.size
-    options = dict(
-        image=s.intermediate(edited=False), prompt=s.motion, negative_prompt=s.negative_prompt, height=height,
-        width=width, num_frames=s.num_frames, num_inference_steps=s.steps, guidance_scale=s.guidance,
-        frame_rate=s.video_backend.frame_rate, generator=torch.Generator().manual_seed(0), output_type="np",
-    )  # fmt: skip
-    frames = s.video_backend.pipeline()(**{**options, **extra}).frames[0]
-    return (frames * 255).round().astype(np.uint8)
-
-
 def test_takes_restore_bitwise_and_stories_continue(ltx):
     s = ltx
-    s.paint(yellow_square())
+    s.paint(yellow_square(SIZE))
     s.lam = 0.4
     first = s.generate(seed=3, progress=False)
     s.lam = 0.9

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from family_helpers import family_session, levels, pipeline_frames, yellow_square
 from PIL import Image
 
 from ivcore import InstructionError, Session, Trajectory
@@ -16,7 +17,6 @@ from ivcore.testing import mirror
 
 KINDS = ("wan2.1-i2v", "wan2.2-i2v-a14b", "wan2.2-ti2v-5b")
 SIZES = {"wan2.1-i2v": (64, 48), "wan2.2-i2v-a14b": (64, 48), "wan2.2-ti2v-5b": (64, 64)}
-MOTION = "a red fox runs"
 
 
 @pytest.fixture(scope="session")
@@ -25,23 +25,8 @@ def wan_folders(tmp_path_factory):
     return {kind: mirror(root / kind, kind) for kind in KINDS}
 
 
-def picture(size: tuple[int, int]) -> Image.Image:
-    rng = np.random.RandomState(0)
-    return Image.fromarray((rng.rand(size[1], size[0], 3) * 255).astype(np.uint8))
-
-
-def yellow_square(size: tuple[int, int]) -> np.ndarray:
-    layer = np.zeros((size[1], size[0], 4), np.uint8)
-    layer[8:28, 8:28] = (255, 220, 0, 255)
-    return layer
-
-
 def make_session(tiny_model_dirs, folder, kind) -> Session:
-    s = Session.from_pretrained(tiny_model_dirs["image_model"], folder, device="cpu", dtype=torch.float32)
-    s.image = picture(SIZES[kind])
-    s.content, s.motion = "a fox", MOTION
-    s.content_strength = 0.3
-    return s
+    return family_session(tiny_model_dirs, folder, SIZES[kind])
 
 
 @pytest.fixture(scope="module", params=KINDS)
@@ -51,17 +36,7 @@ def wan(request, tiny_model_dirs, wan_folders):
 
 def reference(s: Session, image: Image.Image, seed: int = 0) -> np.ndarray:
     """WanImageToVideoPipeline over the session's own modules, the same prompt, size, frames, steps, guidance."""
-    width, height = s.size
-    frames = s.video_backend.pipeline()(
-        image=image, prompt=s.motion, negative_prompt=s.negative_prompt, height=height, width=width,
-        num_frames=s.num_frames, num_inference_steps=s.steps, guidance_scale=s.guidance,
-        generator=torch.Generator().manual_seed(seed), output_type="np",
-    ).frames[0]  # fmt: skip
-    return (frames * 255).round().astype(np.uint8)
-
-
-def levels(a: np.ndarray, b: np.ndarray) -> int:
-    return int(np.abs(a.astype(int) - b.astype(int)).max())
+    return pipeline_frames(s, image, seed)
 
 
 def test_the_family_and_its_defaults_come_from_the_folder(wan):
@@ -197,18 +172,8 @@ def test_the_two_experts_of_wan_2_2_split_at_the_boundary(tiny_model_dirs, wan_f
     assert min(calls["high"]) >= boundary > max(calls["low"])
     s.video_backend.guidance_2 = 1.0  # the low-noise expert without guidance: another video
     assert levels(s.generate(seed=0, progress=False).frames, plain) > 0
-    assert levels(s.generate(seed=0, progress=False).frames, reference_with(s, guidance_scale_2=1.0)) <= 1
+    assert levels(s.generate(seed=0, progress=False).frames, pipeline_frames(s, guidance_scale_2=1.0)) <= 1
     s.video_backend.guidance_2 = None
-
-
-def reference_with(s: Session, **extra) -> np.ndarray:
-    width, height = s.size
-    frames = s.video_backend.pipeline()(
-        image=s.intermediate(edited=False), prompt=s.motion, negative_prompt=s.negative_prompt, height=height,
-        width=width, num_frames=s.num_frames, num_inference_steps=s.steps, guidance_scale=s.guidance,
-        generator=torch.Generator().manual_seed(0), output_type="np", **extra,
-    ).frames[0]  # fmt: skip
-    return (frames * 255).round().astype(np.uint8)
 
 
 def test_save_and_load_keep_the_family(tmp_path, tiny_model_dirs, wan_folders):

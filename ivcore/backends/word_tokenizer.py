@@ -22,6 +22,14 @@ WORDS = (
     "man woman person walks walk dances jumps swims waves wind rain light dark big small still"
 ).split()
 
+# t5-v1_1-xxl's kind of T5 encoder (gated GELU, untied head) at a tiny width, over this tokenizer's vocabulary:
+# the text encoder of the tiny CogVideoX and LTX-Video models
+TINY_T5_ENCODER = dict(
+    vocab_size=128, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, feed_forward_proj="gated-gelu",
+    dropout_rate=0.0, layer_norm_epsilon=1e-6, tie_word_embeddings=False, pad_token_id=0, eos_token_id=1,
+    decoder_start_token_id=0,
+)  # fmt: skip
+
 
 def word_tokenizer(vocab_size: int = 128, model_max_length: int = 512) -> PreTrainedTokenizerFast:
     """A lowercase word-level tokenizer: `<pad>` = 0, `</s>` = 1 (appended to every text), `<unk>` = 2.
@@ -43,4 +51,4 @@ def word_tokenizer(vocab_size: int = 128, model_max_length: int = 512) -> PreTra
     )  # fmt: skip
 
 
-__all__ = ["word_tokenizer"]
+__all__ = ["TINY_T5_ENCODER", "word_tokenizer"]
