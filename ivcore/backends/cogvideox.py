@@ -11,13 +11,9 @@ Every number follows `CogVideoXImageToVideoPipeline` (the test oracle), through 
 
 - Layout: CogVideoX latents are (B, F, C, h, w); the Session and the loop use (B, C, F, h, w).
   The backend permutes at its edges (noise, predict, decode), as the SVD backend does.
-- Generator order: the pipeline draws the image's posterior sample FIRST and the noise second; the
-  Session draws `initial_noise` first, then encodes. So `initial_noise` makes a throwaway draw of
-  the posterior's shape (and dtype) before the noise, which is then exactly the pipeline's noise, and
-  `encode_images` draws its posterior sample from a fresh generator seeded with the given generator's
-  `initial_seed()`: the pipeline's first draw. Both branches thus get the same posterior draw (lam 0
-  is the pipeline on x~'), and no state lives on the backend between the two calls (the Session's
-  encode cache keys on the seed alone, which this matches).
+- Generator order: the pipeline draws the image's posterior sample FIRST and the noise second, so the
+  backend says `draws_image_first` and the Session encodes x~ and x~' (from the same state) before it
+  draws `initial_noise`: the pipeline's posterior draw and noise, and lam 0 is the pipeline on x~'.
 - Frames: the VAE decodes latent frames in pairs after the first, so an even latent count comes back
   3 frames longer; 8k+1 frames (an odd latent count: 49 for 1.0, 81 for 1.5) come back as asked, and
   `frame_rule` is (8, 1). CogVideoX 1.5 patches latent frames in pairs (`patch_size_t` 2): `__call__`
@@ -55,7 +51,7 @@ from PIL import Image
 from transformers import T5Config, T5EncoderModel
 
 from ivcore.backends.dit import DiTVideoBackend
-from ivcore.backends.word_tokenizer import word_tokenizer
+from ivcore.backends.word_tokenizer import TINY_T5_ENCODER, word_tokenizer
 from ivcore.errors import InstructionError
 
 # ---- tiny models and hub-layout mirror
@@ -131,22 +127,7 @@ TINY_COGVIDEOX: dict[str, dict[str, Any]] = dict(
         scaling_factor=0.7,  # the 5B models' (CogVideoX-2b: 1.15258426)
         invert_scale_latents=False,
     ),
-    # t5-v1_1-xxl's kind of T5 (gated GELU, untied head) at a tiny width, over the word tokenizer's vocabulary
-    text_encoder=dict(
-        vocab_size=128,
-        d_model=32,
-        d_kv=8,
-        d_ff=64,
-        num_layers=2,
-        num_heads=4,
-        feed_forward_proj="gated-gelu",
-        dropout_rate=0.0,
-        layer_norm_epsilon=1e-6,
-        tie_word_embeddings=False,
-        pad_token_id=0,
-        eos_token_id=1,
-        decoder_start_token_id=0,
-    ),
+    text_encoder=TINY_T5_ENCODER,
     scheduler=COGVIDEOX_SCHEDULER_CONFIG,
 )
 
@@ -252,6 +233,8 @@ class CogVideoXVideoBackend(DiTVideoBackend):
     transformer narrower than 256) get the tiny settings: 64 x 48, 9 frames, 4 steps.
     """
 
+    draws_image_first = True  # the pipeline samples the image posterior before the noise (module docstring)
+
     def __init__(self, pipe, *, name: str = "", **overrides: Any):
         config = pipe.transformer.config
         self.version: CogVideoXVersion = "1.0" if config.patch_size_t is None else "1.5"
@@ -303,10 +286,8 @@ class CogVideoXVideoBackend(DiTVideoBackend):
         return super().latent_shape(num_frames, height, width)
 
     def initial_noise(self, shape: Sequence[int], generator: torch.Generator) -> torch.Tensor:
-        """The pipeline's noise, float32 in the Session layout: drawn after a throwaway draw of the image
-        posterior's shape and dtype, because the pipeline samples the image latent first (module docstring)."""
+        """The pipeline's noise, float32 in the Session layout (drawn after the image's posterior sample)."""
         batch, channels, frames, h, w = (int(v) for v in shape)
-        randn_tensor((1, channels, 1, h, w), generator=generator, device=self.device, dtype=self.vae.dtype)
         noise = randn_tensor((batch, frames, channels, h, w), generator=generator, device=self.device, dtype=self.dtype)
         return to_session_layout(noise * self.scheduler.init_noise_sigma).float()
 
@@ -340,15 +321,14 @@ class CogVideoXVideoBackend(DiTVideoBackend):
     ) -> CogVideoXEncoding:
         """The posterior sample of x~ (one image) or of the first of path mode's animated frames (and the clip).
 
-        The sample is drawn from a generator seeded with `generator.initial_seed()`, the pipeline's first draw
-        (module docstring); `generator` itself is not drawn from. `num_frames` is not needed: `condition` pads.
+        The sample is the generator's first draw, as in the pipeline (`draws_image_first`). `num_frames` is not
+        needed: `condition` pads.
         """
         images = list(images)
         width, height = images[0].size
         pixels = self.pipe.video_processor.preprocess(images[0], height=height, width=width)
         pixels = pixels.to(self.device, dtype=self.dtype).unsqueeze(2)  # (1, 3, 1, H, W)
-        first = torch.Generator(device=generator.device).manual_seed(generator.initial_seed())
-        latents = self.vae.encode(pixels.to(self.vae.dtype)).latent_dist.sample(first).to(self.dtype)
+        latents = self.vae.encode(pixels.to(self.vae.dtype)).latent_dist.sample(generator).to(self.dtype)
         clip = self._encode_clip(images) if len(images) > 1 else None
         return CogVideoXEncoding(latents, clip)
 

@@ -147,10 +147,4 @@ class DiTVideoBackend(SplitLimits):
         return self.pipe
 
 
-def accepts_frames(backend: Any, num_frames: int) -> bool:
-    """Whether a backend with a `frame_rule` (k, r) takes `num_frames` (k * n + r); any count without one."""
-    rule = getattr(backend, "frame_rule", None)
-    return rule is None or num_frames % rule[0] == rule[1] % rule[0]
-
-
-__all__ = ["DiTVideoBackend", "accepts_frames"]
+__all__ = ["DiTVideoBackend"]

@@ -14,11 +14,10 @@ Every number follows `LTXImageToVideoPipeline` (the test oracle), through its ow
 `video_processor`) and its `calculate_shift`. Where the Session's order of things differs from the
 pipeline's, the backend reorders so that lam 1 is the pipeline's video:
 
-- generator draws: the pipeline samples the image posterior first and the noise second; the Session
-  draws the noise first (`initial_noise`), then encodes. `initial_noise` therefore draws a throwaway
-  sample of the posterior's shape before the noise, and `encode_images` samples the posterior from the
-  state `initial_noise` started from: the same noise as the pipeline, and the same posterior draw for
-  x~ and x~' (so lam 0 is the pipeline's video of x~').
+- generator draws: the pipeline samples the image posterior first and the noise second; the backend
+  says `draws_image_first`, so the Session encodes x~ and x~' (from the same state) before it draws
+  `initial_noise`: the pipeline's noise, and the same posterior draw for x~ and x~' (so lam 0 is the
+  pipeline's video of x~').
 - latent layout: the loop keeps latents in (B, C, f, h, w); `predict` packs them to tokens and
   unpacks its output, so the loop, the trajectory pull and the caches never see tokens.
 - frame 0: the pipeline steps frames 1.. only and keeps frame 0 as the image latent. The Session
@@ -55,7 +54,7 @@ from transformers import T5Config, T5EncoderModel
 
 from ivcore.backends.base import BackendSetting
 from ivcore.backends.dit import DiTVideoBackend
-from ivcore.backends.word_tokenizer import word_tokenizer
+from ivcore.backends.word_tokenizer import TINY_T5_ENCODER, word_tokenizer
 
 MAX_SEQUENCE_LENGTH = 128  # what LTXImageToVideoPipeline.__call__ passes to encode_prompt
 #: the negative prompt of diffusers' LTX-Video examples
@@ -93,6 +92,7 @@ class LTXVideoBackend(DiTVideoBackend):
     """
 
     frame_rate = BackendSetting()
+    draws_image_first = True  # the pipeline samples the image posterior before the noise (module docstring)
     first_frame = True  # the image is latent frame 0 (as Wan TI2V-5B's), put back by `finish` after the loop
     temporal_factor = 8
     spatial_factor = 32
@@ -114,7 +114,6 @@ class LTXVideoBackend(DiTVideoBackend):
         self.patch = (int(pipe.transformer_spatial_patch_size),) * 2
         self.patch_t = int(pipe.transformer_temporal_patch_size)
         self.frame_rate = settings["fps"]
-        self._noise_states: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # ------------------------------------------------------------------ text and schedule
     @torch.no_grad()
@@ -148,33 +147,9 @@ class LTXVideoBackend(DiTVideoBackend):
         scheduler.set_timesteps(sigmas=sigmas, device=self.device, mu=mu)
 
     # ------------------------------------------------------------------ noise and image condition
-    def _posterior_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
-        """The VAE posterior of one image (one frame: one latent frame)."""
-        return (1, int(shape[1]), 1, int(shape[3]), int(shape[4]))
-
     def initial_noise(self, shape: Sequence[int], generator: torch.Generator) -> torch.Tensor:
-        """The pipeline's noise: drawn after the posterior sample, so a sample of its shape is drawn first.
-
-        The state this started from is kept: `encode_images` samples the posterior from it (see there).
-        """
-        start = generator.get_state()
-        vae = self.vae
-        randn_tensor(self._posterior_shape(shape), generator=generator, device=vae.device, dtype=vae.dtype)
-        noise = randn_tensor(tuple(shape), generator=generator, device=self.device, dtype=torch.float32)
-        self._noise_states = (start, generator.get_state())
-        return noise
-
-    def _posterior_generator(self, generator: torch.Generator) -> torch.Generator:
-        """The generator the posterior is sampled from: right after `initial_noise`, one at the state that
-        call started from (the pipeline's order: posterior sample, then noise); otherwise `generator` itself.
-
-        The Session encodes x~ and x~' each from the state after the noise, so both get the same posterior
-        draw (as PIA's and SVD's branches do), and that draw is the pipeline's.
-        """
-        states = self._noise_states
-        if states is None or not torch.equal(generator.get_state(), states[1]):
-            return generator
-        return torch.Generator(device=generator.device).set_state(states[0])
+        """The pipeline's noise, float32 (drawn after the image's posterior sample: `draws_image_first`)."""
+        return randn_tensor(tuple(shape), generator=generator, device=self.device, dtype=torch.float32)
 
     def _pixels(self, images: Sequence[Image.Image]) -> torch.Tensor:
         width, height = images[0].size
@@ -198,7 +173,7 @@ class LTXVideoBackend(DiTVideoBackend):
         images = list(images)
         num_frames = int(num_frames or self.num_frames)
         pixels = self._pixels(images)
-        sample = self.vae.encode(pixels[:1].unsqueeze(2)).latent_dist.sample(self._posterior_generator(generator))
+        sample = self.vae.encode(pixels[:1].unsqueeze(2)).latent_dist.sample(generator)
         latents = self._normalize(sample).repeat(1, 1, self.latent_frames(num_frames), 1, 1)
         clip = None
         if len(images) > 1:
@@ -373,22 +348,7 @@ TINY_LTX: dict[str, dict[str, Any]] = dict(
         encoder_causal=True,
         decoder_causal=False,
     ),
-    # t5-v1_1-xxl's kind of T5 (gated GELU, untied head) at a tiny width, over the word tokenizer's vocabulary
-    text_encoder=dict(
-        vocab_size=128,
-        d_model=32,
-        d_kv=8,
-        d_ff=64,
-        num_layers=2,
-        num_heads=4,
-        feed_forward_proj="gated-gelu",
-        dropout_rate=0.0,
-        layer_norm_epsilon=1e-6,
-        tie_word_embeddings=False,
-        pad_token_id=0,
-        eos_token_id=1,
-        decoder_start_token_id=0,
-    ),
+    text_encoder=TINY_T5_ENCODER,
     scheduler=LTX_SCHEDULER_CONFIG,
 )
 

@@ -83,10 +83,9 @@ def _align_key(align: str | FrameAlign | None) -> Any:
     return align
 
 
-def shape_frames(backend, shape: Sequence[int]) -> int:
-    """The video frame count of a latent shape (1, C, f, h, w): f, or k * (f - 1) + 1 when time is compressed."""
-    rule = getattr(backend, "frame_rule", None)
-    return int(shape[2]) if rule is None else rule[0] * (int(shape[2]) - 1) + 1
+def draws_image_first(backend) -> bool:
+    """Whether the family's pipeline draws the image's posterior sample before the noise (CogVideoX, LTX)."""
+    return bool(getattr(backend, "draws_image_first", False))
 
 
 def trajectory_target(backend, encoded) -> torch.Tensor | None:
@@ -174,13 +173,13 @@ class Pipeline:
             return [Image.fromarray(traj.apply_endpoint(painted, trajectories))]
         return [Image.fromarray(f) for f in traj.animate(painted, trajectories, num_frames)]
 
-    def _encode(self, images: list[Image.Image], seed: int, shape, generator: torch.Generator) -> torch.Tensor:
-        """z0 = E(x) * scaling, drawn from `generator` (whose state the cache key stands for)."""
+    def _encode(self, images: list[Image.Image], plan: _Plan, generator: torch.Generator) -> torch.Tensor:
+        """z0 = E(x) * scaling, drawn from `generator` (whose state the plan's seed and shape stand for in the key)."""
         backend = self.video_backend
-        key = fingerprint("encode", model_key(backend), images, seed, tuple(shape))
+        key = fingerprint("encode", model_key(backend), images, plan.seed, tuple(plan.shape))
 
         def run():
-            latents = backend.encode_images(images, generator, num_frames=shape_frames(backend, shape))
+            latents = backend.encode_images(images, generator, num_frames=plan.num_frames)
             return latents, generator.get_state()
 
         latents, state_after = self.cache.get_or_compute("encode", key, run)
@@ -339,6 +338,19 @@ class Pipeline:
             align=v["align"], fps=v["fps"], timings=timings,
         )  # fmt: skip
 
+    def _encode_branches(self, plan: _Plan, generator: torch.Generator) -> tuple[Any, Any]:
+        """z0 = E(x~) and z0' = E(x~') (None when nothing is edited), both drawn from the generator's present
+        state (lam = 0 is then the plain video of x~'); the generator is left as after encoding x~ alone."""
+        state = generator.get_state()
+        z_base = self._encode([plan.x_tilde], plan, generator)
+        if plan.edit_images is None:
+            return z_base, None
+        after_base = generator.get_state()
+        generator.set_state(state)
+        z_edit = self._encode(plan.edit_images, plan, generator)
+        generator.set_state(after_base)
+        return z_base, z_edit
+
     def _denoise(self, plan: _Plan, schedules: list[tuple[float, ...]], callback, progress) -> torch.Tensor:
         """Encode x~ and x~' from one generator state, then run the blended loop for each schedule."""
         backend, scheduler = self.video_backend, self.video_backend.scheduler
@@ -349,17 +361,15 @@ class Pipeline:
         else:
             scheduler.set_timesteps(plan.steps, device=backend.device)
         generator = torch.Generator(device="cpu").manual_seed(plan.seed)
-        noise = backend.initial_noise(plan.shape, generator)
-        state = generator.get_state()
-        z_base = self._encode([plan.x_tilde], plan.seed, plan.shape, generator)
-        after_base = generator.get_state()
+        # one generator, in the family pipeline's order: noise then the image's VAE draw (PIA, SVD, ...),
+        # or the image's posterior sample first (CogVideoX, LTX-Video: `draws_image_first`)
+        image_first = draws_image_first(backend)
+        noise = None if image_first else backend.initial_noise(plan.shape, generator)
+        z_base, z_edit = self._encode_branches(plan, generator)
+        if image_first:
+            noise = backend.initial_noise(plan.shape, generator)
         base = backend.condition(z_base, plan.num_frames, plan.motion_scale)
-        edited, z_edit = None, None
-        if plan.edit_images is not None:
-            generator.set_state(state)  # the same posterior draw for x~': lam = 0 is the plain video of x~'
-            z_edit = self._encode(plan.edit_images, plan.seed, plan.shape, generator)
-            edited = backend.condition(z_edit, plan.num_frames, plan.motion_scale)
-            generator.set_state(after_base)
+        edited = None if z_edit is None else backend.condition(z_edit, plan.num_frames, plan.motion_scale)
         guide = None
         target = trajectory_target(backend, z_edit)
         if plan.masks is not None and target is not None:
@@ -397,8 +407,9 @@ class Pipeline:
         if plan.align == "stats" and plan.edit_images is not None:
             image = plan.edit_images[-1]
         generator = torch.Generator(device="cpu").manual_seed(plan.seed)
-        self.video_backend.initial_noise(plan.shape, generator)  # the encode cache key assumes this draw
-        reference = self._encode([image], plan.seed, plan.shape, generator)
+        if not draws_image_first(self.video_backend):  # the encode cache key assumes the run's draws before it
+            self.video_backend.initial_noise(plan.shape, generator)
+        reference = self._encode([image], plan, generator)
         # backends whose encoding is more than latents (SVD) say which part is the latent
         reference = getattr(self.video_backend, "reference_latents", lambda z: z)(reference)
         return apply_align(plan.align, latents, reference.to(latents.dtype))
