@@ -50,7 +50,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 from transformers import T5Config, T5EncoderModel
 
-from ivcore.backends.dit import DiTVideoBackend
+from ivcore.backends.dit import DiTVideoBackend, is_test_model
 from ivcore.backends.word_tokenizer import TINY_T5_ENCODER, word_tokenizer
 from ivcore.errors import InstructionError
 
@@ -238,7 +238,7 @@ class CogVideoXVideoBackend(DiTVideoBackend):
     def __init__(self, pipe, *, name: str = "", **overrides: Any):
         config = pipe.transformer.config
         self.version: CogVideoXVersion = "1.0" if config.patch_size_t is None else "1.5"
-        tiny = config.num_attention_heads * config.attention_head_dim < 256
+        tiny = is_test_model(pipe.transformer)
         settings = {**COGVIDEOX_VARIANTS["tiny" if tiny else self.version], **overrides}
         defaults = dict(steps=settings["steps"], guidance=settings["guidance"], negative_prompt="")
         if isinstance(pipe.scheduler, CogVideoXDPMScheduler):

@@ -24,6 +24,14 @@ from PIL import Image
 
 from ivcore.backends.fallback import SplitLimits
 
+TEST_MODEL_WIDTH = 256  # a transformer narrower than this (heads x head dim) is a test model: tiny settings
+
+
+def is_test_model(transformer) -> bool:
+    """Tiny test models (mirrors, `Session.tiny`) get the family's tiny settings, not its native size and frames."""
+    config = transformer.config
+    return config.num_attention_heads * config.attention_head_dim < TEST_MODEL_WIDTH
+
 
 class DiTVideoBackend(SplitLimits):
     """A `VideoBackend` over a diffusers image-to-video pipeline whose denoiser is a transformer.
@@ -142,9 +150,19 @@ class DiTVideoBackend(SplitLimits):
             self._latent_rgb = np.linalg.solve(x.T @ x + ridge, x.T @ y).astype(np.float32)
         return self._latent_rgb
 
+    @staticmethod
+    def put_back_first_frame(latents: torch.Tensor, frame: torch.Tensor, edited: torch.Tensor | None, lams):
+        """First-frame families (Wan TI2V-5B, LTX): latent frame 0 of each item becomes `lam * frame + (1 - lam) *
+        edited` with the item's last lambda (`frame` alone when nothing is edited): E(x~) at lam 1, E(x~') at 0."""
+        out = latents.clone()
+        for item, lam in enumerate(lams):
+            mixed = frame if edited is None else lam * frame + (1 - lam) * edited
+            out[item : item + 1, :, :1] = mixed.to(out.dtype)
+        return out
+
     def pipeline(self):
         """The family's diffusers pipeline over these very modules (the reference)."""
         return self.pipe
 
 
-__all__ = ["DiTVideoBackend"]
+__all__ = ["DiTVideoBackend", "is_test_model"]

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ivcore.backends.dit import DiTVideoBackend
+from ivcore.backends.dit import DiTVideoBackend, is_test_model
 from ivcore.backends.hunyuan_tiny import MIRROR_KIND, tiny_hunyuan_components, write_hunyuan_mirror
 
 # The model card's and the pipeline's defaults (480p I2V); the tiny models run 9 frames in 4 steps. The
@@ -87,7 +87,7 @@ class HunyuanVideoBackend(DiTVideoBackend):
     def __init__(self, pipe, *, name: str = "", **overrides: Any):
         # test models (a transformer narrower than 256) get the tiny settings: 64 x 64, 9 frames, 4 steps
         config = pipe.transformer.config
-        tiny = config.num_attention_heads * config.attention_head_dim < 256
+        tiny = is_test_model(pipe.transformer)
         settings = {
             **HUNYUAN_SETTINGS["tiny" if tiny else "480p"], "size": native_size_of(pipe),
             "guidance": float(pipe.guider.guidance_scale), **overrides,

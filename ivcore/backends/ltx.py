@@ -53,7 +53,7 @@ from PIL import Image
 from transformers import T5Config, T5EncoderModel
 
 from ivcore.backends.base import BackendSetting
-from ivcore.backends.dit import DiTVideoBackend
+from ivcore.backends.dit import DiTVideoBackend, is_test_model
 from ivcore.backends.word_tokenizer import TINY_T5_ENCODER, word_tokenizer
 
 MAX_SEQUENCE_LENGTH = 128  # what LTXImageToVideoPipeline.__call__ passes to encode_prompt
@@ -99,8 +99,7 @@ class LTXVideoBackend(DiTVideoBackend):
     patch = (1, 1)
 
     def __init__(self, pipe, *, name: str = "", **overrides: Any):
-        config = pipe.transformer.config
-        tiny = config.num_attention_heads * config.attention_head_dim < 256  # test models: 96 x 64, 9 frames
+        tiny = is_test_model(pipe.transformer)  # test models: 96 x 64, 9 frames
         settings = {**LTX_SETTINGS["tiny" if tiny else "ltx-video"], **overrides}
         defaults = dict(
             steps=settings["steps"], guidance=settings["guidance"], negative_prompt="" if tiny else LTX_NEGATIVE_PROMPT
@@ -251,11 +250,7 @@ class LTXVideoBackend(DiTVideoBackend):
         The same decision as Wan TI2V-5B: frame 0 is never denoised (the pipeline keeps it as the image
         latent), so lam 1 gives E(x~) exactly, lam 0 E(x~'), and in between their latent blend.
         """
-        out = latents.clone()
-        for item, lam in enumerate(lams):
-            mixed = base if edited is None else lam * base + (1 - lam) * edited
-            out[item : item + 1, :, :1] = mixed.to(out.dtype)
-        return out
+        return self.put_back_first_frame(latents, base, edited, lams)
 
     # ------------------------------------------------------------------ decode
     @torch.no_grad()

@@ -31,7 +31,7 @@ import torch
 from PIL import Image
 
 from ivcore.backends.base import BackendSetting
-from ivcore.backends.dit import DiTVideoBackend
+from ivcore.backends.dit import DiTVideoBackend, is_test_model
 
 MAX_SEQUENCE_LENGTH = 512  # what WanImageToVideoPipeline.__call__ passes to encode_prompt
 # The negative prompt Wan's model cards and diffusers' examples use (the model was tuned with it).
@@ -85,8 +85,7 @@ class WanVideoBackend(DiTVideoBackend):
     def __init__(self, pipe, *, variant: str | None = None, name: str = "", **overrides: Any):
         variant = variant or variant_of(pipe, name)
         # test models (a transformer narrower than 256) get the tiny settings: 64 x 48, 9 frames, 4 steps
-        config = pipe.transformer.config
-        tiny = config.num_attention_heads * config.attention_head_dim < 256
+        tiny = is_test_model(pipe.transformer)
         settings = {**WAN_VARIANTS["tiny" if tiny else variant], **overrides}
         defaults = dict(steps=settings["steps"], guidance=settings["guidance"], negative_prompt=WAN_NEGATIVE_PROMPT)
         if tiny:
@@ -252,12 +251,8 @@ class WanVideoBackend(DiTVideoBackend):
         """TI2V-5B: put the image's latent frame back at frame 0, blended by each item's last lambda."""
         if not self.first_frame:
             return latents
-        frame = base.condition[:, :, :1]
-        out = latents.clone()
-        for item, lam in enumerate(lams):
-            mixed = frame if edited is None else lam * frame + (1 - lam) * edited.condition[:, :, :1]
-            out[item : item + 1, :, :1] = mixed.to(out.dtype)
-        return out
+        edited_frame = None if edited is None else edited.condition[:, :, :1]
+        return self.put_back_first_frame(latents, base.condition[:, :, :1], edited_frame, lams)
 
     # ------------------------------------------------------------------ decode
     @torch.no_grad()
