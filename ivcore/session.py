@@ -293,7 +293,7 @@ class Session(Pipeline):
         image_backend, video_backend, spec = load_backends(
             image_model, video_model, motion_adapter=motion_adapter, device=device, dtype=dtype
         )
-        options = {**DEFAULTS, **getattr(video_backend, "defaults", {})}  # the video family's own settings
+        options = {**DEFAULTS, **getattr(image_backend, "defaults", {}), **getattr(video_backend, "defaults", {})}
         options.update(kwargs)
         settings = {k: options.pop(k) for k in list(options) if k in cls.fields and k not in _CONSTRUCTOR}
         session = cls(image_backend, video_backend, spec=spec, **options)

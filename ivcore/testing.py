@@ -27,7 +27,8 @@ checked here, offline); the tensors are random.
 The video families' kinds ("wan2.1-i2v", "wan2.2-i2v-a14b", "wan2.2-ti2v-5b", ...) come from each family's
 module (`ivcore.backends.families`): tiny random-init models in the repository's layout (model_index.json,
 transformer, vae, text_encoder, tokenizer built in code, scheduler, ...), loaded by `from_pretrained(folder)`
-like the real repository; `width` does not apply to them.
+like the real repository; `width` does not apply to them. The image families' kinds ("sdxl", "sdxl-turbo")
+come from `ivcore.backends.image_families` the same way.
 
 `width < 1` scales channel counts only (rounded up to multiples of the group-norm groups and head
 counts): the same blocks, layers, heads, vocabulary (49408), sample sizes and file names, so the
@@ -48,13 +49,16 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-from ivcore.backends import configs, families
+from ivcore.backends import configs, families, image_families
 from ivcore.backends.tiny import byte_level_alphabet
 from ivcore.errors import InstructionError
 from ivcore.instructions import check_choice
 
-# the kinds written here, then every video family's own (`ivcore.backends.families`: "wan2.1-i2v", ...)
-KINDS = ("sd15", "pia", "svd-xt", "lcm-lora", "animatelcm-lora", *families.mirror_kinds())
+# the kinds written here, then every video family's own (`ivcore.backends.families`: "wan2.1-i2v", ...) and every
+# image family's (`ivcore.backends.image_families`: "sdxl", ...)
+KINDS = (
+    "sd15", "pia", "svd-xt", "lcm-lora", "animatelcm-lora", *families.mirror_kinds(), *image_families.mirror_kinds(),
+)  # fmt: skip
 REPOSITORIES = {
     "sd15": configs.SD15_MODEL,
     "pia": configs.PIA_ADAPTER,
@@ -351,6 +355,8 @@ def mirror(
     check_choice(kind, "kind", KINDS)
     if kind in families.mirror_kinds():  # a DiT family's tiny model in its hub layout (the family's module)
         return families.write_mirror(kind, Path(folder), seed=seed)
+    if kind in image_families.mirror_kinds():  # an image family's tiny model in its hub layout
+        return image_families.write_mirror(kind, Path(folder), seed=seed)
     if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 1:
         raise InstructionError("width", width, "a number in (0, 1]")
     chosen = tuple(DEFAULT_VARIANTS.get(kind, (None,)) if variants is None else variants)

@@ -1,9 +1,10 @@
 """Building backends: the tiny offline preset and real weights via `from_pretrained`.
 
 Real weights load component by component from hub ids or local folders in the diffusers layout,
-safetensors only. P_img is an SD1.5-family img2img model; P_video is whichever family the video
-model's model_index.json names (`ivcore.backends.families`: PIA, SVD, Wan, ...), loaded by that
-family's own module. Nothing here branches on the family.
+safetensors only. P_img is whichever image family the image model's model_index.json names
+(`ivcore.backends.image_families`: SD1.5, SDXL, ...), P_video whichever video family the video
+model's names (`ivcore.backends.families`: PIA, SVD, Wan, ...), each loaded by its family's own
+module. Nothing here branches on a family.
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ import os
 from typing import Any
 
 import torch
-from diffusers import UNet2DConditionModel, UNetMotionModel
+from diffusers import UNetMotionModel
 
-from ivcore.backends import families
+from ivcore.backends import families, image_families
 from ivcore.backends.image import ImageBackend
-from ivcore.backends.loading import load_component, load_scheduler, sd_parts
 from ivcore.backends.tiny import TINY_FRAMES, TINY_SIZE, tiny_components
 from ivcore.backends.video import PIAVideoBackend
 
@@ -43,15 +43,10 @@ def tiny_backends(seed: int = 0) -> tuple[ImageBackend, PIAVideoBackend]:
     return image, video
 
 
-def load_image_backend(image_model: str, dtype: torch.dtype, device) -> ImageBackend:
-    """P_img: an SD1.5-family img2img model."""
-    parts = sd_parts(image_model, dtype, device)
-    unet = load_component(UNet2DConditionModel, image_model, "unet", dtype).to(device)
-    vae_factor = 2 ** (len(parts["vae"].config.block_out_channels) - 1)
-    size = int(unet.config.sample_size) * vae_factor
-    return ImageBackend(
-        unet=unet.eval(), scheduler=load_scheduler(image_model), size=size, name=image_model, **parts
-    )  # fmt: skip
+def load_image_backend(image_model: str, dtype: torch.dtype, device) -> Any:
+    """P_img: the image family the model's model_index.json names (InstructionError naming `image_model` if none)."""
+    family = image_families.family_of(image_model)
+    return family.load(image_model, device=torch.device(device), dtype=dtype)
 
 
 def load_backends(
@@ -61,17 +56,21 @@ def load_backends(
     motion_adapter: str | os.PathLike | None = None,
     device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
-) -> tuple[ImageBackend, Any, dict]:
-    """Load P_img and P_video (the family the video model's model_index.json names, `ivcore.backends.families`).
+) -> tuple[Any, Any, dict]:
+    """Load P_img and P_video, each of the family its model_index.json names (`ivcore.backends.image_families`,
+    `ivcore.backends.families`).
 
-    PIA shares VAE, CLIP and (for one model) the UNet's weights with P_img, as SD1.5 + PIA do.
+    Both families are looked up before anything loads: a model of an unknown class raises InstructionError
+    naming `image_model` or `video_model` and loads nothing. PIA shares VAE, CLIP and (for one model) the
+    UNet's weights with P_img, as SD1.5 + PIA do.
     """
     image_model = str(image_model or DEFAULT_IMAGE_MODEL)
     video_model = str(video_model or DEFAULT_VIDEO_MODEL)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
+    image_family = image_families.family_of(image_model)
     family = families.family_of(video_model)
-    image = load_image_backend(image_model, dtype, device)
+    image = image_family.load(image_model, device=device, dtype=dtype)
     video = family.load(video_model, device=device, dtype=dtype, image_backend=image, motion_adapter=motion_adapter)
     # what else the family loaded from (PIA: its motion adapter), so that Session.load asks for it again
     spec = {"image_model": image_model, "video_model": video_model, **getattr(video, "sources", {})}

@@ -9,6 +9,9 @@ is a module and one registration; nothing else branches on the family.
 A loader is `load(model, *, device, dtype, image_backend=None, motion_adapter=None) -> backend`
 (a `VideoBackend`, see `ivcore.backends.base`); its backend's `defaults` are the session settings
 the family ships with (native size, frames, steps, guidance, negative prompt, fps).
+
+`Registry` is the lookup itself; the image families (P_img) keep a registry of their own in
+`ivcore.backends.image_families`.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from ivcore.errors import InstructionError
 
 @dataclass(frozen=True)
 class Family:
-    """One video family: the pipeline classes it loads and where its code lives."""
+    """One family (of P_video or P_img): the pipeline classes it loads and where its code lives."""
 
     name: str
     pipelines: tuple[str, ...]  # model_index.json `_class_name` values ("" : a folder without one)
@@ -38,31 +41,9 @@ class Family:
         return _resolve(self.loader)(model, **kwargs)
 
 
-_FAMILIES: dict[str, Family] = {}
-
-
 def _resolve(target: str) -> Callable:
     module, function = target.split(":")
     return getattr(importlib.import_module(module), function)
-
-
-def register(family: Family) -> Family:
-    """Add (or replace) a family; its pipeline classes must not belong to another one."""
-    for other in _FAMILIES.values():
-        taken = set(other.pipelines) & set(family.pipelines)
-        if other.name != family.name and taken:
-            raise ValueError(f"family {family.name!r}: {sorted(taken)} already belong to {other.name!r}")
-    _FAMILIES[family.name] = family
-    return family
-
-
-def families() -> list[Family]:
-    return list(_FAMILIES.values())
-
-
-def supported() -> list[str]:
-    """The pipeline classes a video model may be, for error messages and docs."""
-    return sorted(p for f in _FAMILIES.values() for p in f.pipelines if p)
 
 
 def model_index(model: str | os.PathLike) -> dict:
@@ -85,27 +66,57 @@ def pipeline_class(model: str | os.PathLike) -> str:
     return str(model_index(model).get("_class_name", ""))
 
 
-def family_of(model: str | os.PathLike) -> Family:
-    """The family whose pipelines include the model's class; InstructionError naming `video_model` otherwise."""
-    found = pipeline_class(model)
-    for family in _FAMILIES.values():
-        if found in family.pipelines:
-            return family
-    raise InstructionError(
-        "video_model", str(model),
-        f"a model of a supported family; its model_index.json names {found or 'no pipeline class'!r}, "
-        f"supported: {', '.join(supported())}",
-    )  # fmt: skip
+class Registry:
+    """The families of one role (P_video here, P_img in `ivcore.backends.image_families`), keyed by pipeline class.
+
+    `field` is the session argument an unknown class is reported under (`video_model`, `image_model`): the two
+    roles keep separate registries because one class can be both (an SD1.5 folder is P_img, and PIA's base).
+    """
+
+    def __init__(self, field: str):
+        self.field = field
+        self._families: dict[str, Family] = {}
+
+    def register(self, family: Family) -> Family:
+        """Add (or replace) a family; its pipeline classes must not belong to another one."""
+        for other in self._families.values():
+            taken = set(other.pipelines) & set(family.pipelines)
+            if other.name != family.name and taken:
+                raise ValueError(f"family {family.name!r}: {sorted(taken)} already belong to {other.name!r}")
+        self._families[family.name] = family
+        return family
+
+    def families(self) -> list[Family]:
+        return list(self._families.values())
+
+    def supported(self) -> list[str]:
+        """The pipeline classes a model of this role may be, for error messages and docs."""
+        return sorted(p for f in self._families.values() for p in f.pipelines if p)
+
+    def family_of(self, model: str | os.PathLike) -> Family:
+        """The family whose pipelines include the model's class; InstructionError naming the role's field otherwise."""
+        found = pipeline_class(model)
+        for family in self._families.values():
+            if found in family.pipelines:
+                return family
+        raise InstructionError(
+            self.field, str(model),
+            f"a model of a supported family; its model_index.json names {found or 'no pipeline class'!r}, "
+            f"supported: {', '.join(self.supported())}",
+        )  # fmt: skip
+
+    def mirror_kinds(self) -> dict[str, str]:
+        """{kind: "module:function"} of every family's hub-layout mirror writers (`ivcore.testing.mirror`)."""
+        return {kind: target for f in self._families.values() for kind, target in f.mirrors.items()}
+
+    def write_mirror(self, kind: str, folder: Path, **kwargs: Any) -> Path:
+        """Write the hub-layout mirror `kind` (one writer may serve several kinds of a family: it gets `kind=`)."""
+        return _resolve(self.mirror_kinds()[kind])(folder, kind=kind, **kwargs)
 
 
-def mirror_kinds() -> dict[str, str]:
-    """{kind: "module:function"} of every family's hub-layout mirror writers (`ivcore.testing.mirror`)."""
-    return {kind: target for f in _FAMILIES.values() for kind, target in f.mirrors.items()}
-
-
-def write_mirror(kind: str, folder: Path, **kwargs: Any) -> Path:
-    """Write the hub-layout mirror `kind` (one writer may serve several kinds of a family: it gets `kind=`)."""
-    return _resolve(mirror_kinds()[kind])(folder, kind=kind, **kwargs)
+VIDEO = Registry("video_model")
+register, families, supported = VIDEO.register, VIDEO.families, VIDEO.supported
+family_of, mirror_kinds, write_mirror = VIDEO.family_of, VIDEO.mirror_kinds, VIDEO.write_mirror
 
 
 # ------------------------------------------------------------------------------------ the families
@@ -149,4 +160,7 @@ register(Family(
 ))  # fmt: skip
 
 
-__all__ = ["Family", "families", "family_of", "mirror_kinds", "model_index", "pipeline_class", "register", "supported"]
+__all__ = [
+    "VIDEO", "Family", "Registry", "families", "family_of", "mirror_kinds", "model_index", "pipeline_class",
+    "register", "supported", "write_mirror",
+]  # fmt: skip

@@ -2,7 +2,8 @@
 
 The loop is our own (a few lines), written to match diffusers' StableDiffusionImg2ImgPipeline
 step for step, so SD1.5, LCM-LoRA, sd-turbo style models and DreamBooth checkpoints all load
-and run the same way, and tests can use that pipeline as the oracle.
+and run the same way, and tests can use that pipeline as the oracle. It is the "sd15" image family
+(`ivcore.backends.image_families`); `load_sd15_backend` is its loader.
 """
 
 from __future__ import annotations
@@ -15,6 +16,21 @@ from PIL import Image
 
 from ivcore.backends.base import SDComponents
 from ivcore.backends.schedulers import step_kwargs
+
+SD15_DEFAULTS = dict(image_steps=25, image_guidance=7.5)  # the session's settings for an SD1.5 P_img
+
+
+def img2img_timesteps(scheduler, steps: int, strength: float) -> torch.Tensor:
+    """The timesteps img2img runs: the last `int(steps * strength)` of `steps`, as diffusers' `get_timesteps`.
+
+    At least one: a strength above 0 always edits (the pipelines would run none below 1 / steps).
+    Call after `scheduler.set_timesteps(steps)`; sets the scheduler's begin index as the pipelines do.
+    """
+    init_steps = max(1, min(int(steps * strength), steps))
+    t_start = steps - init_steps
+    if hasattr(scheduler, "set_begin_index"):
+        scheduler.set_begin_index(t_start * scheduler.order)
+    return scheduler.timesteps[t_start * scheduler.order :]
 
 
 def guidance_embedding(w: float, dim: int, dtype: torch.dtype) -> torch.Tensor:
@@ -41,6 +57,7 @@ class ImageBackend(SDComponents):
     ):
         super().__init__(unet, vae, text_encoder, tokenizer, scheduler, size=size, name=name)
         self.image_processor = VaeImageProcessor(vae_scale_factor=self.vae_scale_factor)
+        self.defaults = dict(SD15_DEFAULTS)  # the session's image_steps / image_guidance for this family
 
     @torch.no_grad()
     def img2img(
@@ -61,11 +78,7 @@ class ImageBackend(SDComponents):
         generator = torch.Generator(device="cpu").manual_seed(seed)
         scheduler = self.scheduler
         scheduler.set_timesteps(steps, device=device)
-        init_steps = max(1, min(int(steps * strength), steps))
-        t_start = steps - init_steps
-        timesteps = scheduler.timesteps[t_start * scheduler.order :]
-        if hasattr(scheduler, "set_begin_index"):
-            scheduler.set_begin_index(t_start * scheduler.order)
+        timesteps = img2img_timesteps(scheduler, steps, strength)
 
         pixels = self.image_processor.preprocess(image).to(device=device, dtype=self.vae.dtype)
         latents = self.vae.encode(pixels).latent_dist.sample(generator) * self.vae.config.scaling_factor
@@ -92,3 +105,19 @@ class ImageBackend(SDComponents):
 
         decoded = self.vae.decode(latents.to(self.vae.dtype) / self.vae.config.scaling_factor).sample
         return self.image_processor.postprocess(decoded.float(), output_type="pil")[0]
+
+
+def load_sd15_backend(model: str, *, device, dtype: torch.dtype, **_) -> ImageBackend:
+    """P_img from an SD1.5-layout model (hub id or folder, safetensors only): the "sd15" image family's loader."""
+    from diffusers import UNet2DConditionModel
+
+    from ivcore.backends.loading import load_component, load_scheduler, sd_parts
+
+    parts = sd_parts(model, dtype, device)
+    unet = load_component(UNet2DConditionModel, model, "unet", dtype).to(device)
+    vae_factor = 2 ** (len(parts["vae"].config.block_out_channels) - 1)
+    size = int(unet.config.sample_size) * vae_factor
+    return ImageBackend(unet=unet.eval(), scheduler=load_scheduler(model), size=size, name=model, **parts)
+
+
+__all__ = ["SD15_DEFAULTS", "ImageBackend", "guidance_embedding", "img2img_timesteps", "load_sd15_backend"]

@@ -1,0 +1,34 @@
+"""The image families P_img can be, found by the diffusers pipeline class a model folder names.
+
+The image side is independent of the video side (any image family with any video family), so it
+has a registry of its own: one class can be both an image model and a video base (an SD1.5 folder
+is P_img, and the base PIA's motion adapter runs on). As for the video families, each image family
+is one module of `ivcore.backends` with a loader, imported only when a model of its family loads.
+
+A loader is `load(model, *, device, dtype) -> backend`; the backend has `encode_prompt(prompt)` (what
+its `img2img` takes as cond / uncond; the session's text stage caches it as it is), `img2img(image,
+cond, uncond, *, strength, steps, guidance, seed)`, diffusers' component names (`unet`, `vae`,
+`scheduler`, ...), `native_size`, `size_multiple` or what `ivcore.sizes.backend_multiple` reads,
+and `defaults`: the session settings the family ships with (`image_steps`, `image_guidance`).
+"""
+
+from __future__ import annotations
+
+from ivcore.backends.families import Family, Registry
+
+IMAGE = Registry("image_model")
+register, families, supported = IMAGE.register, IMAGE.families, IMAGE.supported
+family_of, mirror_kinds, write_mirror = IMAGE.family_of, IMAGE.mirror_kinds, IMAGE.write_mirror
+
+
+# ------------------------------------------------------------------------------------ the families
+register(Family(
+    "sd15",
+    ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "LatentConsistencyModelPipeline",
+     "LatentConsistencyModelImg2ImgPipeline", ""),
+    "ivcore.backends.image:load_sd15_backend",
+    doc="SD1.5 and its fine-tunes (DreamBooth, LCM, sd-turbo style): img2img over the UNet, VAE and CLIP",
+))  # fmt: skip
+
+
+__all__ = ["IMAGE", "families", "family_of", "mirror_kinds", "register", "supported", "write_mirror"]
