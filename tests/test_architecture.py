@@ -3,8 +3,9 @@
 Every import counts, also those inside functions (a lazy import still couples two modules):
 - the engine (`ivcore` but its clients) imports no widget code;
 - backends never import the session or anything above it (the stages included);
-- the video families are found through one registry (`ivcore.backends.families`): nothing else
-  names a family's pipeline class, and `backends/build.py` does not branch on them;
+- the video families are found through one registry (`ivcore.backends.families`), the image families
+  through another (`ivcore.backends.image_families`): `backends/build.py` names no family's pipeline
+  class and does not branch on them;
 - the shapes world, batch and the command line are clients of the session: the engine imports
   none of them (`Session.shapes()` reaches the shapes world through `ivcore.presets` by name);
 - no two modules import each other, directly or through others (no circle).
@@ -100,6 +101,21 @@ def test_families_are_found_through_the_registry_alone():
     build = (ROOT / "ivcore" / "backends" / "build.py").read_text()
     named = [c for c in classes if c in build] + [f.name for f in registered if f'"{f.name}"' in build]
     assert named == [], "build.py branches on families; register them in ivcore/backends/families.py instead"
+
+
+def test_image_families_are_found_through_their_registry_alone():
+    from ivcore.backends import image_families
+
+    registered = image_families.families()
+    classes = [p for f in registered for p in f.pipelines if p]
+    assert {"StableDiffusionPipeline", "StableDiffusionXLImg2ImgPipeline", "StableDiffusionXLPipeline"} <= set(classes)
+    assert len(classes) == len(set(classes))  # one image family per pipeline class
+    for family in registered:  # an image family is a module of its own under ivcore/backends
+        module = family.loader.split(":")[0]
+        assert module.startswith("ivcore.backends.") and (ROOT / (module.replace(".", "/") + ".py")).is_file()
+    build = (ROOT / "ivcore" / "backends" / "build.py").read_text()
+    named = [c for c in classes if c in build] + [f.name for f in registered if f'"{f.name}"' in build]
+    assert named == [], "build.py branches on image families; register them in ivcore/backends/image_families.py"
 
 
 def test_the_engine_imports_none_of_its_clients(graph):

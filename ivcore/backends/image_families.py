@@ -29,6 +29,11 @@ register(Family(
     "ivcore.backends.image:load_sd15_backend",
     doc="SD1.5 and its fine-tunes (DreamBooth, LCM, sd-turbo style): img2img over the UNet, VAE and CLIP",
 ))  # fmt: skip
+register(Family(
+    "sdxl", ("StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline"), "ivcore.backends.sdxl:load_sdxl_backend",
+    mirrors={"sdxl": "ivcore.backends.sdxl:write_sdxl_mirror", "sdxl-turbo": "ivcore.backends.sdxl:write_sdxl_mirror"},
+    doc="SDXL base, SDXL-Turbo and other SDXL folders: img2img over StableDiffusionXLImg2ImgPipeline's own methods",
+))  # fmt: skip
 
 
 __all__ = ["IMAGE", "families", "family_of", "mirror_kinds", "register", "supported", "write_mirror"]
