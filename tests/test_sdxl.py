@@ -33,8 +33,8 @@ def sdxl_folders(tmp_path_factory):
     return folders
 
 
-def make_session(folders, kind: str = "sdxl", **kwargs) -> Session:
-    s = Session.from_pretrained(folders[kind], folders["wan2.1-i2v"], device="cpu", dtype=torch.float32, **kwargs)
+def make_session(folders, kind: str = "sdxl", dtype: torch.dtype = torch.float32, **kwargs) -> Session:
+    s = Session.from_pretrained(folders[kind], folders["wan2.1-i2v"], device="cpu", dtype=dtype, **kwargs)
     s.image = picture(s.size)
     s.content, s.motion = "a fox in the snow", MOTION
     s.content_strength = 0.6
@@ -108,6 +108,22 @@ def test_a_swapped_scheduler_and_a_strength_below_one_step(sdxl_folders, oracles
         pipe.scheduler = original
     s.content_strength = 0.1  # int(6 * 0.1) = 0 steps in the pipeline; one here
     assert levels(np.asarray(s.intermediate(edited=False)), np.asarray(s.image)) > 0
+
+
+def test_float16_upcasts_the_vae_as_the_pipeline_does(sdxl_folders):
+    """SDXL's VAE says force_upcast: encode and decode run in float32, the VAE is float16 again afterwards."""
+    from diffusers import StableDiffusionXLImg2ImgPipeline
+
+    s = make_session(sdxl_folders, dtype=torch.float16, image_steps=6)
+    x_tilde = np.asarray(s.intermediate(edited=False))
+    assert s.image_backend.vae.dtype == torch.float16 and s.image_backend.unet.dtype == torch.float16
+    pipe = StableDiffusionXLImg2ImgPipeline.from_pretrained(
+        str(sdxl_folders["sdxl"]), dtype=torch.float16, add_watermarker=False
+    )
+    pipe.set_progress_bar_config(disable=True)
+    found = levels(x_tilde, oracle(pipe, s, s.image))
+    MEASURED["sdxl float16 (CPU)"] = found
+    assert found <= 1
 
 
 def test_content_strength_0_gives_x_exactly(sdxl_folders):
