@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from PIL import Image
 
 from ivcore.backends.base import SDComponents
 from ivcore.backends.image import img2img_timesteps
+from ivcore.backends.image_pipeline import PipelineOver, PooledText
 
 # the session's settings for the family: `StableDiffusionXLImg2ImgPipeline.__call__`'s own defaults, and the
 # few-step ones of the distilled models (SDXL-Turbo's model card: 2-4 steps, no guidance)
@@ -38,12 +39,9 @@ AESTHETIC_SCORE, NEGATIVE_AESTHETIC_SCORE = 6.0, 2.5  # the pipeline's defaults 
 PIPELINE_FLAGS = ("requires_aesthetics_score", "force_zeros_for_empty_prompt")  # model_index.json keys it reads
 
 
-class SDXLText(NamedTuple):
-    """One prompt as `encode_prompt` gives it: what the text stage caches and `img2img` takes as cond / uncond."""
-
-    embeds: torch.Tensor  # (1, 77, D1 + D2): both encoders' penultimate hidden states
-    pooled: torch.Tensor  # (1, P): text_encoder_2's pooled projection (the UNet's `text_embeds`)
-    empty: bool  # the prompt was "": as a negative prompt, zeros under `force_zeros_for_empty_prompt`
+# one prompt: embeds (1, 77, D1 + D2), both encoders' penultimate hidden states; pooled (1, P), text_encoder_2's
+# pooled projection (the UNet's `text_embeds`); empty: as a negative prompt, zeros under `force_zeros_for_empty_prompt`
+SDXLText = PooledText
 
 
 def is_few_step(scheduler) -> bool:
@@ -51,13 +49,17 @@ def is_few_step(scheduler) -> bool:
     return getattr(scheduler.config, "timestep_spacing", None) == "trailing"
 
 
-class SDXLImageBackend(SDComponents):
+class SDXLImageBackend(PipelineOver, SDComponents):
     """Img2img (P_img of Eq. 1) on SDXL components, under diffusers' names.
 
     `text_encoder` / `tokenizer` (CLIP ViT-L; None in the refiner) and `text_encoder_2` / `tokenizer_2`
     (OpenCLIP bigG with projection) as the pipeline names them; `flags` are the pipeline's
     `requires_aesthetics_score` and `force_zeros_for_empty_prompt` from model_index.json.
     """
+
+    # `pipeline()`: a StableDiffusionXLImg2ImgPipeline over the backend's current modules
+    pipeline_class = "StableDiffusionXLImg2ImgPipeline"
+    component_names = ("vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "unet", "scheduler")
 
     def __init__(
         self, unet, vae, text_encoder, text_encoder_2, tokenizer, tokenizer_2, scheduler, *,
@@ -71,24 +73,9 @@ class SDXLImageBackend(SDComponents):
         # the pipeline resizes nothing that is a multiple of the VAE factor, and the UNet takes any latent size
         self.size_multiple = self.vae_scale_factor
         self.defaults = dict(FEW_STEP_DEFAULTS if is_few_step(scheduler) else SDXL_DEFAULTS)
-        self._pipe: Any = None
-        self._pipe_parts: tuple = ()
 
-    def _parts(self) -> dict[str, Any]:
-        names = ("vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "unet", "scheduler")
-        return {name: getattr(self, name) for name in names}
-
-    def pipeline(self):
-        """A `StableDiffusionXLImg2ImgPipeline` over the backend's current modules (rebuilt when one was swapped)."""
-        from diffusers import StableDiffusionXLImg2ImgPipeline
-
-        parts = self._parts()
-        key = tuple(id(module) for module in parts.values())
-        if self._pipe is None or key != self._pipe_parts:
-            self._pipe = StableDiffusionXLImg2ImgPipeline(**parts, **self.flags, add_watermarker=False)
-            self._pipe.set_progress_bar_config(disable=True)
-            self._pipe_parts = key
-        return self._pipe
+    def pipeline_options(self) -> dict[str, Any]:
+        return {**self.flags, "add_watermarker": False}
 
     @property
     def text_dtype(self) -> torch.dtype:

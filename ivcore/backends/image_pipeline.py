@@ -1,0 +1,54 @@
+"""What the image families written over one diffusers pipeline share (SDXL, FLUX.1).
+
+Such a family keeps its modules as plain attributes under diffusers' names (users and tests reach them,
+swap the scheduler, load LoRAs) and runs the pipeline's own methods (`encode_prompt`, `prepare_latents`,
+the image processor, ...) on one pipeline of its class built over those very modules: `PipelineOver`
+builds it, and builds it again when a module was swapped. Only the loop of `__call__` and its decode are
+the family's own, so that a diffusers update that changes one of those methods changes ours with it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+
+
+class PooledText(NamedTuple):
+    """One prompt as such a pipeline's `encode_prompt` gives it: what the session's text stage caches and
+    `img2img` takes as cond / uncond."""
+
+    embeds: torch.Tensor  # (1, L, D): the token embeddings the denoiser cross-attends to
+    pooled: torch.Tensor  # (1, P): the pooled projection (SDXL's `text_embeds`, FLUX's `pooled_projections`)
+    empty: bool  # the prompt was "": as a negative prompt, the session's "no negative prompt"
+
+
+class PipelineOver:
+    """A diffusers pipeline of `pipeline_class` over the backend's current `component_names` attributes.
+
+    `pipeline_options()` gives the constructor's other arguments (model_index.json flags, ...).
+    """
+
+    pipeline_class: str = ""
+    component_names: tuple[str, ...] = ()
+
+    def pipeline_options(self) -> dict[str, Any]:
+        return {}
+
+    def _components(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.component_names}
+
+    def pipeline(self):
+        """The pipeline over the backend's modules as they are now (rebuilt when one was swapped)."""
+        import diffusers
+
+        parts = self._components()
+        key = tuple(id(module) for module in parts.values())
+        if self.__dict__.get("_pipe") is None or key != self.__dict__.get("_pipe_parts"):
+            pipe = getattr(diffusers, self.pipeline_class)(**parts, **self.pipeline_options())
+            pipe.set_progress_bar_config(disable=True)
+            self._pipe, self._pipe_parts = pipe, key
+        return self._pipe
+
+
+__all__ = ["PipelineOver", "PooledText"]
