@@ -135,11 +135,11 @@ def test_content_strength_0_gives_x_exactly(sdxl_folders):
 
 
 def test_an_image_model_of_an_unknown_class_is_refused_before_anything_loads(sdxl_folders, tmp_path):
-    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "FluxImg2ImgPipeline"}))
+    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "UnknownImagePipeline"}))
     with pytest.raises(InstructionError) as caught:
         Session.from_pretrained(tmp_path, sdxl_folders["wan2.1-i2v"], device="cpu", dtype=torch.float32)
     error = caught.value
-    assert error.field == "image_model" and "FluxImg2ImgPipeline" in str(error)
+    assert error.field == "image_model" and "UnknownImagePipeline" in str(error)
     assert "StableDiffusionXLImg2ImgPipeline" in error.allowed and "StableDiffusionPipeline" in error.allowed
 
 

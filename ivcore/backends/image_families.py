@@ -34,6 +34,16 @@ register(Family(
     mirrors={"sdxl": "ivcore.backends.sdxl:write_sdxl_mirror", "sdxl-turbo": "ivcore.backends.sdxl:write_sdxl_mirror"},
     doc="SDXL base, SDXL-Turbo and other SDXL folders: img2img over StableDiffusionXLImg2ImgPipeline's own methods",
 ))  # fmt: skip
+register(Family(
+    "flux", ("FluxPipeline", "FluxImg2ImgPipeline"), "ivcore.backends.flux:load_flux_backend",
+    mirrors={kind: "ivcore.backends.flux:write_flux_mirror" for kind in ("flux-dev", "flux-schnell")},
+    doc="FLUX.1 dev and schnell: img2img over FluxImg2ImgPipeline's own methods (distilled guidance, true CFG)",
+))  # fmt: skip
+register(Family(
+    "flux-kontext", ("FluxKontextPipeline",), "ivcore.backends.flux:load_kontext_backend",
+    mirrors={"flux-kontext": "ivcore.backends.flux:write_flux_mirror"},
+    doc="FLUX.1 Kontext: an edit family (the content text is the instruction, x + paint the reference tokens)",
+))  # fmt: skip
 
 
 __all__ = ["IMAGE", "families", "family_of", "mirror_kinds", "register", "supported", "write_mirror"]

@@ -131,8 +131,10 @@ class Pipeline:
         backend = self.image_backend
         content, negative, strength = v["content"], v["negative_prompt"], v["content_strength"]
         steps, guidance, seed = v["image_steps"], v["image_guidance"], v["seed"]
+        # an edit family (Kontext, ...) runs the same edit for every strength above 0: one cache entry
+        keyed_strength = strength > 0 if getattr(backend, "edits", False) else strength
         key = fingerprint(
-            "image", model_key(backend), image, content, negative, strength, steps, guidance,
+            "image", model_key(backend), image, content, negative, keyed_strength, steps, guidance,
             seed, type(backend.scheduler).__name__, dict(backend.scheduler.config),
         )  # fmt: skip
 

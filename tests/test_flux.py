@@ -1,0 +1,196 @@
+"""FLUX.1 as P_img behind the Session: diffusers' FluxImg2ImgPipeline and FluxKontextPipeline are the oracles.
+
+The image models run from tiny folders in the hub layouts of FLUX.1 dev, schnell (`FluxPipeline`) and Kontext
+(`FluxKontextPipeline`) (`ivcore.testing.mirror`), loaded through `Session.from_pretrained(image_model,
+video_model)` with a tiny Wan 2.1 I2V folder as P_video, the path real weights take. The oracles are loaded from
+the same folders by diffusers itself, not built over the session's modules, so a wrong flag or component in our
+loader shows up as a difference.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from family_helpers import MOTION, levels, picture, yellow_square
+
+from ivcore import InstructionError, Session
+from ivcore.stages.images import composite
+from ivcore.testing import mirror
+
+KINDS = ("flux-dev", "flux-schnell", "flux-kontext")
+MEASURED: dict[str, int] = {}  # uint8 levels from the oracle, printed at the end (-s)
+
+
+@pytest.fixture(scope="session")
+def flux_folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("flux")
+    folders = {kind: mirror(root / kind, kind) for kind in KINDS}
+    folders["wan2.1-i2v"] = mirror(root / "wan2.1-i2v", "wan2.1-i2v")
+    return folders
+
+
+def make_session(folders, kind: str = "flux-dev", **kwargs) -> Session:
+    s = Session.from_pretrained(folders[kind], folders["wan2.1-i2v"], device="cpu", dtype=torch.float32, **kwargs)
+    s.image = picture(s.size)
+    s.content, s.motion = "a fox in the snow", MOTION
+    s.content_strength = 0.6
+    return s
+
+
+@pytest.fixture(scope="module")
+def oracles(flux_folders):
+    from diffusers import FluxImg2ImgPipeline, FluxKontextPipeline
+
+    pipes = {}
+    for kind in KINDS:
+        cls = FluxKontextPipeline if kind == "flux-kontext" else FluxImg2ImgPipeline
+        pipes[kind] = cls.from_pretrained(str(flux_folders[kind]))
+        pipes[kind].set_progress_bar_config(disable=True)
+    return pipes
+
+
+def oracle(pipe, s: Session, image) -> np.ndarray:
+    """The pipeline on `image` at the session's size with its content text, negative prompt ("" is none), the
+    backend's true CFG scale, strength (img2img), image steps, image guidance and seed. Kontext's resizing is off:
+    no preferred resolution (`_auto_resize=False`), no scaling to `max_area`."""
+    width, height = s.size
+    options = dict(
+        prompt=s.content, negative_prompt=s.negative_prompt or None, true_cfg_scale=s.image_backend.true_cfg_scale,
+        image=image, height=height, width=width, num_inference_steps=s.image_steps, guidance_scale=s.image_guidance,
+        generator=torch.Generator().manual_seed(s.seed),
+    )  # fmt: skip
+    if type(pipe).__name__ == "FluxKontextPipeline":
+        options.update(max_area=width * height, _auto_resize=False)
+    else:
+        options.update(strength=s.content_strength)
+    return np.asarray(pipe(**options).images[0])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_family_and_its_defaults_come_from_the_folder(flux_folders, kind):
+    index = json.loads((flux_folders[kind] / "model_index.json").read_text())
+    assert index["_class_name"] == ("FluxKontextPipeline" if kind == "flux-kontext" else "FluxPipeline")
+    s = make_session(flux_folders, kind)
+    backend = s.image_backend
+    assert type(backend).__name__ == ("FluxKontextBackend" if kind == "flux-kontext" else "FluxImageBackend")
+    assert s.models["image_model"].endswith(kind)
+    defaults = {"flux-dev": (28, 3.5), "flux-schnell": (4, 0.0), "flux-kontext": (28, 2.5)}[kind]
+    assert (s.image_steps, s.image_guidance) == defaults
+    assert backend.size_multiple == 16  # the VAE's 8 times the packing's 2
+    assert backend.vae.config.latent_channels == 16 and backend.transformer.config.in_channels == 64
+    assert backend.scheduler.config.use_dynamic_shifting == (kind != "flux-schnell")
+    assert backend.transformer.config.guidance_embeds == (kind != "flux-schnell")
+    assert backend.edits == (kind == "flux-kontext") and backend.true_cfg_scale == 1.0
+    assert s.size == (64, 48)  # the video family's native size: P_img runs at it
+
+
+@pytest.mark.parametrize(
+    "kind, negative, true_cfg",
+    [("flux-dev", "", 1.0), ("flux-dev", "blurry, dark", 4.0), ("flux-schnell", "", 1.0), ("flux-kontext", "", 1.0),
+     ("flux-kontext", "blurry, dark", 3.0)],
+)  # fmt: skip
+def test_x_tilde_is_the_pipeline_on_x_and_x_tilde_edited_on_x_plus_paint(
+    flux_folders, oracles, kind, negative, true_cfg
+):
+    s = make_session(flux_folders, kind, image_steps=6)
+    s.negative_prompt, s.image_backend.true_cfg_scale = negative, true_cfg
+    x_tilde = np.asarray(s.intermediate(edited=False))
+    found = levels(x_tilde, oracle(oracles[kind], s, s.image))
+    assert levels(x_tilde, np.asarray(s.image)) > 50  # it did edit
+    s.paint(yellow_square(s.size))
+    painted = composite(s.image, s.paint_layer)
+    x_tilde_edited = np.asarray(s.intermediate())
+    edited = levels(x_tilde_edited, oracle(oracles[kind], s, painted))
+    assert not np.array_equal(x_tilde_edited, x_tilde)  # the paint reached P_img (Kontext: the reference tokens)
+    MEASURED[f"{kind}, negative {negative!r}, true_cfg {true_cfg}"] = max(found, edited)
+    assert found <= 1 and edited <= 1
+
+
+def test_true_cfg_needs_a_scale_above_1_and_a_negative_prompt(flux_folders):
+    s = make_session(flux_folders, image_steps=4)
+    plain = np.asarray(s.intermediate(edited=False))
+    s.image_backend.true_cfg_scale = 4.0  # a backend setting: the cached x~ is not reused
+    assert np.array_equal(np.asarray(s.intermediate(edited=False)), plain)  # no negative prompt: off
+    s.negative_prompt = "blurry"
+    assert not np.array_equal(np.asarray(s.intermediate(edited=False)), plain)
+
+
+def test_schnell_ignores_image_guidance(flux_folders):
+    s = make_session(flux_folders, "flux-schnell")
+    plain = np.asarray(s.intermediate(edited=False))
+    s.image_guidance = 5.0  # schnell has no guidance embedding
+    assert np.array_equal(np.asarray(s.intermediate(edited=False)), plain)
+
+
+@pytest.mark.parametrize("kind", ("flux-dev", "flux-kontext"))
+def test_content_strength_0_gives_x_exactly(flux_folders, kind):
+    s = make_session(flux_folders, kind)
+    s.content_strength = 0.0
+    assert np.array_equal(np.asarray(s.intermediate(edited=False)), np.asarray(s.image))
+    s.paint(yellow_square(s.size))
+    assert np.array_equal(np.asarray(s.intermediate()), np.asarray(composite(s.image, s.paint_layer)))
+
+
+def test_an_edit_family_runs_the_same_edit_for_every_strength_above_0(flux_folders):
+    s = make_session(flux_folders, "flux-kontext", image_steps=4)
+    s.content_strength = 0.3
+    low = np.asarray(s.intermediate(edited=False))
+    misses = s.stats["image"]["misses"]
+    s.content_strength = 1.0
+    assert np.array_equal(np.asarray(s.intermediate(edited=False)), low)
+    assert s.stats["image"]["misses"] == misses  # one cache entry for every strength above 0
+    s.cache.clear()  # recomputed, not read back: the same edit
+    assert np.array_equal(np.asarray(s.intermediate(edited=False)), low)
+
+
+def test_the_size_multiples_of_both_families_combine(flux_folders):
+    from ivcore import sizes
+
+    s = make_session(flux_folders, "flux-kontext", image_steps=2)
+    assert sizes.multiple(s) == 16  # FLUX's 16 with Wan 2.1's 16
+    with pytest.raises(InstructionError, match="size.*multiples of 16"):
+        s.size = (72, 48)
+    s.size = (80, 48)
+    assert s.intermediate(edited=False).size == (80, 48)  # no resizing to Kontext's preferred resolutions
+
+
+def test_painting_reruns_p_img_for_x_tilde_edited_only(flux_folders):
+    s = make_session(flux_folders, "flux-kontext", image_steps=4)
+    s.lam = 0.5
+    s.paint(yellow_square(s.size))
+    s.generate(seed=0, num_frames=5, progress=False)
+    before = s.stats["image"]
+    s.paint(yellow_square(s.size)[::-1].copy())  # another layer
+    s.generate(seed=0, num_frames=5, progress=False)
+    after = s.stats["image"]
+    assert after["misses"] - before["misses"] == 1  # x~' only
+    assert after["hits"] - before["hits"] >= 1  # x~ from the cache
+    text = s.stats["text"]["misses"]
+    s.generate(seed=0, num_frames=5, progress=False)
+    assert s.stats["text"]["misses"] == text  # nothing re-encoded
+
+
+def test_generate_with_kontext_and_wan_and_restore_the_take_bitwise(flux_folders, tmp_path):
+    s = make_session(flux_folders, "flux-kontext", image_steps=4)
+    s.content = "turn the square into a sun"
+    s.paint(yellow_square(s.size))
+    s.lam = 0.4
+    first = s.generate(seed=3, num_frames=5, progress=False)
+    assert first.frames.shape == (5, 48, 64, 3)
+    s.content, s.lam = "a wolf", 0.9
+    s.generate(seed=4, num_frames=5, progress=False)
+    s.restore(s.takes[-2])
+    s.cache.clear()  # P_img and the video recomputed, not read back
+    assert np.array_equal(s.generate(num_frames=5, progress=False).frames, first.frames)
+    s.save(tmp_path / "saved")
+    loaded = Session.load(tmp_path / "saved")
+    assert type(loaded.image_backend).__name__ == "FluxKontextBackend"
+    assert np.array_equal(np.asarray(loaded.intermediate()), np.asarray(s.intermediate()))
+
+
+def test_report_measured_levels():
+    """Prints what the oracle tests measured (run with -s)."""
+    print("\nFLUX.1 x~ / x~' vs FluxImg2ImgPipeline / FluxKontextPipeline, max uint8 levels:", MEASURED)
