@@ -32,8 +32,8 @@ def flux_folders(tmp_path_factory):
     return folders
 
 
-def make_session(folders, kind: str = "flux-dev", **kwargs) -> Session:
-    s = Session.from_pretrained(folders[kind], folders["wan2.1-i2v"], device="cpu", dtype=torch.float32, **kwargs)
+def make_session(folders, kind: str = "flux-dev", dtype: torch.dtype = torch.float32, **kwargs) -> Session:
+    s = Session.from_pretrained(folders[kind], folders["wan2.1-i2v"], device="cpu", dtype=dtype, **kwargs)
     s.image = picture(s.size)
     s.content, s.motion = "a fox in the snow", MOTION
     s.content_strength = 0.6
@@ -107,6 +107,22 @@ def test_x_tilde_is_the_pipeline_on_x_and_x_tilde_edited_on_x_plus_paint(
     assert not np.array_equal(x_tilde_edited, x_tilde)  # the paint reached P_img (Kontext: the reference tokens)
     MEASURED[f"{kind}, negative {negative!r}, true_cfg {true_cfg}"] = max(found, edited)
     assert found <= 1 and edited <= 1
+
+
+@pytest.mark.parametrize("kind", ("flux-dev", "flux-kontext"))
+def test_float16_loads_bfloat16_and_matches_the_pipeline_in_bfloat16(flux_folders, kind):
+    """FLUX.1 ships in bfloat16 (float16 overflows in its activations): a float16 request loads bfloat16."""
+    from diffusers import FluxImg2ImgPipeline, FluxKontextPipeline
+
+    s = make_session(flux_folders, kind, dtype=torch.float16, image_steps=4)
+    backend = s.image_backend
+    assert backend.dtype == backend.text_encoder_2.dtype == backend.vae.dtype == torch.bfloat16
+    cls = FluxKontextPipeline if kind == "flux-kontext" else FluxImg2ImgPipeline
+    pipe = cls.from_pretrained(str(flux_folders[kind]), dtype=torch.bfloat16)
+    pipe.set_progress_bar_config(disable=True)
+    found = levels(np.asarray(s.intermediate(edited=False)), oracle(pipe, s, s.image))
+    MEASURED[f"{kind} bfloat16 (CPU)"] = found
+    assert found <= 1
 
 
 def test_true_cfg_needs_a_scale_above_1_and_a_negative_prompt(flux_folders):
