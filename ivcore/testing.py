@@ -27,8 +27,8 @@ checked here, offline); the tensors are random.
 The video families' kinds ("wan2.1-i2v", "wan2.2-i2v-a14b", "wan2.2-ti2v-5b", ...) come from each family's
 module (`ivcore.backends.families`): tiny random-init models in the repository's layout (model_index.json,
 transformer, vae, text_encoder, tokenizer built in code, scheduler, ...), loaded by `from_pretrained(folder)`
-like the real repository; `width` does not apply to them. The image families' kinds ("sdxl", "sdxl-turbo")
-come from `ivcore.backends.image_families` the same way.
+like the real repository; `width` does not apply to them. The image families' kinds ("sdxl", "sdxl-turbo",
+"flux-dev", "flux-schnell", "flux-kontext") come from `ivcore.backends.image_families` the same way.
 
 `width < 1` scales channel counts only (rounded up to multiples of the group-norm groups and head
 counts): the same blocks, layers, heads, vocabulary (49408), sample sizes and file names, so the
