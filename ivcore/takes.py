@@ -135,11 +135,13 @@ def take_fields(session_cls: type) -> dict[str, Any]:
 
 
 def models_of(session) -> dict[str, Any]:
-    """What a take must have been made with to be restored: models, LoRAs, checkpoints, samplers."""
+    """What a take must have been made with to be restored: models, LoRAs, checkpoints, samplers, step cache."""
+    from ivcore.backends.step_cache import describe
     from ivcore.model_state import weights_state
 
     weights = weights_state(session)
-    return {"models": _plain(session.models), **{k: weights[k] for k in ("loras", "checkpoints", "schedulers")}}
+    recorded = {k: weights[k] for k in ("loras", "checkpoints", "schedulers")}
+    return {"models": _plain(session.models), **recorded, "step_cache": _plain(describe(session.video_backend))}
 
 
 def record(session, values: dict[str, Any], seed: int, video: Video, timings: dict[str, float]) -> Take:

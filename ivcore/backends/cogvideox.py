@@ -50,6 +50,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 from transformers import T5Config, T5EncoderModel
 
+from ivcore.backends import step_cache
 from ivcore.backends.dit import DiTVideoBackend, is_test_model
 from ivcore.backends.word_tokenizer import TINY_T5_ENCODER, word_tokenizer
 from ivcore.errors import InstructionError
@@ -234,6 +235,7 @@ class CogVideoXVideoBackend(DiTVideoBackend):
     """
 
     draws_image_first = True  # the pipeline samples the image posterior before the noise (module docstring)
+    step_cache_rows = "together"  # the pipeline calls [uncond, cond] as one batch in one cache context
 
     def __init__(self, pipe, *, name: str = "", **overrides: Any):
         config = pipe.transformer.config
@@ -369,11 +371,14 @@ class CogVideoXVideoBackend(DiTVideoBackend):
         text: torch.Tensor,
         uncond: torch.Tensor,
         guidance: float,
+        branches: Sequence[str] | None = None,
     ) -> torch.Tensor:
         """Guided v-predictions (float32, Session layout) for N rows: rows [uncond x N, text x N] in one call.
 
         The pipeline's order and arithmetic: `cat([scale_model_input(latents), image_latents], dim=2)`,
-        `uncond + g * (text - uncond)` on the float output; each row gets its branch's image latents.
+        `uncond + g * (text - uncond)` on the float output; each row gets its branch's image latents. While a
+        step cache is on, each branch's [uncond, text] rows are one call in a cache context of the branch's own
+        (`branches`, `step_cache`), as the pipeline's one call in "cond_uncond".
         """
         self._check_scheduler(scheduler)
         n, _, frames, h, w = latents.shape
@@ -393,14 +398,17 @@ class CogVideoXVideoBackend(DiTVideoBackend):
             rotary = self.pipe._prepare_rotary_positional_embeddings(h * sf, w * sf, frames, self.device)
         ofs = None if config.ofs_embed_dim is None else model_in.new_full((1,), fill_value=OFS)
 
-        def run(start: int, stop: int) -> torch.Tensor:
+        def run(rows: slice | list[int]) -> torch.Tensor:
             return self.pipe.transformer(
-                hidden_states=model_in[start:stop], encoder_hidden_states=texts[start:stop],
-                timestep=timestep[start:stop], ofs=ofs, image_rotary_emb=rotary, return_dict=False,
+                hidden_states=model_in[rows], encoder_hidden_states=texts[rows], timestep=timestep[rows],
+                ofs=ofs, image_rotary_emb=rotary, return_dict=False,
             )[0]  # fmt: skip
 
-        with self.pipe.transformer.cache_context("cond_uncond"):
-            pred = self._split_rows(run, model_in.shape[0], frames).float()
+        labels = ("uncond", "cond") if use_cfg else ("cond",)
+        pred = step_cache.by_context(self, self.pipe.transformer, run, labels, branches, n)
+        if pred is None:  # no step cache: all rows in one call
+            pred = self._split_rows(lambda a, b: run(slice(a, b)), model_in.shape[0], frames)
+        pred = pred.float()
         if use_cfg:
             plain, cond = pred.chunk(2)
             pred = plain + guidance * (cond - plain)

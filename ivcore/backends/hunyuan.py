@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ivcore.backends import step_cache
 from ivcore.backends.dit import DiTVideoBackend, is_test_model
 from ivcore.backends.hunyuan_tiny import MIRROR_KIND, tiny_hunyuan_components, write_hunyuan_mirror
 
@@ -83,6 +84,8 @@ class HunyuanVideoBackend(DiTVideoBackend):
 
     `max_rows` splits the transformer calls (rows are independent videos), lowered on out-of-memory.
     """
+
+    step_cache_rows = "separate"  # the pipeline calls pred_cond and pred_uncond one by one, in contexts of their own
 
     def __init__(self, pipe, *, name: str = "", **overrides: Any):
         # test models (a transformer narrower than 256) get the tiny settings: 64 x 64, 9 frames, 4 steps
@@ -212,11 +215,13 @@ class HunyuanVideoBackend(DiTVideoBackend):
         text: HunyuanText,
         uncond: HunyuanText,
         guidance: float,
+        branches: Sequence[str] | None = None,
     ) -> torch.Tensor:
         """Guided velocities for N (latent, condition) rows: rows [text x N, uncond x N] (one call on CUDA).
 
         Each row gets its branch's image latents, mask and SigLIP tokens; the unconditional rows keep
-        the image and drop the text, as the pipeline's unconditional call does.
+        the image and drop the text, as the pipeline's unconditional call does. While a step cache is on,
+        each row is a call of its own in the cache context of its branch (`branches`, `step_cache`).
         """
         n = latents.shape[0]
         use_cfg = self.uses_cfg(guidance)
@@ -233,23 +238,25 @@ class HunyuanVideoBackend(DiTVideoBackend):
         if timestep_r is not None:
             timestep_r = timestep_r.expand(model_in.shape[0]).to(model_in.dtype)
 
-        def run(start: int, stop: int) -> torch.Tensor:
+        def run(select: slice | list[int]) -> torch.Tensor:
             return self.pipe.transformer(
-                hidden_states=model_in[start:stop], image_embeds=image_embeds[start:stop],
-                timestep=timestep[start:stop], timestep_r=None if timestep_r is None else timestep_r[start:stop],
-                encoder_hidden_states=embeds[start:stop], encoder_attention_mask=mask[start:stop],
-                encoder_hidden_states_2=embeds_2[start:stop], encoder_attention_mask_2=mask_2[start:stop],
+                hidden_states=model_in[select], image_embeds=image_embeds[select], timestep=timestep[select],
+                timestep_r=None if timestep_r is None else timestep_r[select],
+                encoder_hidden_states=embeds[select], encoder_attention_mask=mask[select],
+                encoder_hidden_states_2=embeds_2[select], encoder_attention_mask_2=mask_2[select],
                 return_dict=False,
             )[0]  # fmt: skip
 
         def call(offset: int, count: int) -> torch.Tensor:
-            return self._split_rows(lambda a, b: run(offset + a, offset + b), count, latents.shape[2])
+            return self._split_rows(lambda a, b: run(slice(offset + a, offset + b)), count, latents.shape[2])
 
-        # A CPU gains nothing from one bigger call, and one call per prompt is what the pipeline makes
-        # (its conditional and unconditional calls): at lam 1 or 0 that is the pipeline's numerics bitwise.
-        if self.device.type == "cpu":
+        labels = ("cond", "uncond") if use_cfg else ("cond",)
+        velocity = step_cache.by_context(self, self.pipe.transformer, run, labels, branches, n)
+        # No step cache: a CPU gains nothing from one bigger call, and one call per prompt is what the pipeline
+        # makes (its conditional and unconditional calls): at lam 1 or 0 that is the pipeline's numerics bitwise.
+        if velocity is None and self.device.type == "cpu":
             velocity = torch.cat([call(k * n, n) for k in range(rows)])
-        else:
+        elif velocity is None:
             velocity = call(0, rows * n)
         if not use_cfg:
             return velocity

@@ -52,6 +52,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 from transformers import T5Config, T5EncoderModel
 
+from ivcore.backends import step_cache
 from ivcore.backends.base import BackendSetting
 from ivcore.backends.dit import DiTVideoBackend, is_test_model
 from ivcore.backends.word_tokenizer import TINY_T5_ENCODER, word_tokenizer
@@ -93,6 +94,7 @@ class LTXVideoBackend(DiTVideoBackend):
 
     frame_rate = BackendSetting()
     draws_image_first = True  # the pipeline samples the image posterior before the noise (module docstring)
+    step_cache_rows = "together"  # the pipeline calls [uncond, cond] as one batch in one cache context
     first_frame = True  # the image is latent frame 0 (as Wan TI2V-5B's), put back by `finish` after the loop
     temporal_factor = 8
     spatial_factor = 32
@@ -209,11 +211,14 @@ class LTXVideoBackend(DiTVideoBackend):
         text: LTXText,
         uncond: LTXText,
         guidance: float,
+        branches: Sequence[str] | None = None,
     ) -> torch.Tensor:
         """Guided velocities (N, C, f, h, w) for N (latent, condition) rows: [uncond x N, text x N] in one call.
 
         Each row's frame 0 is its branch's image latent, with timestep 0 on those tokens (the pipeline's
-        `t * (1 - conditioning_mask)`); the unconditional rows keep the image and drop the text.
+        `t * (1 - conditioning_mask)`); the unconditional rows keep the image and drop the text. While a step
+        cache is on, each branch's [uncond, text] rows are one call in a cache context of the branch's own
+        (`branches`, `step_cache`), as the pipeline's one call in "cond_uncond".
         """
         n, _, f, h, w = latents.shape
         frames = torch.cat([c.to(latents) for c in conditions])
@@ -231,14 +236,18 @@ class LTXVideoBackend(DiTVideoBackend):
         rope = (self.temporal_factor / self.frame_rate, self.spatial_factor, self.spatial_factor)
         lf, lh, lw = f // self.patch_t, h // self.patch[0], w // self.patch[1]
 
-        def run(start: int, stop: int) -> torch.Tensor:
+        def run(select: slice | list[int]) -> torch.Tensor:
             return self.pipe.transformer(
-                hidden_states=model_in[start:stop], encoder_hidden_states=embeds[start:stop],
-                timestep=timestep[start:stop], encoder_attention_mask=masks[start:stop],
-                num_frames=lf, height=lh, width=lw, rope_interpolation_scale=rope, return_dict=False,
+                hidden_states=model_in[select], encoder_hidden_states=embeds[select], timestep=timestep[select],
+                encoder_attention_mask=masks[select], num_frames=lf, height=lh, width=lw,
+                rope_interpolation_scale=rope, return_dict=False,
             )[0]  # fmt: skip
 
-        velocity = self._split_rows(run, rows, f).float()
+        labels = ("uncond", "cond") if use_cfg else ("cond",)
+        velocity = step_cache.by_context(self, self.pipe.transformer, run, labels, branches, n)
+        if velocity is None:  # no step cache: all rows in one call
+            velocity = self._split_rows(lambda a, b: run(slice(a, b)), rows, f)
+        velocity = velocity.float()
         if use_cfg:
             plain, cond = velocity.chunk(2)
             velocity = plain + guidance * (cond - plain)

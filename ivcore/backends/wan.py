@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 import torch
 from PIL import Image
 
+from ivcore.backends import step_cache
 from ivcore.backends.base import BackendSetting
 from ivcore.backends.dit import DiTVideoBackend, is_test_model
 
@@ -81,6 +82,7 @@ class WanVideoBackend(DiTVideoBackend):
     """
 
     guidance_2 = BackendSetting()
+    step_cache_rows = "separate"  # the pipeline calls cond and uncond one by one, in contexts of their own
 
     def __init__(self, pipe, *, variant: str | None = None, name: str = "", **overrides: Any):
         variant = variant or variant_of(pipe, name)
@@ -204,11 +206,13 @@ class WanVideoBackend(DiTVideoBackend):
         text: torch.Tensor,
         uncond: torch.Tensor,
         guidance: float,
+        branches: Sequence[str] | None = None,
     ) -> torch.Tensor:
         """Guided velocities for N (latent, condition) rows: rows [text x N, uncond x N] in one call.
 
         Each row gets its branch's image (channels, or the first latent frame for TI2V-5B); the
-        unconditional rows keep the image and drop the text, as the pipeline does.
+        unconditional rows keep the image and drop the text, as the pipeline does. While a step cache is
+        on, each row is a call of its own in the cache context of its branch (`branches`, `step_cache`).
         """
         model, scale = self._expert(t, guidance)
         n = latents.shape[0]
@@ -233,15 +237,16 @@ class WanVideoBackend(DiTVideoBackend):
         timestep = torch.cat([timestep] * len(rows_in))
         image_embeds = None if image_embeds is None else torch.cat([image_embeds] * len(rows_in))
 
-        def run(start: int, stop: int) -> torch.Tensor:
+        def run(rows: slice | list[int]) -> torch.Tensor:
             return model(
-                hidden_states=model_in[start:stop], timestep=timestep[start:stop],
-                encoder_hidden_states=texts[start:stop],
-                encoder_hidden_states_image=None if image_embeds is None else image_embeds[start:stop],
-                return_dict=False,
+                hidden_states=model_in[rows], timestep=timestep[rows], encoder_hidden_states=texts[rows],
+                encoder_hidden_states_image=None if image_embeds is None else image_embeds[rows], return_dict=False,
             )[0]  # fmt: skip
 
-        velocity = self._split_rows(run, model_in.shape[0], latents.shape[2])
+        labels = ("cond", "uncond") if use_cfg else ("cond",)
+        velocity = step_cache.by_context(self, model, run, labels, branches, n)
+        if velocity is None:  # no step cache: all rows in one call
+            velocity = self._split_rows(lambda a, b: run(slice(a, b)), model_in.shape[0], latents.shape[2])
         if not use_cfg:
             return velocity
         cond, plain = velocity.chunk(2)

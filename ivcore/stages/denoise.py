@@ -8,6 +8,11 @@ replaces eps in a single `scheduler.step`, so multistep schedulers keep one cons
 
 When a step's lam is exactly 1 (or 0) the unused branch is skipped, so a plain run costs what
 the stock pipeline costs and lam = 1 reproduces it exactly.
+
+With a diffusers step cache on the video transformer (`Session.enable_cache`), every branch of every
+schedule is named ("base0", "edit0", "base1", ...) and the backend runs each in cache contexts of its
+own (`ivcore.backends.step_cache`); the caches are reset before and after the run, and rows are not
+shared between schedules (each one's cache state must evolve as in its own generate).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from collections.abc import Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from ivcore.backends import step_cache
 from ivcore.backends.schedulers import step_kwargs, x0_estimate
 
 StepCallback = Callable[[int, int, torch.Tensor], None]
@@ -115,42 +121,50 @@ def denoise(
     total = len(timesteps)
     preview_x0 = wants_x0(callback)
 
-    for i, t in enumerate(tqdm(timesteps, desc="denoise", disable=not progress, leave=False)):
-        if cancel is not None and cancel.is_set():
-            raise Cancelled(f"generation cancelled before step {i + 1} of {total}")
-        branches = [active_branches(float(schedule[i]), edited is not None) for schedule in schedules]
-        owner = _owners(latents, branches)
-        uniques = sorted(set(owner))
-        per_branch: dict[int, dict[str, torch.Tensor]] = {}
-        for group in [uniques] if batch_items else [[u] for u in uniques]:
-            rows, conditions, names = [], [], []
-            for item in group:
-                for name, used, condition in zip(("base", "edit"), branches[item], (base, edited), strict=True):
-                    if used:
-                        rows.append(item)
-                        conditions.append(condition)
-                        names.append((item, name))
-            eps_rows = backend.predict(scheduler, latents[rows], t, conditions, text, uncond, guidance)
-            for (item, name), eps in zip(names, eps_rows, strict=True):
-                per_branch.setdefault(item, {})[name] = eps
+    cached = step_cache.active(backend)  # rows not shared between schedules, branches named
+    if cached:
+        step_cache.begin(backend, total)  # no residuals of an earlier run
+    try:
+        for i, t in enumerate(tqdm(timesteps, desc="denoise", disable=not progress, leave=False)):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(f"generation cancelled before step {i + 1} of {total}")
+            branches = [active_branches(float(schedule[i]), edited is not None) for schedule in schedules]
+            owner = list(range(len(branches))) if cached else _owners(latents, branches)
+            uniques = sorted(set(owner))
+            per_branch: dict[int, dict[str, torch.Tensor]] = {}
+            for group in [uniques] if batch_items else [[u] for u in uniques]:
+                rows, conditions, names = [], [], []
+                for item in group:
+                    for name, used, condition in zip(("base", "edit"), branches[item], (base, edited), strict=True):
+                        if used:
+                            rows.append(item)
+                            conditions.append(condition)
+                            names.append((item, name))
+                named = {"branches": [f"{name}{item}" for item, name in names]} if cached else {}
+                eps_rows = backend.predict(scheduler, latents[rows], t, conditions, text, uncond, guidance, **named)
+                for (item, name), eps in zip(names, eps_rows, strict=True):
+                    per_branch.setdefault(item, {})[name] = eps
 
-        eps_hat = []
-        for item, schedule in enumerate(schedules):
-            eps = per_branch[owner[item]]
-            if "base" in eps and "edit" in eps:
-                eps_hat.append(blend(eps["base"], eps["edit"], float(schedule[i])))
-            else:
-                eps_hat.append(eps.get("base", eps.get("edit")))
-        eps_hat = torch.stack(eps_hat)
-        sample = latents
-        step_out = scheduler.step(eps_hat, t, latents, **extra, return_dict=False)
-        latents = step_out[0]
-        if after_step is not None:
-            latents = after_step(scheduler, i, latents)
-        if preview_x0:  # only read: the sampler's results do not depend on previews
-            callback(i + 1, total, latents, x0=x0_estimate(scheduler, step_out, sample, eps_hat, t))
-        elif callback is not None:
-            callback(i + 1, total, latents)
+            eps_hat = []
+            for item, schedule in enumerate(schedules):
+                eps = per_branch[owner[item]]
+                if "base" in eps and "edit" in eps:
+                    eps_hat.append(blend(eps["base"], eps["edit"], float(schedule[i])))
+                else:
+                    eps_hat.append(eps.get("base", eps.get("edit")))
+            eps_hat = torch.stack(eps_hat)
+            sample = latents
+            step_out = scheduler.step(eps_hat, t, latents, **extra, return_dict=False)
+            latents = step_out[0]
+            if after_step is not None:
+                latents = after_step(scheduler, i, latents)
+            if preview_x0:  # only read: the sampler's results do not depend on previews
+                callback(i + 1, total, latents, x0=x0_estimate(scheduler, step_out, sample, eps_hat, t))
+            elif callback is not None:
+                callback(i + 1, total, latents)
+    finally:
+        if cached:
+            step_cache.reset(backend)  # nor kept for a later one (and the memory they hold freed)
     finish = getattr(backend, "finish", None)  # first-frame families put the image's latent frame back
     if finish is not None:
         latents = finish(latents, base, edited, [float(schedule[-1]) for schedule in schedules])

@@ -23,6 +23,7 @@ from PIL import Image
 
 from ivcore import trajectory as traj
 from ivcore.align import FrameAlign, apply_align
+from ivcore.backends import step_cache
 from ivcore.backends.schedulers import starts_from_pure_noise
 from ivcore.backends.video import PIAVideoBackend
 from ivcore.errors import InstructionError, SessionBusy
@@ -329,6 +330,9 @@ class Pipeline:
             model_key(backend), [x_tilde], motion, negative, seed, shape, steps, guidance, motion_scale,
             type(scheduler).__name__, dict(scheduler.config),
         )  # fmt: skip
+        cache = step_cache.describe(backend)  # a step cache changes the numbers: its config is in the key
+        if cache is not None:
+            common = (*common, ("step_cache", cache))
         key = fingerprint(
             common, edit_images if has_edit else None, trajectory_strength if masks is not None else 0.0, masks
         )
