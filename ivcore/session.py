@@ -24,6 +24,7 @@ from ivcore import sizes, story, takes
 from ivcore import trajectory as traj
 from ivcore.align import FrameAlign
 from ivcore.backends.image import ImageBackend
+from ivcore.backends.offload import MemoryOptions
 from ivcore.backends.video import MOTION_SCALES, PIAVideoBackend
 from ivcore.errors import InstructionError
 from ivcore.fields import DeclaredFields, Saved, Setting, init_values, set_many
@@ -231,6 +232,7 @@ class Session(Pipeline):
         self.last_video = None
         self.last_latents: torch.Tensor | None = None
         self.last_timings: dict[str, float] = {}
+        self.memory = MemoryOptions()  # what stays on the device: `set_memory`
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -367,6 +369,16 @@ class Session(Pipeline):
         from ivcore.backends import personalize
 
         personalize.unload_lora(self, adapter_name, target=target)
+
+    def set_memory(self, **changes: Any) -> MemoryOptions:
+        """Turn diffusers' memory features on or off: `offload` (None, "model", "group"), `fp8`, `vae_tiling`.
+
+        "model" keeps one model on the device at a time, across P_img and P_video; see
+        `ivcore.backends.offload` and docs/memory.md (which card fits which family with which options).
+        """
+        from ivcore.backends import offload
+
+        return offload.set_memory(self, **changes)
 
     def load_image_checkpoint(self, path_or_id: str | os.PathLike) -> list[str]:
         """DreamBooth folder or single-file .safetensors checkpoint for P_img."""

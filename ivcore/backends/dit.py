@@ -33,6 +33,16 @@ def is_test_model(transformer) -> bool:
     return config.num_attention_heads * config.attention_head_dim < TEST_MODEL_WIDTH
 
 
+def rebuilt_pipeline(pipe, **replacements: Any):
+    """A pipeline of `pipe`'s class over its components with `replacements`, and its own flags (Wan's
+    `boundary_ratio`, `expand_timesteps`), so that what it derives from its modules is derived again."""
+    components = {**pipe.components, **replacements}
+    flags = {k: v for k, v in pipe.config.items() if not k.startswith("_") and k not in components}
+    new = type(pipe)(**components, **flags)
+    new.set_progress_bar_config(disable=True)
+    return new
+
+
 class DiTVideoBackend(SplitLimits):
     """A `VideoBackend` over a diffusers image-to-video pipeline whose denoiser is a transformer.
 
@@ -165,4 +175,4 @@ class DiTVideoBackend(SplitLimits):
         return self.pipe
 
 
-__all__ = ["DiTVideoBackend", "is_test_model"]
+__all__ = ["DiTVideoBackend", "is_test_model", "rebuilt_pipeline"]

@@ -290,17 +290,18 @@ class Pipeline:
         num_frames: int | None = None,
         guidance: float | None = None,
         lam: float | Sequence[float] | None = None,
+        **memory_options: Any,
     ) -> dict[str, int]:
         """Estimated peak device memory of the next `generate`: {part: bytes, ..., "total": their sum}.
 
-        Weights per module and dtype, the activations of one video UNet call (its rows follow
-        lam, guidance and `video_backend.max_rows`) and the VAE decode, traced on the meta
-        device (nothing is allocated or run). Keywords override the settings as in `generate`.
-        See `ivcore.memory` and docs/memory.md.
+        Weights per module and dtype, the activations of the model calls (their rows follow lam,
+        guidance and `video_backend.max_rows`) and of the VAE, traced on the meta device (nothing is
+        allocated or run). Keywords override the settings as in `generate`; `offload`, `fp8` and
+        `vae_tiling` ask what `set_memory` with them would hold (DiT families). See docs/memory.md.
         """
         from ivcore import memory
 
-        return memory.session_plan(self, num_frames=num_frames, guidance=guidance, lam=lam)
+        return memory.session_plan(self, num_frames=num_frames, guidance=guidance, lam=lam, **memory_options)
 
     def cancel(self) -> None:
         """Ask a running generation to stop between steps (thread-safe)."""
