@@ -225,3 +225,18 @@ def test_take_cost_quick_run_meets_its_target(capsys):
     # at these toy sizes a cold run is a fraction of a second, so only "far cheaper" is asserted here;
     # the target (<= 0.05) is measured at the script's default sizes (benchmarks/RESULTS.md)
     assert rows["restore(take) + generate(), video in memory"] <= 0.5
+
+
+def test_step_cache_quick_run_has_every_cache_and_its_drift(capsys):
+    """benchmarks/step_cache.py on one family at toy sizes: a row per (lam, cache), no cache drifts 0 from itself."""
+    script = load_script("step_cache")
+    text = script.main(["--repeats", "1", "--steps", "3", "--layers", "3", "--kinds", "wan2.1-i2v"])
+    assert text in capsys.readouterr().out
+    lines = [line.split("|")[1:-1] for line in text.splitlines()[2:]]
+    expected = [(lam, name) for lam in ("1", "0.5") for name in script.caches("wan2.1-i2v")]
+    assert [(cells[2].strip(), cells[3].strip()) for cells in lines] == expected
+    for cells in lines:
+        denoise, speedup, psnr, levels = float(cells[4]), float(cells[5]), cells[7].strip(), int(cells[8])
+        assert denoise > 0 and math.isfinite(speedup) and speedup > 0 and levels >= 0
+        if cells[3].strip() == "none":
+            assert psnr == "inf" and levels == 0 and speedup == 1.0
