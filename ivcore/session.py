@@ -404,18 +404,6 @@ class Session(Pipeline):
 
         fewstep.use_default_sampler(self)
 
-    def enable_cache(self, config: Any) -> None:
-        """diffusers' step cache (FirstBlockCache, MagCache or TaylorSeer config) on the video transformer(s), one
-        cache context per Eq. 4 branch (and guidance row); None turns it off. See `ivcore.backends.step_cache`."""
-        from ivcore.backends import step_cache
-
-        with self._exclusive():  # not while a generation runs
-            step_cache.enable(self.video_backend, config)
-
-    def disable_cache(self) -> None:
-        """Turn the step cache off: the next generate is bitwise the one without a cache."""
-        self.enable_cache(None)
-
     # ------------------------------------------------------------------ editing history
     def commit(self) -> None:
         """Make the edited intermediate x~' the new base image.

@@ -303,6 +303,16 @@ class Pipeline:
 
         return memory.session_plan(self, num_frames=num_frames, guidance=guidance, lam=lam, **memory_options)
 
+    def enable_cache(self, config: Any) -> None:
+        """diffusers' step cache (FirstBlockCache, MagCache or TaylorSeer config) on the video transformer(s), each
+        Eq. 4 branch in cache contexts of its own; None turns it off. See `ivcore.backends.step_cache`."""
+        with self._exclusive():  # not while a generation runs
+            step_cache.enable(self.video_backend, config)
+
+    def disable_cache(self) -> None:
+        """Turn the step cache off: the next generate is bitwise the one without a cache."""
+        self.enable_cache(None)
+
     def cancel(self) -> None:
         """Ask a running generation to stop between steps (thread-safe)."""
         self._cancel.set()
