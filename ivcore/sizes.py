@@ -37,7 +37,18 @@ def native_size(session: Any) -> tuple[int, int]:
     pair = getattr(backend, "native_size", None)
     if pair is None:
         return (int(backend.size), int(backend.size))
-    return (int(pair[0]), int(pair[1]))
+    width, height = int(pair[0]), int(pair[1])
+    low = min_side(session)
+    if min(width, height) < low:  # an image model with a smallest side (FLUX.2 klein's 64): the shape kept
+        m, scale = multiple(session), low / min(width, height)
+        width, height = (math.ceil(v * scale / m) * m for v in (width, height))
+    return (width, height)
+
+
+def min_side(session: Any) -> int:
+    """The smallest side both models take (a backend's `min_side`: FLUX.2 klein's image processor's 64), or 1."""
+    backends = (getattr(session, "image_backend", None), getattr(session, "video_backend", None))
+    return max(int(getattr(b, "min_side", 1) or 1) for b in backends)
 
 
 def backend_multiple(backend: Any) -> int:
@@ -66,13 +77,16 @@ def max_side(session: Any) -> int:
 def check_size(session: Any, value: Any) -> tuple[int, int]:
     """(width, height) as two ints, positive multiples of `multiple(session)`; else InstructionError naming `size`."""
     m, high = multiple(session), max_side(session)
+    low = min_side(session)
     allowed = f"(width, height): two positive integers, multiples of {m} (what the models take), at most {high}"
+    if low > 1:
+        allowed += f", at least {low}"
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise InstructionError("size", value, allowed)
     if any(isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) for v in value):
         raise InstructionError("size", value, allowed)
     width, height = int(value[0]), int(value[1])
-    if not (0 < width <= high and 0 < height <= high) or width % m or height % m:
+    if not (low <= width <= high and low <= height <= high) or width % m or height % m:
         raise InstructionError("size", value, allowed)
     return (width, height)
 
@@ -162,6 +176,6 @@ LAYOUT_FIELDS = ("size", "fit")  # set before the others: the image, paint and t
 
 
 __all__ = [
-    "FIT_MODES", "LAYOUT_FIELDS", "native_size", "multiple", "backend_multiple", "check_size", "parse_size",
+    "FIT_MODES", "LAYOUT_FIELDS", "native_size", "min_side", "multiple", "backend_multiple", "check_size", "parse_size",
     "remember", "source_of", "source_size", "apply_size", "apply_fit",
 ]  # fmt: skip

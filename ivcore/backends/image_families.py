@@ -44,6 +44,11 @@ register(Family(
     mirrors={"flux-kontext": "ivcore.backends.flux:write_flux_mirror"},
     doc="FLUX.1 Kontext: an edit family (the content text is the instruction, x + paint the reference tokens)",
 ))  # fmt: skip
+register(Family(
+    "flux2-klein", ("Flux2KleinPipeline",), "ivcore.backends.flux2:load_klein_backend",
+    mirrors={"flux2-klein": "ivcore.backends.flux2:write_klein_mirror"},
+    doc="FLUX.2 klein: a distilled edit family (Qwen3 text, the reference image's latents as tokens of their own)",
+))  # fmt: skip
 
 
 __all__ = ["IMAGE", "families", "family_of", "mirror_kinds", "register", "supported", "write_mirror"]
