@@ -49,6 +49,16 @@ register(Family(
     mirrors={"flux2-klein": "ivcore.backends.flux2:write_klein_mirror"},
     doc="FLUX.2 klein: a distilled edit family (Qwen3 text, the reference image's latents as tokens of their own)",
 ))  # fmt: skip
+register(Family(
+    "qwen-image-edit", ("QwenImageEditPipeline",), "ivcore.backends.qwen_image:load_qwen_edit_backend",
+    mirrors={"qwen-image-edit": "ivcore.backends.qwen_image:write_qwen_edit_mirror"},
+    doc="Qwen-Image-Edit: an edit family (Qwen2.5-VL sees the reference image and the instruction; true CFG)",
+))  # fmt: skip
+register(Family(
+    "z-image", ("ZImagePipeline", "ZImageImg2ImgPipeline"), "ivcore.backends.zimage:load_zimage_backend",
+    mirrors={"z-image": "ivcore.backends.zimage:write_zimage_mirror"},
+    doc="Z-Image (Turbo): img2img over ZImageImg2ImgPipeline's own methods (Qwen3 text, CFG above guidance 0)",
+))  # fmt: skip
 
 
 __all__ = ["IMAGE", "families", "family_of", "mirror_kinds", "register", "supported", "write_mirror"]

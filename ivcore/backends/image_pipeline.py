@@ -51,4 +51,21 @@ class PipelineOver:
         return self._pipe
 
 
-__all__ = ["PipelineOver", "PooledText"]
+def shifted_timesteps(pipe, steps: int, tokens: int, device, sigmas=None) -> torch.Tensor:
+    """The schedule `__call__` of a flow-matching family (FLUX.1, Qwen-Image, Z-Image) sets: `sigmas` (default
+    linspace(1, 1 / steps)) shifted by `mu` for `tokens` image tokens, through the pipeline module's own
+    `calculate_shift` and `retrieve_timesteps` and the scheduler's config (its dynamic shifting, if any)."""
+    import sys
+
+    import numpy as np
+
+    module, config = sys.modules[type(pipe).__module__], pipe.scheduler.config
+    mu = module.calculate_shift(
+        tokens, config.get("base_image_seq_len", 256), config.get("max_image_seq_len", 4096),
+        config.get("base_shift", 0.5), config.get("max_shift", 1.15),
+    )  # fmt: skip
+    sigmas = np.linspace(1.0, 1 / steps, steps) if sigmas is None else sigmas
+    return module.retrieve_timesteps(pipe.scheduler, steps, device, sigmas=sigmas, mu=mu)[0]
+
+
+__all__ = ["PipelineOver", "PooledText", "shifted_timesteps"]
