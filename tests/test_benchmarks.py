@@ -240,3 +240,17 @@ def test_step_cache_quick_run_has_every_cache_and_its_drift(capsys):
         assert denoise > 0 and math.isfinite(speedup) and speedup > 0 and levels >= 0
         if cells[3].strip() == "none":
             assert psnr == "inf" and levels == 0 and speedup == 1.0
+
+
+def test_image_families_quick_run_has_sd15_first_and_ratios_to_it(capsys):
+    """benchmarks/image_families.py on one family: SD1.5's row is the 1.00 the others are divided by."""
+    script = load_script("image_families")
+    text = script.main(["--repeats", "1", "--kinds", "flux2-klein"])
+    assert text in capsys.readouterr().out
+    rows = [line.split("|")[1:-1] for line in text.splitlines()[2:]]
+    assert [cells[0].strip() for cells in rows] == ["sd15", "flux2-klein"]
+    assert [cells[1].strip() for cells in rows] == ["img2img", "edit"]
+    assert [cells[3].strip() for cells in rows] == ["25, 7.5", "4, 1"]  # each family's own defaults
+    assert all(cells[c].strip() == "1.00" for cells in rows[:1] for c in (5, 6, 8, 9))
+    for cells in rows:
+        assert all(math.isfinite(float(cells[c])) and float(cells[c]) > 0 for c in (4, 5, 6, 7, 8, 9))
