@@ -78,7 +78,26 @@ DIT_TABLE: tuple[Callable[..., dict[str, int]], dict[str, dict], dict[str, dict]
         },
     },
 )  # fmt: skip
-DIT_TABLES = {"DiT video families": DIT_TABLE}
+# issue 37's pairs: P_img and P_video on one card (P_img at the video's size)
+PAIR_TABLE: tuple[Callable[..., dict[str, int]], dict[str, dict], dict[str, dict]] = (
+    memory_dit.full_size_plan,
+    {
+        "SDXL + Wan 2.2 TI2V-5B, 1280 x 704, 121 frames": {"kind": "wan2.2-ti2v-5b", "image_model": "sdxl"},
+        "FLUX.1 Kontext + Wan 2.1 I2V 14B 480P, 832 x 480, 81 frames": {
+            "kind": "wan2.1-i2v-14b-480p", "image_model": "flux-kontext",
+        },
+    },
+    {
+        "defaults (both models on the device, every row in one call, no tiles)": {},
+        '`offload="model"`, `vae_tiling`': {"offload": "model", "vae_tiling": True},
+        '`offload="model"`, `fp8`, `vae_tiling`': {"offload": "model", "fp8": True, "vae_tiling": True},
+        '`offload="group"`, `vae_tiling`': {"offload": "group", "vae_tiling": True},
+        '`offload="group"`, `fp8`, `vae_tiling`, `max_rows = 1`': {
+            "offload": "group", "fp8": True, "vae_tiling": True, "max_rows": 1,
+        },
+    },
+)  # fmt: skip
+DIT_TABLES = {"DiT video families": DIT_TABLE, "Image + video pairs": PAIR_TABLE}
 
 
 def fits(total: int, cards: dict[str, int] = CARDS) -> list[str]:

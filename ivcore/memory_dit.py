@@ -6,7 +6,8 @@ has a formula here, and an option that changes what the code allocates (tiling, 
 is seen by the trace. The trace also says which modules each stage runs (forward hooks), so the
 plan knows, without a list per family, that the text stage runs UMT5 and the decode the VAE.
 
-Stages, in the order they run: `text` (the prompt and the negative prompt), `image` (P_img),
+Stages, in the order they run: `text` (the prompt and the negative prompt), `image text` and
+`image` (P_img's text encoders, then its img2img or edit),
 `encode` (x~ and x~' through the VAE and image encoder), `denoise` (one transformer call with the
 rows of Eq. 4; both experts where a family has two), `decode`. What the device holds
 (`ivcore.backends.offload.MemoryOptions`):
@@ -42,7 +43,7 @@ from torch.utils import _pytree as pytree
 from ivcore import memory_trace
 from ivcore.backends.offload import MemoryOptions, enable_fp8, is_denoiser, modules_of
 
-STAGES = ("text", "image", "encode", "denoise", "decode")
+STAGES = ("text", "image text", "image", "encode", "denoise", "decode")  # and "denoise (low noise)": a second expert
 
 
 class MetaInputs(TorchFunctionMode):
@@ -173,8 +174,8 @@ def _stage_runs(image_backend, video_backend, v: dict[str, Any]) -> dict[str, Ca
     picture = Image.new("RGB", (width, height), (127, 127, 127))
     shape = video_backend.latent_shape(frames, height, width)
 
-    def image(_: Results):
-        cond = image_backend.encode_prompt("a prompt")
+    def image(done: Results):
+        cond = done["image text"]
         return image_backend.img2img(picture, cond, cond, strength=0.5, steps=2, guidance=v["guidance"], seed=0)
 
     def encode(_: Results):
@@ -192,7 +193,8 @@ def _stage_runs(image_backend, video_backend, v: dict[str, Any]) -> dict[str, Ca
         return run
 
     runs: dict[str, Callable[[Results], Any]] = {"text": lambda _: video_backend.encode_prompt("a prompt")}
-    if image_backend is not None and v["image"]:
+    if image_backend is not None and v["image"]:  # its text stage apart: under offload the two never meet
+        runs["image text"] = lambda _: image_backend.encode_prompt("a prompt")
         runs["image"] = image
     runs["encode"] = encode
     scheduling = copy.copy(video_backend)  # the schedule on the CPU: real timesteps (the expert switch reads them)
@@ -215,6 +217,8 @@ def _traced_options(stage: str, options: MemoryOptions, max_rows: int | None) ->
         return (options.fp8, max_rows)
     if stage == "image":
         return (options.fp8, options.vae_tiling)
+    if stage == "image text":
+        return ()
     return (options.vae_tiling,)
 
 
@@ -247,8 +251,9 @@ def trace_stages(
 ) -> tuple[dict[str, torch.nn.Module], dict[str, tuple[int, set[str]]]]:  # fmt: skip
     """({name: meta module}, {stage: (peak activation bytes, names of the modules it runs)}) of one generation.
 
-    `cache` (a dict the caller keeps for one model pair and one setting of the rest) holds each
-    stage's trace under the options that change it, so a table of options traces each stage once.
+    `cache` (a dict the caller keeps for one video model and one setting of the rest) holds each
+    stage's trace under the options that change it (and P_img's name for its stages), so a table
+    of options and image models traces each stage once.
     """
     image = meta_clone(image_backend, options, "image")
     video = meta_clone(video_backend, options, "video")
@@ -264,7 +269,8 @@ def trace_stages(
     stages: dict[str, tuple[int, set[str]]] = {}
     done: Results = {}
     for stage, run in _stage_runs(image, video, v).items():
-        key = (stage, _traced_options(stage, options, getattr(video_backend, "max_rows", None)))
+        image_tag = getattr(image_backend, "name", "") if stage.startswith("image") else ""
+        key = (stage, image_tag, _traced_options(stage, options, getattr(video_backend, "max_rows", None)))
         if key not in cache:
             cache[key] = traced(lambda run=run: run(done), modules)
         peak, used, done[stage] = cache[key]
@@ -328,8 +334,8 @@ def full_size_plan(
     """The plan of a full-size family (`ivcore.backends.dit_configs.FULL_SIZE` kinds) at its native size and frames.
 
     Defaults: the family's native size, frames and guidance, 0 < lam < 1 with an edit (both branches:
-    the largest call), bf16. `image_model` "sd15" adds SD1.5 img2img as P_img (None: the video side
-    alone). `backend_settings` are set on the video backend (`max_rows`).
+    the largest call), bf16. `image_model` adds P_img ("sd15", "sdxl", "flux-kontext"; None: the video
+    side alone). `backend_settings` are set on the video backend (`max_rows`).
     """
     from ivcore.backends.dit_configs import full_size_backend
 
@@ -341,7 +347,8 @@ def full_size_plan(
     guidance = video.defaults["guidance"] if guidance is None else guidance
     num_frames = num_frames or video.num_frames
     # one stage cache per model pair and setting: a table of options traces each stage once (`trace_stages`)
-    cache = _FULL_SIZE_TRACES.setdefault((kind, image_model, width, height, num_frames, guidance, lam, steps), {})
+    # (the video stages do not depend on P_img: pairs share them with the video side alone)
+    cache = _FULL_SIZE_TRACES.setdefault((kind, width, height, num_frames, guidance, lam, steps), {})
     traces = trace_stages(
         _full_size_image(image_model), video, options=options, num_frames=num_frames, height=height, width=width,
         steps=steps, lams=[lam], has_edit=True, guidance=guidance, cache=cache,
@@ -353,10 +360,13 @@ _FULL_SIZE_TRACES: dict[tuple, dict] = {}
 
 
 def _full_size_image(image_model: str | None):
+    """P_img at full size on the meta device: "sd15" or a kind of `ivcore.backends.image_configs.FULL_SIZE_IMAGE`."""
     if image_model is None:
         return None
     if image_model != "sd15":
-        raise ValueError(f"image_model: {image_model!r}; planned image models: 'sd15' (or None)")
+        from ivcore.backends.image_configs import full_size_image_backend
+
+        return full_size_image_backend(image_model)
     import diffusers
 
     from ivcore.backends import configs

@@ -50,7 +50,7 @@ def test_session_plan_holds_the_weights_and_follows_rows(wan):
     assert plan["total"] == sum(v for k, v in plan.items() if k != "total")
     assert _weights(plan) == _module_bytes(wan)  # every module of both backends, once
     stages = [k.split(":")[0] for k in plan if not k.startswith("weights:") and k != "total"]
-    assert stages == ["text", "image", "encode", "denoise", "decode"]
+    assert stages == ["text", "image text", "image", "encode", "denoise", "decode"]
     _, traces = memory_dit.trace_stages(
         wan.image_backend, wan.video_backend, options=MemoryOptions(), num_frames=wan.num_frames, height=SIZE[1],
         width=SIZE[0], steps=wan.steps, guidance=wan.guidance, lams=[0.5], has_edit=True,

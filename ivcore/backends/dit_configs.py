@@ -90,6 +90,7 @@ def _encoder(kind: str, config: dict[str, Any]):
     model_class, config_class = {
         "umt5": ("UMT5EncoderModel", "UMT5Config"),
         "t5": ("T5EncoderModel", "T5Config"),
+        "clip-text": ("CLIPTextModel", "CLIPTextConfig"),
         "clip-vision": ("CLIPVisionModel", "CLIPVisionConfig"),
         "qwen2.5-vl-text": ("Qwen2_5_VLTextModel", "Qwen2_5_VLTextConfig"),
         "siglip-vision": ("SiglipVisionModel", "SiglipVisionConfig"),
