@@ -81,8 +81,14 @@ def add_parser(sub) -> argparse.ArgumentParser:
     demo.add_argument("--frames", type=int, help="number of frames (default: the preset's)")
     demo.add_argument("--size", help="WIDTHxHEIGHT of the video, e.g. 96x64 (default: the models' own)")
     demo.add_argument("--fit", choices=("crop", "pad", "stretch"), help="how --image is brought to the size (crop)")
-    demo.add_argument("--image-model", help="SD1.5-family model id or folder (real weights)")
-    demo.add_argument("--video-model", help="SD1.5 base for PIA, id or folder (real weights)")
+    demo.add_argument(
+        "--image-model", help="image model P_img, hub id or folder (real weights): SD1.5 and fine-tunes, SDXL, FLUX.1"
+    )
+    demo.add_argument(
+        "--video-model",
+        help="video model, hub id or folder (real weights): PIA's SD1.5 base, SVD, Wan 2.1/2.2, CogVideoX, "
+        "LTX-Video, HunyuanVideo 1.5",
+    )
     demo.add_argument("--motion-adapter", help="PIA condition adapter id or folder")
     demo.add_argument("--device", help="cuda or cpu (default: cuda when available)")
     demo.set_defaults(run=run_demo)

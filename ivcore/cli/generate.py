@@ -41,11 +41,16 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--size", help="WIDTHxHEIGHT of the video, multiples of what the models take (default: theirs)")
     p.add_argument("--fit", choices=("crop", "pad", "stretch"), help="how --image is brought to the size (crop)")
     p.add_argument(
-        "--model", default=None,
+        "--model", "--image-model", dest="model", default=None,
         help="shapes (default: trained shapes-world models), tiny (random-init), a train-shapes folder, "
-        "or an SD1.5-family hub id or folder for P_img",
+        "or the hub id or folder of the image model P_img: SD1.5 and fine-tunes, SDXL, FLUX.1 or another "
+        "image family (docs/backbones.md)",
     )  # fmt: skip
-    p.add_argument("--video-model", help="SD1.5 base for PIA (default: --model), or an SVD model")
+    p.add_argument(
+        "--video-model",
+        help="hub id or folder of the video model: PIA's SD1.5 base (default: --model), SVD, or a DiT family "
+        "(Wan 2.1/2.2, CogVideoX, LTX-Video, HunyuanVideo 1.5)",
+    )
     p.add_argument("--motion-adapter", help="PIA condition adapter id or folder")
     p.add_argument("--device", help="cuda or cpu (default: cuda when available)")
     p.set_defaults(run=run)
