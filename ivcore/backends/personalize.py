@@ -5,7 +5,9 @@ diffusers' own loaders, so every community format diffusers reads (diffusers/pef
 `lora_unet_*` keys, AnimateDiff motion LoRAs) works the same way:
 
 - LoRA: `load_lora` reads a safetensors LoRA with `StableDiffusionLoraLoaderMixin.lora_state_dict`
-  (which converts kohya keys) and injects it with `unet.load_lora_adapter` (peft). Adapters are
+  (which converts kohya keys), or, for an image family over one diffusers pipeline (SDXL, FLUX.1,
+  FLUX.2 klein), with that pipeline's own `lora_state_dict`, and injects it with the denoiser's
+  `load_lora_adapter` (peft). Adapters are
   never fused, so the base weights are never touched: `unload_lora` removes the peft layers and
   the UNet is bitwise the original again. Several adapters mix with `set_lora_scale`.
 - Checkpoints (DreamBooth folders, single files) live in `ivcore.backends.checkpoints`;
@@ -159,6 +161,32 @@ def _read_lora(location: str, weight_name: str | None, local: bool) -> tuple[dic
     return state_dict, alphas, metadata
 
 
+def _family_pipeline(pairs: list[tuple[str, Any]]):
+    """The family pipeline class whose own LoRA loader reads the file: one image backend written over a diffusers
+    pipeline (SDXL, FLUX.1, FLUX.2 klein, ...: `PipelineOver`), whose `lora_state_dict` knows the key layouts its
+    models are published in (kohya's FLUX names would be mangled by SD1.5's reader); None for the others."""
+    from ivcore.backends.image_pipeline import PipelineOver
+
+    if len(pairs) != 1 or not isinstance(pairs[0][1], PipelineOver):
+        return None
+    pipe_class = type(pairs[0][1].pipeline())
+    return pipe_class if hasattr(pipe_class, "lora_state_dict") else None
+
+
+def _read_with(pipe_class, location: str, weight_name: str | None, local: bool) -> tuple[dict, Any, dict | None]:
+    """State dict, network alphas and metadata through `pipe_class.lora_state_dict` (its outputs differ by family:
+    FLUX.1 gives alphas when asked, SDXL always, FLUX.2 and the DiT families never)."""
+    import inspect
+
+    kwargs = dict(weight_name=weight_name, use_safetensors=True, return_lora_metadata=True)
+    kwargs["local_files_only"] = True if local else None
+    if "return_alphas" in inspect.signature(pipe_class.lora_state_dict).parameters:
+        kwargs["return_alphas"] = True
+    out = pipe_class.lora_state_dict(location, **kwargs)
+    out = out if isinstance(out, tuple) else (out, None)
+    return out[0], (out[1] if len(out) == 3 else None), out[-1]
+
+
 def _unet_prefix(state_dict: Mapping[str, Any], source: str) -> str | None:
     """The key prefix of the denoiser part: "unet" / "transformer" for pipeline-format files, None for bare files."""
     if any(k.startswith("transformer.") for k in state_dict):
@@ -215,8 +243,12 @@ def load_lora(
     name = _check_adapter_name(adapter_name, unets) if adapter_name is not None else None
     name = name or _default_adapter_name(source, file_name, unets)
 
-    state_dict, alphas, metadata = _read_lora(location, file_name, local)
-    for _, backend in pairs:  # DiT families: the pipeline's own loader converts other trainers' key layouts
+    family = _family_pipeline(pairs)
+    if family is not None:  # an image family over a diffusers pipeline: that pipeline's own loader reads it
+        state_dict, alphas, metadata = _read_with(family, location, file_name, local)
+    else:
+        state_dict, alphas, metadata = _read_lora(location, file_name, local)
+    for _, backend in pairs if family is None else ():  # DiT families: the pipeline's loader converts layouts
         convert = getattr(getattr(backend, "pipe", None), "lora_state_dict", None)
         if convert is not None:
             state_dict = convert(dict(state_dict))
