@@ -20,6 +20,7 @@ CI too: width 0.25, 128 x 128, 4 frames, 2 steps, float32. Only its ratios mean 
     python benchmarks/gpu_latency.py                     # CUDA: the full table
     python benchmarks/gpu_latency.py --device cpu --width 0.25 --size 128 --frames 4 --steps 2
     python benchmarks/gpu_latency.py --device cpu --write-results   # update benchmarks/RESULTS.md
+    python benchmarks/gpu_latency.py --family wan2.2-ti2v-5b        # a DiT family at full size (family_latency.py)
 """
 
 from __future__ import annotations
@@ -332,6 +333,11 @@ def run(args: argparse.Namespace) -> list[Row]:
 
 
 def main(argv: list[str] | None = None) -> str:
+    given = sys.argv[1:] if argv is None else list(argv)
+    if any(a == "--family" or a.startswith("--family=") for a in given):  # the DiT families: their own script
+        import family_latency
+
+        return family_latency.main(given)
     args = parse_args(argv)
     rows = run(args)
     text = report(rows, args)

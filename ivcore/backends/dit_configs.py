@@ -163,15 +163,33 @@ def _cast(module: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
         keep = strict + (keep if dtype == torch.float16 else ())
     for name, param in module.named_parameters():
         wanted = torch.float32 if any(k in name for k in keep) else dtype  # as diffusers matches them
-        param.data = torch.empty_like(param.data, device="meta", dtype=wanted)
+        param.data = param.data.to(wanted)
     for buffer in module.buffers():
         if buffer.is_floating_point():
-            buffer.data = torch.empty_like(buffer.data, device="meta", dtype=dtype)
+            buffer.data = buffer.data.to(dtype)
     return module.eval()
 
 
-def full_size_backend(kind: str, dtype: torch.dtype = torch.bfloat16):
-    """The family backend of `kind` over its full-size modules on the meta device (seconds, no memory).
+def built(parts: dict[str, Callable[[], Any]], device: str | torch.device, dtype: torch.dtype) -> dict[str, Any]:
+    """The modules of `parts`: empty on the meta device, or random-init on a real one (GPU benchmarks without
+    weights), built in `dtype` there so that a 14B model never exists in float32."""
+    if torch.device(device).type == "meta":
+        from accelerate import init_empty_weights
+
+        with init_empty_weights(include_buffers=True):
+            return {name: build() for name, build in parts.items()}
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            return {name: build() for name, build in parts.items()}
+    finally:
+        torch.set_default_dtype(default)
+
+
+def full_size_backend(kind: str, dtype: torch.dtype = torch.bfloat16, device: str | torch.device = "meta"):
+    """The family backend of `kind` over its full-size modules on the meta device (seconds, no memory),
+    or random-init on `device` (`benchmarks/family_latency.py`: real timings without weights).
 
     The family's tiny pipeline gives what holds no weights (tokenizers built in code, image processors,
     scheduler, guider, the pipeline's flags); every module is replaced by the full-size one, and the
@@ -180,8 +198,6 @@ def full_size_backend(kind: str, dtype: torch.dtype = torch.bfloat16):
     """
     import importlib
 
-    from accelerate import init_empty_weights
-
     if kind not in FULL_SIZE:
         raise ValueError(f"kind: {kind!r}; one of {sorted(FULL_SIZE)}")
     spec = FULL_SIZE[kind]
@@ -189,8 +205,7 @@ def full_size_backend(kind: str, dtype: torch.dtype = torch.bfloat16):
     module, function = target.split(":")
     family = importlib.import_module(module)
     tiny = getattr(family, function)(*args)  # a backend of the family's class over its tiny pipeline
-    with init_empty_weights(include_buffers=True):
-        parts = {name: build() for name, build in spec["parts"].items()}
+    parts = built(spec["parts"], device, dtype)
     for name, part in parts.items():
         keep_float32 = name == "vae" and kind in FLOAT32_VAE
         parts[name] = _cast(part, torch.float32 if keep_float32 else dtype)

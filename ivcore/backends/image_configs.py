@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from ivcore.backends.configs import CLIP_L14_TEXT_CONFIG, SD15_VAE_CONFIG
-from ivcore.backends.dit_configs import T5_XXL, _cast, _diffusers, _encoder
+from ivcore.backends.dit_configs import T5_XXL, _cast, _diffusers, _encoder, built
 
 SDXL_UNET: dict[str, Any] = dict(
     act_fn="silu", addition_embed_type="text_time", addition_embed_type_num_heads=64, addition_time_embed_dim=256,
@@ -77,18 +77,15 @@ def _resolve(target: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def full_size_image_backend(kind: str, dtype: torch.dtype = torch.bfloat16):
-    """The image family's backend of `kind` over its full-size modules on the meta device (no memory)."""
-    from accelerate import init_empty_weights
-
+def full_size_image_backend(kind: str, dtype: torch.dtype = torch.bfloat16, device: str | torch.device = "meta"):
+    """The image family's backend of `kind` over its full-size modules on the meta device (no memory), or
+    random-init on `device`."""
     if kind not in FULL_SIZE_IMAGE:
         raise ValueError(f"image kind: {kind!r}; one of {sorted(FULL_SIZE_IMAGE)}")
     spec = FULL_SIZE_IMAGE[kind]
     target, args = spec["tiny"]
     tiny = _resolve(target)(*args)
-    with init_empty_weights(include_buffers=True):
-        parts = {name: build() for name, build in spec["parts"].items()}
-    parts = {name: _cast(part, dtype) for name, part in parts.items()}
+    parts = {name: _cast(part, dtype) for name, part in built(spec["parts"], device, dtype).items()}
     components = {**tiny.components, **parts}
     backend_class = _resolve(spec["backend"])
     return backend_class(**{name: components[name] for name in backend_class.component_names}, name=kind)
