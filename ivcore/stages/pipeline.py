@@ -309,6 +309,14 @@ class Pipeline:
         with self._exclusive():  # not while a generation runs
             step_cache.enable(self.video_backend, config)
 
+    def enable_parallelism(self, config: Any) -> None:
+        """One generate across the GPUs of a torchrun process group: diffusers' context parallelism
+        (`ContextParallelConfig`) on the video transformer(s). See `ivcore.backends.parallel`."""
+        from ivcore.backends import parallel
+
+        with self._exclusive():
+            parallel.enable(self.video_backend, config)
+
     def disable_cache(self) -> None:
         """Turn the step cache off: the next generate is bitwise the one without a cache."""
         self.enable_cache(None)
