@@ -222,3 +222,13 @@ def test_docs_hold_the_dit_card_table():
 
     doc = (Path(__file__).parent.parent / "docs" / "memory.md").read_text()
     assert memory_cards.dit_markdown() in doc
+
+
+def test_offloaded_backends_make_their_inputs_on_the_onload_device(wan):
+    """Under offloading the modules rest on the CPU; every backend must still say the device they run on."""
+    onload = torch.device("cpu")
+    wan.set_memory(offload="model")
+    assert wan.image_backend.onload_device == onload and wan.image_backend.device == onload
+    assert wan.video_backend.device == onload  # diffusers' _execution_device reads the hooks
+    wan.set_memory(offload=None)
+    assert wan.image_backend.onload_device is None and wan.image_backend.device == wan.image_backend.unet.device

@@ -129,7 +129,10 @@ class SDComponents:
 
     @property
     def device(self) -> torch.device:
-        return self.unet.device
+        """Where the modules run: the UNet's device, or under offloading (`Session.set_memory`) the device the
+        hooks bring the modules to (they rest on the CPU between calls, and inputs must be made there)."""
+        onload = self.__dict__.get("onload_device")
+        return self.unet.device if onload is None else onload
 
     @property
     def dtype(self) -> torch.dtype:

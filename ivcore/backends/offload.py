@@ -127,6 +127,8 @@ def apply(backends: dict[str, Any], old: MemoryOptions, new: MemoryOptions, devi
     for module in modules.values():
         _remove_offload_hooks(module)
         module.to(device)
+    for backend in backends.values():  # SD-style backends make their inputs on `device` (base.SDComponents)
+        backend.onload_device = None if new.offload is None else torch.device(device)
     group = list(modules.values())
     if new.offload == "model":
         for module in group:
