@@ -30,12 +30,18 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 
 from ivcore.backends.base import BackendSetting
-from ivcore.backends.image_pipeline import PipelineOver, PooledText
+from ivcore.backends.image_pipeline import (
+    PooledText,
+    TransformerImageBackend,
+    check_kind,
+    load_pipeline_parts,
+    save_mirror,
+    shifted_timesteps,
+)
 
 # the session's settings for each family: the model cards' (dev 28 steps at guidance 3.5, schnell 4 steps
 # without guidance) and `FluxKontextPipeline`'s example (28 steps, guidance 2.5)
@@ -43,11 +49,10 @@ DEV_DEFAULTS = dict(image_steps=28, image_guidance=3.5)
 SCHNELL_DEFAULTS = dict(image_steps=4, image_guidance=0.0)
 KONTEXT_DEFAULTS = dict(image_steps=28, image_guidance=2.5)
 MAX_SEQUENCE_LENGTH = 512  # T5 tokens: `__call__`'s default
-DEFAULT_SAMPLE_SIZE = 128  # the pipelines' default latent side (1024 pixels)
 COMPONENTS = ("scheduler", "vae", "text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", "transformer")
 
 
-class FluxImageBackend(PipelineOver):
+class FluxImageBackend(TransformerImageBackend):
     """Img2img (P_img of Eq. 1) on FLUX.1 components, under diffusers' names (`transformer`, `vae`,
     `text_encoder` / `tokenizer`: CLIP, `text_encoder_2` / `tokenizer_2`: T5, `scheduler`)."""
 
@@ -57,38 +62,14 @@ class FluxImageBackend(PipelineOver):
     true_cfg_scale = BackendSetting()  # the pipeline's true CFG with the negative prompt; 1 = off
 
     def __init__(self, transformer, vae, text_encoder, text_encoder_2, tokenizer, tokenizer_2, scheduler, *, name=""):
-        self.transformer, self.vae, self.scheduler = transformer, vae, scheduler
         self.text_encoder, self.text_encoder_2 = text_encoder, text_encoder_2
         self.tokenizer, self.tokenizer_2 = tokenizer, tokenizer_2
-        self.name = name
-        self.weights_version = 0
         self.true_cfg_scale = 1.0
-        self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
-        self.size_multiple = self.vae_scale_factor * 2  # latents packed into 2 x 2 patches
-        side = DEFAULT_SAMPLE_SIZE * self.vae_scale_factor
-        self.native_size = (side, side)
-        self.defaults = dict(self.family_defaults())
+        super().__init__(transformer, vae, scheduler, name=name)
 
     def family_defaults(self) -> dict[str, Any]:
         """dev's steps and guidance, or schnell's for a transformer without a guidance embedding."""
         return DEV_DEFAULTS if self.transformer.config.guidance_embeds else SCHNELL_DEFAULTS
-
-    @property
-    def denoiser(self):
-        """The network the sampler calls (where LoRAs go): the transformer."""
-        return self.transformer
-
-    @property
-    def size(self) -> int:
-        return max(self.native_size)
-
-    @property
-    def device(self) -> torch.device:
-        return self.pipeline()._execution_device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.transformer.dtype
 
     # ------------------------------------------------------------------ the pipeline's steps
     @torch.no_grad()
@@ -98,17 +79,6 @@ class FluxImageBackend(PipelineOver):
             prompt, device=self.device, max_sequence_length=MAX_SEQUENCE_LENGTH
         )
         return PooledText(embeds, pooled, prompt == "")
-
-    def _set_timesteps(self, pipe, steps: int, tokens: int, device) -> None:
-        """`__call__`'s schedule: sigmas from 1 to 1 / steps, shifted by `mu` for `tokens` image tokens."""
-        from diffusers.pipelines.flux.pipeline_flux_img2img import calculate_shift, retrieve_timesteps
-
-        config = pipe.scheduler.config
-        mu = calculate_shift(
-            tokens, config.get("base_image_seq_len", 256), config.get("max_image_seq_len", 4096),
-            config.get("base_shift", 0.5), config.get("max_shift", 1.15),
-        )  # fmt: skip
-        retrieve_timesteps(pipe.scheduler, steps, device, sigmas=np.linspace(1.0, 1 / steps, steps), mu=mu)
 
     def _text_ids(self, text: PooledText, device) -> torch.Tensor:
         dtype = self.text_encoder.dtype if self.text_encoder is not None else self.transformer.dtype
@@ -170,7 +140,7 @@ class FluxImageBackend(PipelineOver):
         generator = torch.Generator(device="cpu").manual_seed(seed)
         pixels = pipe.image_processor.preprocess(image, height=height, width=width).to(dtype=torch.float32)
         f = self.vae_scale_factor
-        self._set_timesteps(pipe, steps, (height // f // 2) * (width // f // 2), device)
+        shifted_timesteps(pipe, steps, (height // f // 2) * (width // f // 2), device)
         timesteps, _ = pipe.get_timesteps(steps, strength, device)
         channels = self.transformer.config.in_channels // 4
         latents, ids = pipe.prepare_latents(pixels, timesteps[:1], 1, channels, height, width, dtype, device, generator)
@@ -215,7 +185,7 @@ class FluxKontextBackend(FluxImageBackend):
             reference, 1, channels, height, width, dtype, device, generator
         )
         ids = torch.cat([ids, ref_ids], dim=0)
-        self._set_timesteps(pipe, steps, latents.shape[1], device)
+        shifted_timesteps(pipe, steps, latents.shape[1], device)
         pipe.scheduler.set_begin_index(0)
         latents = self._denoise(pipe, latents, pipe.scheduler.timesteps, ids, cond, uncond, guidance, reference)
         return self._decode(pipe, latents, height, width)
@@ -227,18 +197,7 @@ def _load(backend_class: type, model: str, device, dtype: torch.dtype) -> FluxIm
 
     FLUX.1 is trained and shipped in bfloat16: a float16 request loads bfloat16 (float16 overflows in its
     activations); float32 stays float32 (the CPU)."""
-    import diffusers
-
-    if dtype == torch.float16:
-        dtype = torch.bfloat16
-    pipe = getattr(diffusers, backend_class.pipeline_class).from_pretrained(
-        str(model), dtype=dtype, use_safetensors=True
-    )
-    pipe.to(device)
-    parts = {name: pipe.components[name] for name in COMPONENTS}
-    for module in parts.values():
-        if isinstance(module, torch.nn.Module):
-            module.eval()
+    _, parts = load_pipeline_parts(backend_class.pipeline_class, model, device, dtype, COMPONENTS)
     return backend_class(**parts, name=str(model))
 
 
@@ -292,8 +251,7 @@ def tiny_flux_pipeline(kind: str = "flux-dev", seed: int = 0):
     from ivcore.backends.tiny import TEXT_CONFIG, tiny_tokenizer
     from ivcore.backends.word_tokenizer import TINY_T5_ENCODER, word_tokenizer
 
-    if kind not in MIRROR_KINDS:
-        raise ValueError(f"kind: {kind!r}; one of {sorted(MIRROR_KINDS)}")
+    check_kind(kind, MIRROR_KINDS)
     torch.manual_seed(seed)
     schnell = kind == "flux-schnell"
     transformer = FluxTransformer2DModel(**TINY_TRANSFORMER, guidance_embeds=not schnell).eval()
@@ -315,9 +273,7 @@ def write_flux_mirror(folder: str | os.PathLike, kind: str = "flux-dev", seed: i
     """A tiny FLUX.1 model in the hub layout of `kind` (model_index.json naming FluxPipeline or
     FluxKontextPipeline, transformer, vae, text_encoder, text_encoder_2, tokenizer, tokenizer_2, scheduler),
     safetensors, for `from_pretrained(folder)`."""
-    folder = Path(folder)
-    tiny_flux_pipeline(kind, seed).save_pretrained(folder, safe_serialization=True)
-    return folder
+    return save_mirror(tiny_flux_pipeline(kind, seed), folder)
 
 
 __all__ = [

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ivcore.backends.image_pipeline import PipelineOver
+from ivcore.backends.image_pipeline import TransformerImageBackend, check_kind, load_pipeline_parts, save_mirror
 
 # the pipeline's documented settings: the distilled klein models at 4 steps (guidance ignored: 1.0), the base
 # ("klein-base") models at `__call__`'s 50 steps and guidance 4.0
@@ -41,7 +41,6 @@ DISTILLED_DEFAULTS = dict(image_steps=4, image_guidance=1.0)
 BASE_DEFAULTS = dict(image_steps=50, image_guidance=4.0)
 MAX_SEQUENCE_LENGTH = 512  # Qwen3 tokens: `__call__`'s default
 MAX_REFERENCE_AREA = 1024 * 1024  # `__call__` shrinks a larger reference image to this many pixels
-DEFAULT_SAMPLE_SIZE = 128  # the pipeline's default latent side (1024 pixels)
 COMPONENTS = ("scheduler", "vae", "text_encoder", "tokenizer", "transformer")
 
 
@@ -53,7 +52,7 @@ class KleinText(NamedTuple):
     empty: bool  # the prompt was "": as a negative prompt, the session's "no negative prompt"
 
 
-class Flux2KleinBackend(PipelineOver):
+class Flux2KleinBackend(TransformerImageBackend):
     """FLUX.2 klein as P_img, under diffusers' names (`transformer`, `vae`: AutoencoderKLFlux2, `text_encoder`:
     Qwen3, `tokenizer`, `scheduler`); `is_distilled` as model_index.json says."""
 
@@ -63,36 +62,16 @@ class Flux2KleinBackend(PipelineOver):
     min_side = 64  # `Flux2ImageProcessor.check_image_input` refuses a smaller reference image
 
     def __init__(self, transformer, vae, text_encoder, tokenizer, scheduler, *, is_distilled=False, name=""):
-        self.transformer, self.vae, self.scheduler = transformer, vae, scheduler
         self.text_encoder, self.tokenizer = text_encoder, tokenizer
         self.is_distilled = bool(is_distilled)
-        self.name = name
-        self.weights_version = 0
-        self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
-        self.size_multiple = self.vae_scale_factor * 2  # latents patchified 2 x 2
-        side = DEFAULT_SAMPLE_SIZE * self.vae_scale_factor
-        self.native_size = (side, side)
-        self.defaults = dict(DISTILLED_DEFAULTS if self.is_distilled else BASE_DEFAULTS)
+        super().__init__(transformer, vae, scheduler, name=name)
+
+    def family_defaults(self) -> dict[str, Any]:
+        """The distilled models' few steps, or the base models' 50 with CFG."""
+        return DISTILLED_DEFAULTS if self.is_distilled else BASE_DEFAULTS
 
     def pipeline_options(self) -> dict[str, Any]:
         return {"is_distilled": self.is_distilled}
-
-    @property
-    def denoiser(self):
-        """The network the sampler calls (where LoRAs go): the transformer."""
-        return self.transformer
-
-    @property
-    def size(self) -> int:
-        return max(self.native_size)
-
-    @property
-    def device(self) -> torch.device:
-        return self.pipeline()._execution_device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.transformer.dtype
 
     # ------------------------------------------------------------------ the pipeline's steps
     @torch.no_grad()
@@ -184,16 +163,7 @@ def load_klein_backend(model: str, *, device, dtype: torch.dtype, **_: Any) -> F
     """FLUX.2 klein (a `Flux2KleinPipeline` folder or hub id), safetensors only.
 
     FLUX.2 ships in bfloat16: a float16 request loads bfloat16; float32 stays float32 (the CPU)."""
-    from diffusers import Flux2KleinPipeline
-
-    if dtype == torch.float16:
-        dtype = torch.bfloat16
-    pipe = Flux2KleinPipeline.from_pretrained(str(model), dtype=dtype, use_safetensors=True)
-    pipe.to(device)
-    parts = {name: pipe.components[name] for name in COMPONENTS}
-    for module in parts.values():
-        if isinstance(module, torch.nn.Module):
-            module.eval()
+    pipe, parts = load_pipeline_parts(Flux2KleinBackend.pipeline_class, model, device, dtype, COMPONENTS)
     return Flux2KleinBackend(**parts, is_distilled=pipe.config.is_distilled, name=str(model))
 
 
@@ -267,11 +237,8 @@ def write_klein_mirror(folder: str | os.PathLike, kind: str = "flux2-klein", see
     """A tiny FLUX.2 klein model in the hub layout (model_index.json naming Flux2KleinPipeline with
     `is_distilled`, transformer, vae, text_encoder, tokenizer, scheduler), safetensors, for
     `from_pretrained(folder)`."""
-    if kind not in MIRROR_KINDS:
-        raise ValueError(f"kind: {kind!r}; one of {sorted(MIRROR_KINDS)}")
-    folder = Path(folder)
-    tiny_klein_pipeline(seed).save_pretrained(folder, safe_serialization=True)
-    return folder
+    check_kind(kind, MIRROR_KINDS)
+    return save_mirror(tiny_klein_pipeline(seed), folder)
 
 
 __all__ = [

@@ -31,12 +31,17 @@ from PIL import Image
 from transformers import Qwen2VLProcessor
 from transformers.processing_utils import ProcessorMixin  # noqa: F401 (diffusers finds the mirror's loader here)
 
-from ivcore.backends.image_pipeline import PipelineOver, shifted_timesteps
+from ivcore.backends.image_pipeline import (
+    TransformerImageBackend,
+    check_kind,
+    load_pipeline_parts,
+    save_mirror,
+    shifted_timesteps,
+)
 
 # the model card's: 50 steps, true_cfg_scale 4.0 (with negative_prompt " ")
 DEFAULTS = dict(image_steps=50, image_guidance=4.0)
 EMPTY_NEGATIVE = " "  # the model card's negative prompt: the session's "" (none) runs as it
-DEFAULT_SAMPLE_SIZE = 128  # the pipeline's default latent side (1024 pixels)
 COMPONENTS = ("scheduler", "vae", "text_encoder", "tokenizer", "processor", "transformer")
 
 
@@ -48,41 +53,23 @@ class EditPrompt(NamedTuple):
     empty: bool  # "": as a negative prompt, the session's "no negative prompt"
 
 
-class QwenImageEditBackend(PipelineOver):
+class QwenImageEditBackend(TransformerImageBackend):
     """Qwen-Image-Edit on its components, under diffusers' names (`transformer`, `vae`, `text_encoder`:
     Qwen2.5-VL, `tokenizer`, `processor`: the VL processor with its image processor, `scheduler`)."""
 
     pipeline_class = "QwenImageEditPipeline"
     component_names = COMPONENTS
     edits = True  # strength only switches P_img on
+    family_settings = DEFAULTS
 
     def __init__(self, transformer, vae, text_encoder, tokenizer, processor, scheduler, *, name=""):
-        self.transformer, self.vae, self.scheduler = transformer, vae, scheduler
         self.text_encoder, self.tokenizer, self.processor = text_encoder, tokenizer, processor
-        self.name = name
-        self.weights_version = 0
-        self.vae_scale_factor = 2 ** len(vae.temperal_downsample)
-        self.size_multiple = self.vae_scale_factor * 2  # latents packed into 2 x 2 patches
-        side = DEFAULT_SAMPLE_SIZE * self.vae_scale_factor
-        self.native_size = (side, side)
-        self.defaults = dict(DEFAULTS)
+        super().__init__(transformer, vae, scheduler, name=name)
 
-    @property
-    def denoiser(self):
-        """The network the sampler calls (where LoRAs go): the transformer."""
-        return self.transformer
-
-    @property
-    def size(self) -> int:
-        return max(self.native_size)
-
-    @property
-    def device(self) -> torch.device:
-        return self.pipeline()._execution_device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.transformer.dtype
+    @staticmethod
+    def vae_factor(vae) -> int:
+        """Qwen-Image's VAE (Wan 2.1's causal 3D VAE) halves the image once a temporal-downsampling entry."""
+        return 2 ** len(vae.temperal_downsample)
 
     def encode_prompt(self, prompt: str) -> EditPrompt:
         """The prompt itself: Qwen2.5-VL encodes it together with the reference image in `img2img`."""
@@ -161,16 +148,7 @@ def load_qwen_edit_backend(model: str, *, device, dtype: torch.dtype, **_: Any) 
     """Qwen-Image-Edit (a `QwenImageEditPipeline` folder or hub id), safetensors only.
 
     Qwen-Image ships in bfloat16: a float16 request loads bfloat16; float32 stays float32 (the CPU)."""
-    from diffusers import QwenImageEditPipeline
-
-    if dtype == torch.float16:
-        dtype = torch.bfloat16
-    pipe = QwenImageEditPipeline.from_pretrained(str(model), dtype=dtype, use_safetensors=True)
-    pipe.to(device)
-    parts = {name: pipe.components[name] for name in COMPONENTS}
-    for module in parts.values():
-        if isinstance(module, torch.nn.Module):
-            module.eval()
+    _, parts = load_pipeline_parts(QwenImageEditBackend.pipeline_class, model, device, dtype, COMPONENTS)
     return QwenImageEditBackend(**parts, name=str(model))
 
 
@@ -251,11 +229,8 @@ def write_qwen_edit_mirror(folder: str | os.PathLike, kind: str = "qwen-image-ed
     """A tiny Qwen-Image-Edit model in the hub layout (model_index.json naming QwenImageEditPipeline,
     transformer, vae, text_encoder, tokenizer, processor, scheduler), safetensors, for `from_pretrained(folder)`.
     The processor is `QwenVLImageProcessor` of this module (no torchvision needed)."""
-    if kind not in MIRROR_KINDS:
-        raise ValueError(f"kind: {kind!r}; one of {sorted(MIRROR_KINDS)}")
-    folder = Path(folder)
-    tiny_qwen_edit_pipeline(seed).save_pretrained(folder, safe_serialization=True)
-    return folder
+    check_kind(kind, MIRROR_KINDS)
+    return save_mirror(tiny_qwen_edit_pipeline(seed), folder)
 
 
 __all__ = [

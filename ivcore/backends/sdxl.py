@@ -29,7 +29,7 @@ from PIL import Image
 
 from ivcore.backends.base import SDComponents
 from ivcore.backends.image import img2img_timesteps
-from ivcore.backends.image_pipeline import PipelineOver, PooledText
+from ivcore.backends.image_pipeline import PipelineOver, PooledText, check_kind, save_mirror
 
 # the session's settings for the family: `StableDiffusionXLImg2ImgPipeline.__call__`'s own defaults, and the
 # few-step ones of the distilled models (SDXL-Turbo's model card: 2-4 steps, no guidance)
@@ -247,8 +247,7 @@ def tiny_sdxl_pipeline(kind: str = "sdxl", seed: int = 0):
 
     from ivcore.backends.tiny import TEXT_CONFIG, tiny_tokenizer
 
-    if kind not in MIRROR_KINDS:
-        raise ValueError(f"kind: {kind!r}; one of {sorted(MIRROR_KINDS)}")
+    check_kind(kind, MIRROR_KINDS)
     torch.manual_seed(seed)
     turbo = kind == "sdxl-turbo"
     unet = UNet2DConditionModel(**{**TINY_UNET, "sample_size": TINY_UNET["sample_size"] // (2 if turbo else 1)})
@@ -269,9 +268,7 @@ def tiny_sdxl_pipeline(kind: str = "sdxl", seed: int = 0):
 def write_sdxl_mirror(folder: str | os.PathLike, kind: str = "sdxl", seed: int = 0, **_: Any) -> Path:
     """A tiny SDXL model in the hub layout of `kind` (model_index.json naming StableDiffusionXLPipeline, unet, vae,
     text_encoder, text_encoder_2, tokenizer, tokenizer_2, scheduler), safetensors, for `from_pretrained(folder)`."""
-    folder = Path(folder)
-    tiny_sdxl_pipeline(kind, seed).save_pretrained(folder, safe_serialization=True)
-    return folder
+    return save_mirror(tiny_sdxl_pipeline(kind, seed), folder)
 
 
 __all__ = [

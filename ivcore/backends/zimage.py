@@ -25,13 +25,18 @@ from typing import Any, NamedTuple
 import torch
 from PIL import Image
 
-from ivcore.backends.image_pipeline import PipelineOver, shifted_timesteps
+from ivcore.backends.image_pipeline import (
+    TransformerImageBackend,
+    check_kind,
+    load_pipeline_parts,
+    save_mirror,
+    shifted_timesteps,
+)
 
 # Z-Image-Turbo's (the pipelines' examples and the model card): 8 steps without guidance. The pipelines'
 # `__call__` defaults, 50 steps at guidance 5.0, are for the undistilled base model.
 DEFAULTS = dict(image_steps=8, image_guidance=0.0)
 MAX_SEQUENCE_LENGTH = 512  # Qwen3 tokens: `__call__`'s default
-DEFAULT_SAMPLE_SIZE = 128  # latent side of the model card's 1024 x 1024
 COMPONENTS = ("scheduler", "vae", "text_encoder", "tokenizer", "transformer")
 
 
@@ -42,41 +47,18 @@ class ZImageText(NamedTuple):
     empty: bool
 
 
-class ZImageBackend(PipelineOver):
+class ZImageBackend(TransformerImageBackend):
     """Img2img (P_img of Eq. 1) on Z-Image components, under diffusers' names (`transformer`, `vae`,
     `text_encoder`: Qwen3, `tokenizer`, `scheduler`)."""
 
     pipeline_class = "ZImageImg2ImgPipeline"
     component_names = COMPONENTS
     edits = False
+    family_settings = DEFAULTS
 
     def __init__(self, transformer, vae, text_encoder, tokenizer, scheduler, *, name=""):
-        self.transformer, self.vae, self.scheduler = transformer, vae, scheduler
         self.text_encoder, self.tokenizer = text_encoder, tokenizer
-        self.name = name
-        self.weights_version = 0
-        self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
-        self.size_multiple = self.vae_scale_factor * 2  # 2 x 2 patches
-        side = DEFAULT_SAMPLE_SIZE * self.vae_scale_factor
-        self.native_size = (side, side)
-        self.defaults = dict(DEFAULTS)
-
-    @property
-    def denoiser(self):
-        """The network the sampler calls (where LoRAs go): the transformer."""
-        return self.transformer
-
-    @property
-    def size(self) -> int:
-        return max(self.native_size)
-
-    @property
-    def device(self) -> torch.device:
-        return self.pipeline()._execution_device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.transformer.dtype
+        super().__init__(transformer, vae, scheduler, name=name)
 
     @torch.no_grad()
     def encode_prompt(self, prompt: str) -> ZImageText:
@@ -137,16 +119,7 @@ def load_zimage_backend(model: str, *, device, dtype: torch.dtype, **_: Any) -> 
     """Z-Image (a `ZImagePipeline` or `ZImageImg2ImgPipeline` folder or hub id) as img2img, safetensors only.
 
     Z-Image ships in bfloat16: a float16 request loads bfloat16; float32 stays float32 (the CPU)."""
-    from diffusers import ZImageImg2ImgPipeline
-
-    if dtype == torch.float16:
-        dtype = torch.bfloat16
-    pipe = ZImageImg2ImgPipeline.from_pretrained(str(model), dtype=dtype, use_safetensors=True)
-    pipe.to(device)
-    parts = {name: pipe.components[name] for name in COMPONENTS}
-    for module in parts.values():
-        if isinstance(module, torch.nn.Module):
-            module.eval()
+    _, parts = load_pipeline_parts(ZImageBackend.pipeline_class, model, device, dtype, COMPONENTS)
     return ZImageBackend(**parts, name=str(model))
 
 
@@ -193,11 +166,8 @@ def tiny_zimage_pipeline(seed: int = 0):
 def write_zimage_mirror(folder: str | os.PathLike, kind: str = "z-image", seed: int = 0, **_: Any) -> Path:
     """A tiny Z-Image model in Z-Image-Turbo's hub layout (model_index.json naming ZImagePipeline, transformer,
     vae, text_encoder, tokenizer, scheduler), safetensors, for `from_pretrained(folder)`."""
-    if kind not in MIRROR_KINDS:
-        raise ValueError(f"kind: {kind!r}; one of {sorted(MIRROR_KINDS)}")
-    folder = Path(folder)
-    tiny_zimage_pipeline(seed).save_pretrained(folder, safe_serialization=True)
-    return folder
+    check_kind(kind, MIRROR_KINDS)
+    return save_mirror(tiny_zimage_pipeline(seed), folder)
 
 
 __all__ = [
