@@ -29,7 +29,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 HERE = Path(__file__).resolve().parent
-NAMES = ("quickstart", "colab_gpu", "lambda_explained", "trajectories", "stories", "studio_app")
+NAMES = ("quickstart", "colab_gpu", "lambda_explained", "trajectories", "stories", "studio_app", "backbones")
 PROJECT = tomllib.loads((HERE.parent / "pyproject.toml").read_text())["project"]
 REPOSITORY = PROJECT.get("urls", {}).get("Repository", "").rstrip("/")
 WHEEL = f"{PROJECT['name']}-{PROJECT['version']}-py3-none-any.whl"

@@ -25,7 +25,7 @@ pytest.importorskip("ipykernel")
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-NAMES = ["quickstart", "colab_gpu", "lambda_explained", "trajectories", "stories"]
+NAMES = ["quickstart", "colab_gpu", "lambda_explained", "trajectories", "stories", "backbones"]
 
 
 def _is_picture(output: dict) -> bool:
