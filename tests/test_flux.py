@@ -14,11 +14,20 @@ import json
 import numpy as np
 import pytest
 import torch
-from family_helpers import MOTION, levels, picture, yellow_square
+from family_helpers import levels, yellow_square
+from image_helpers import (
+    VIDEO,
+    assert_one_edit_above_0,
+    assert_painting_reruns_p_img_for_x_tilde_edited_only,
+    assert_strength_0_gives_x,
+    assert_take_restores_bitwise,
+    image_folders,
+    image_session,
+    oracle_pipeline,
+)
 
 from ivcore import InstructionError, Session
 from ivcore.stages.images import composite
-from ivcore.testing import mirror
 
 KINDS = ("flux-dev", "flux-schnell", "flux-kontext")
 MEASURED: dict[str, int] = {}  # uint8 levels from the oracle, printed at the end (-s)
@@ -26,30 +35,20 @@ MEASURED: dict[str, int] = {}  # uint8 levels from the oracle, printed at the en
 
 @pytest.fixture(scope="session")
 def flux_folders(tmp_path_factory):
-    root = tmp_path_factory.mktemp("flux")
-    folders = {kind: mirror(root / kind, kind) for kind in KINDS}
-    folders["wan2.1-i2v"] = mirror(root / "wan2.1-i2v", "wan2.1-i2v")
-    return folders
+    return image_folders(tmp_path_factory, "flux", KINDS)
 
 
 def make_session(folders, kind: str = "flux-dev", dtype: torch.dtype = torch.float32, **kwargs) -> Session:
-    s = Session.from_pretrained(folders[kind], folders["wan2.1-i2v"], device="cpu", dtype=dtype, **kwargs)
-    s.image = picture(s.size)
-    s.content, s.motion = "a fox in the snow", MOTION
-    s.content_strength = 0.6
-    return s
+    return image_session(folders[kind], folders[VIDEO], dtype=dtype, **kwargs)
 
 
 @pytest.fixture(scope="module")
 def oracles(flux_folders):
-    from diffusers import FluxImg2ImgPipeline, FluxKontextPipeline
+    return {kind: oracle_pipeline(pipeline_class(kind), flux_folders[kind]) for kind in KINDS}
 
-    pipes = {}
-    for kind in KINDS:
-        cls = FluxKontextPipeline if kind == "flux-kontext" else FluxImg2ImgPipeline
-        pipes[kind] = cls.from_pretrained(str(flux_folders[kind]))
-        pipes[kind].set_progress_bar_config(disable=True)
-    return pipes
+
+def pipeline_class(kind: str) -> str:
+    return "FluxKontextPipeline" if kind == "flux-kontext" else "FluxImg2ImgPipeline"
 
 
 def oracle(pipe, s: Session, image) -> np.ndarray:
@@ -112,14 +111,10 @@ def test_x_tilde_is_the_pipeline_on_x_and_x_tilde_edited_on_x_plus_paint(
 @pytest.mark.parametrize("kind", ("flux-dev", "flux-kontext"))
 def test_float16_loads_bfloat16_and_matches_the_pipeline_in_bfloat16(flux_folders, kind):
     """FLUX.1 ships in bfloat16 (float16 overflows in its activations): a float16 request loads bfloat16."""
-    from diffusers import FluxImg2ImgPipeline, FluxKontextPipeline
-
     s = make_session(flux_folders, kind, dtype=torch.float16, image_steps=4)
     backend = s.image_backend
     assert backend.dtype == backend.text_encoder_2.dtype == backend.vae.dtype == torch.bfloat16
-    cls = FluxKontextPipeline if kind == "flux-kontext" else FluxImg2ImgPipeline
-    pipe = cls.from_pretrained(str(flux_folders[kind]), dtype=torch.bfloat16)
-    pipe.set_progress_bar_config(disable=True)
+    pipe = oracle_pipeline(pipeline_class(kind), flux_folders[kind], dtype=torch.bfloat16)
     found = levels(np.asarray(s.intermediate(edited=False)), oracle(pipe, s, s.image))
     MEASURED[f"{kind} bfloat16 (CPU)"] = found
     assert found <= 1
@@ -143,21 +138,12 @@ def test_schnell_ignores_image_guidance(flux_folders):
 
 @pytest.mark.parametrize("kind", ("flux-dev", "flux-kontext"))
 def test_content_strength_0_gives_x_exactly(flux_folders, kind):
-    s = make_session(flux_folders, kind)
-    s.content_strength = 0.0
-    assert np.array_equal(np.asarray(s.intermediate(edited=False)), np.asarray(s.image))
-    s.paint(yellow_square(s.size))
-    assert np.array_equal(np.asarray(s.intermediate()), np.asarray(composite(s.image, s.paint_layer)))
+    assert_strength_0_gives_x(make_session(flux_folders, kind))
 
 
 def test_an_edit_family_runs_the_same_edit_for_every_strength_above_0(flux_folders):
     s = make_session(flux_folders, "flux-kontext", image_steps=4)
-    s.content_strength = 0.3
-    low = np.asarray(s.intermediate(edited=False))
-    misses = s.stats["image"]["misses"]
-    s.content_strength = 1.0
-    assert np.array_equal(np.asarray(s.intermediate(edited=False)), low)
-    assert s.stats["image"]["misses"] == misses  # one cache entry for every strength above 0
+    low = assert_one_edit_above_0(s)
     s.cache.clear()  # recomputed, not read back: the same edit
     assert np.array_equal(np.asarray(s.intermediate(edited=False)), low)
 
@@ -174,37 +160,13 @@ def test_the_size_multiples_of_both_families_combine(flux_folders):
 
 
 def test_painting_reruns_p_img_for_x_tilde_edited_only(flux_folders):
-    s = make_session(flux_folders, "flux-kontext", image_steps=4)
-    s.lam = 0.5
-    s.paint(yellow_square(s.size))
-    s.generate(seed=0, num_frames=5, progress=False)
-    before = s.stats["image"]
-    s.paint(yellow_square(s.size)[::-1].copy())  # another layer
-    s.generate(seed=0, num_frames=5, progress=False)
-    after = s.stats["image"]
-    assert after["misses"] - before["misses"] == 1  # x~' only
-    assert after["hits"] - before["hits"] >= 1  # x~ from the cache
-    text = s.stats["text"]["misses"]
-    s.generate(seed=0, num_frames=5, progress=False)
-    assert s.stats["text"]["misses"] == text  # nothing re-encoded
+    assert_painting_reruns_p_img_for_x_tilde_edited_only(make_session(flux_folders, "flux-kontext", image_steps=4))
 
 
 def test_generate_with_kontext_and_wan_and_restore_the_take_bitwise(flux_folders, tmp_path):
     s = make_session(flux_folders, "flux-kontext", image_steps=4)
     s.content = "turn the square into a sun"
-    s.paint(yellow_square(s.size))
-    s.lam = 0.4
-    first = s.generate(seed=3, num_frames=5, progress=False)
-    assert first.frames.shape == (5, 48, 64, 3)
-    s.content, s.lam = "a wolf", 0.9
-    s.generate(seed=4, num_frames=5, progress=False)
-    s.restore(s.takes[-2])
-    s.cache.clear()  # P_img and the video recomputed, not read back
-    assert np.array_equal(s.generate(num_frames=5, progress=False).frames, first.frames)
-    s.save(tmp_path / "saved")
-    loaded = Session.load(tmp_path / "saved")
-    assert type(loaded.image_backend).__name__ == "FluxKontextBackend"
-    assert np.array_equal(np.asarray(loaded.intermediate()), np.asarray(s.intermediate()))
+    assert_take_restores_bitwise(s, tmp_path, "FluxKontextBackend")
 
 
 def test_report_measured_levels():

@@ -15,7 +15,15 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from family_helpers import MOTION, levels, picture, yellow_square
+from family_helpers import levels, picture, yellow_square
+from image_helpers import (
+    assert_one_edit_above_0,
+    assert_strength_0_gives_x,
+    assert_take_restores_bitwise,
+    image_folders,
+    image_session,
+    oracle_pipeline,
+)
 
 from ivcore import InstructionError, Session
 from ivcore.stages.images import composite
@@ -27,9 +35,8 @@ MEASURED: dict[str, int] = {}  # uint8 levels from the oracle, printed at the en
 
 @pytest.fixture(scope="session")
 def klein_folders(tmp_path_factory):
-    root = tmp_path_factory.mktemp("flux2")
-    folders = {KIND: mirror(root / KIND, KIND), VIDEO: mirror(root / VIDEO, VIDEO)}
-    base = root / "flux2-klein-base"  # the same weights as a base (not step-distilled) model: CFG runs
+    folders = image_folders(tmp_path_factory, "flux2", (KIND,), video=VIDEO)
+    base = folders[KIND].parent / "flux2-klein-base"  # the same weights as a base (not step-distilled) model: CFG runs
     shutil.copytree(folders[KIND], base)
     index = json.loads((base / "model_index.json").read_text())
     (base / "model_index.json").write_text(json.dumps({**index, "is_distilled": False}))
@@ -38,22 +45,12 @@ def klein_folders(tmp_path_factory):
 
 
 def make_session(folders, kind: str = KIND, dtype: torch.dtype = torch.float32, **kwargs) -> Session:
-    s = Session.from_pretrained(folders[kind], folders[VIDEO], device="cpu", dtype=dtype, **kwargs)
-    s.image = picture(s.size)
-    s.content, s.motion = "turn the square into a sun", MOTION
-    s.content_strength = 0.6
-    return s
+    return image_session(folders[kind], folders[VIDEO], "turn the square into a sun", dtype=dtype, **kwargs)
 
 
 @pytest.fixture(scope="module")
 def oracles(klein_folders):
-    from diffusers import Flux2KleinPipeline
-
-    pipes = {}
-    for kind in (KIND, "base"):
-        pipes[kind] = Flux2KleinPipeline.from_pretrained(str(klein_folders[kind]))
-        pipes[kind].set_progress_bar_config(disable=True)
-    return pipes
+    return {kind: oracle_pipeline("Flux2KleinPipeline", klein_folders[kind]) for kind in (KIND, "base")}
 
 
 def oracle(pipe, s: Session, image, **extra) -> np.ndarray:
@@ -116,13 +113,10 @@ def test_the_distilled_model_ignores_image_guidance_and_the_base_model_does_not(
 
 
 def test_float16_loads_bfloat16_and_matches_the_pipeline_in_bfloat16(klein_folders):
-    from diffusers import Flux2KleinPipeline
-
     s = make_session(klein_folders, dtype=torch.float16, image_steps=2)
     backend = s.image_backend
     assert backend.dtype == backend.text_encoder.dtype == backend.vae.dtype == torch.bfloat16
-    pipe = Flux2KleinPipeline.from_pretrained(str(klein_folders[KIND]), dtype=torch.bfloat16)
-    pipe.set_progress_bar_config(disable=True)
+    pipe = oracle_pipeline("Flux2KleinPipeline", klein_folders[KIND], dtype=torch.bfloat16)
     found = levels(np.asarray(s.intermediate(edited=False)), oracle(pipe, s, s.image))
     MEASURED["bfloat16 (CPU)"] = found
     assert found <= 1
@@ -130,16 +124,8 @@ def test_float16_loads_bfloat16_and_matches_the_pipeline_in_bfloat16(klein_folde
 
 def test_content_strength_0_gives_x_exactly_and_every_strength_above_0_the_same_edit(klein_folders):
     s = make_session(klein_folders, image_steps=2)
-    s.content_strength = 0.0
-    assert np.array_equal(np.asarray(s.intermediate(edited=False)), np.asarray(s.image))
-    s.paint(yellow_square(s.size))
-    assert np.array_equal(np.asarray(s.intermediate()), np.asarray(composite(s.image, s.paint_layer)))
-    s.content_strength = 0.3
-    low = np.asarray(s.intermediate(edited=False))
-    misses = s.stats["image"]["misses"]
-    s.content_strength = 1.0
-    assert np.array_equal(np.asarray(s.intermediate(edited=False)), low)
-    assert s.stats["image"]["misses"] == misses  # one cache entry for every strength above 0
+    assert_strength_0_gives_x(s)
+    assert_one_edit_above_0(s)
 
 
 def test_sizes_the_image_processor_cannot_take_raise_naming_size(klein_folders):
@@ -163,19 +149,7 @@ def test_a_video_family_with_a_smaller_native_side_gets_a_default_size_klein_tak
 
 def test_generate_with_klein_and_ltx_and_restore_the_take_bitwise(klein_folders, tmp_path):
     s = make_session(klein_folders, image_steps=2)
-    s.paint(yellow_square(s.size))
-    s.lam = 0.4
-    first = s.generate(seed=3, num_frames=9, steps=2, progress=False)
-    assert first.frames.shape == (9, 64, 96, 3)
-    s.content, s.lam = "a wolf", 0.9
-    s.generate(seed=4, num_frames=9, steps=2, progress=False)
-    s.restore(s.takes[-2])
-    s.cache.clear()  # P_img and the video recomputed, not read back
-    assert np.array_equal(s.generate(num_frames=9, steps=2, progress=False).frames, first.frames)
-    s.save(tmp_path / "saved")
-    loaded = Session.load(tmp_path / "saved")
-    assert type(loaded.image_backend).__name__ == "Flux2KleinBackend"
-    assert np.array_equal(np.asarray(loaded.intermediate()), np.asarray(s.intermediate()))
+    assert_take_restores_bitwise(s, tmp_path, "Flux2KleinBackend", num_frames=9, steps=2)
 
 
 def test_report_measured_levels():

@@ -12,22 +12,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from family_helpers import MOTION, picture
+from image_helpers import image_folders, image_session
 
 from ivcore import Session
-from ivcore.testing import mirror
+
+VIDEO = "ltx-video-0.9.0-i2v"
 
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
-    root = tmp_path_factory.mktemp("image_lora")
-    return {kind: mirror(root / kind, kind) for kind in ("flux-dev", "sdxl", "flux2-klein", "ltx-video-0.9.0-i2v")}
+    return image_folders(tmp_path_factory, "image_lora", ("flux-dev", "sdxl", "flux2-klein"), video=VIDEO)
 
 
 def make_session(folders, kind: str) -> Session:
-    s = Session.from_pretrained(folders[kind], folders["ltx-video-0.9.0-i2v"], device="cpu", dtype=torch.float32)
-    s.image = picture(s.size)
-    s.content, s.motion, s.content_strength, s.image_steps = "a fox in the snow", MOTION, 0.8, 4
+    s = image_session(folders[kind], folders[VIDEO])
+    s.content_strength, s.image_steps = 0.8, 4
     return s
 
 

@@ -14,30 +14,31 @@ import json
 import numpy as np
 import pytest
 import torch
-from family_helpers import MOTION, levels, picture, yellow_square
+from family_helpers import levels, yellow_square
+from image_helpers import (
+    VIDEO,
+    assert_one_edit_above_0,
+    assert_strength_0_gives_x,
+    assert_take_restores_bitwise,
+    image_folders,
+    image_session,
+    oracle_pipeline,
+)
 
 from ivcore import Session
 from ivcore.backends import qwen_image  # noqa: F401 (the mirror's processor class resolves from it)
 from ivcore.stages.images import composite
-from ivcore.testing import mirror
 
 MEASURED: dict[str, int] = {}  # uint8 levels from the oracle, printed at the end (-s)
 
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
-    root = tmp_path_factory.mktemp("qwen")
-    return {kind: mirror(root / kind, kind) for kind in ("qwen-image-edit", "wan2.1-i2v")}
+    return image_folders(tmp_path_factory, "qwen", ("qwen-image-edit",))
 
 
 def make_session(folders, **kwargs) -> Session:
-    s = Session.from_pretrained(
-        folders["qwen-image-edit"], folders["wan2.1-i2v"], device="cpu", dtype=torch.float32, **kwargs
-    )
-    s.image = picture(s.size)
-    s.content, s.motion = "turn the square into a sun", MOTION
-    s.content_strength = 0.6
-    return s
+    return image_session(folders["qwen-image-edit"], folders[VIDEO], "turn the square into a sun", **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +48,7 @@ def session(folders):
 
 @pytest.fixture(scope="module")
 def oracle_pipe(folders):
-    from diffusers import QwenImageEditPipeline
-
-    pipe = QwenImageEditPipeline.from_pretrained(str(folders["qwen-image-edit"]))
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return oracle_pipeline("QwenImageEditPipeline", folders["qwen-image-edit"])
 
 
 def oracle(pipe, s: Session, image, monkeypatch) -> np.ndarray:
@@ -100,11 +97,8 @@ def test_x_tilde_is_the_pipeline_on_x_and_x_tilde_edited_on_x_plus_paint(
 def test_content_strength_0_gives_x_exactly(session):
     s = session
     s.clear_paint()
-    s.content_strength = 0.0
     try:
-        assert np.array_equal(np.asarray(s.intermediate(edited=False)), np.asarray(s.image))
-        s.paint(yellow_square(s.size))
-        assert np.array_equal(np.asarray(s.intermediate()), np.asarray(composite(s.image, s.paint_layer)))
+        assert_strength_0_gives_x(s)
     finally:
         s.content_strength = 0.6
         s.clear_paint()
@@ -113,31 +107,14 @@ def test_content_strength_0_gives_x_exactly(session):
 def test_an_edit_family_runs_the_same_edit_for_every_strength_above_0(session):
     s = session
     s.negative_prompt, s.image_guidance = "", 4.0
-    s.content_strength = 0.3
-    low = np.asarray(s.intermediate(edited=False))
-    misses = s.stats["image"]["misses"]
-    s.content_strength = 1.0
-    assert np.array_equal(np.asarray(s.intermediate(edited=False)), low)
-    assert s.stats["image"]["misses"] == misses  # one cache entry for every strength above 0
+    assert_one_edit_above_0(s)
     s.content_strength = 0.6
 
 
 def test_generate_with_qwen_edit_and_wan_and_restore_the_take_bitwise(session, tmp_path):
     s = session
     s.content, s.negative_prompt, s.image_guidance = "turn the square into a sun", "", 4.0
-    s.paint(yellow_square(s.size))
-    s.lam = 0.4
-    first = s.generate(seed=3, num_frames=5, progress=False)
-    assert first.frames.shape == (5, 48, 64, 3)
-    s.content, s.lam = "a wolf", 0.9
-    s.generate(seed=4, num_frames=5, progress=False)
-    s.restore(s.takes[-2])
-    s.cache.clear()  # P_img and the video recomputed, not read back
-    assert np.array_equal(s.generate(num_frames=5, progress=False).frames, first.frames)
-    s.save(tmp_path / "saved")
-    loaded = Session.load(tmp_path / "saved")
-    assert type(loaded.image_backend).__name__ == "QwenImageEditBackend"
-    assert np.array_equal(np.asarray(loaded.intermediate()), np.asarray(s.intermediate()))
+    assert_take_restores_bitwise(s, tmp_path, "QwenImageEditBackend")
 
 
 def test_report_measured_levels():

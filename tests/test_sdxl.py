@@ -15,41 +15,37 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from family_helpers import MOTION, levels, picture, yellow_square
+from family_helpers import levels, yellow_square
+from image_helpers import (
+    VIDEO,
+    assert_painting_reruns_p_img_for_x_tilde_edited_only,
+    assert_strength_0_gives_x,
+    assert_take_restores_bitwise,
+    image_folders,
+    image_session,
+    oracle_pipeline,
+)
 
 from ivcore import InstructionError, Session
 from ivcore.stages.images import composite
-from ivcore.testing import mirror
 
 KINDS = ("sdxl", "sdxl-turbo")
+PIPELINE = "StableDiffusionXLImg2ImgPipeline"
 MEASURED: dict[str, int] = {}  # uint8 levels from the oracle, printed at the end (-s)
 
 
 @pytest.fixture(scope="session")
 def sdxl_folders(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sdxl")
-    folders = {kind: mirror(root / kind, kind) for kind in KINDS}
-    folders["wan2.1-i2v"] = mirror(root / "wan2.1-i2v", "wan2.1-i2v")
-    return folders
+    return image_folders(tmp_path_factory, "sdxl", KINDS)
 
 
 def make_session(folders, kind: str = "sdxl", dtype: torch.dtype = torch.float32, **kwargs) -> Session:
-    s = Session.from_pretrained(folders[kind], folders["wan2.1-i2v"], device="cpu", dtype=dtype, **kwargs)
-    s.image = picture(s.size)
-    s.content, s.motion = "a fox in the snow", MOTION
-    s.content_strength = 0.6
-    return s
+    return image_session(folders[kind], folders[VIDEO], dtype=dtype, **kwargs)
 
 
 @pytest.fixture(scope="module")
 def oracles(sdxl_folders):
-    from diffusers import StableDiffusionXLImg2ImgPipeline
-
-    pipes = {}
-    for kind in KINDS:
-        pipes[kind] = StableDiffusionXLImg2ImgPipeline.from_pretrained(str(sdxl_folders[kind]), add_watermarker=False)
-        pipes[kind].set_progress_bar_config(disable=True)
-    return pipes
+    return {kind: oracle_pipeline(PIPELINE, sdxl_folders[kind], add_watermarker=False) for kind in KINDS}
 
 
 def oracle(pipe, s: Session, image) -> np.ndarray:
@@ -112,26 +108,17 @@ def test_a_swapped_scheduler_and_a_strength_below_one_step(sdxl_folders, oracles
 
 def test_float16_upcasts_the_vae_as_the_pipeline_does(sdxl_folders):
     """SDXL's VAE says force_upcast: encode and decode run in float32, the VAE is float16 again afterwards."""
-    from diffusers import StableDiffusionXLImg2ImgPipeline
-
     s = make_session(sdxl_folders, dtype=torch.float16, image_steps=6)
     x_tilde = np.asarray(s.intermediate(edited=False))
     assert s.image_backend.vae.dtype == torch.float16 and s.image_backend.unet.dtype == torch.float16
-    pipe = StableDiffusionXLImg2ImgPipeline.from_pretrained(
-        str(sdxl_folders["sdxl"]), dtype=torch.float16, add_watermarker=False
-    )
-    pipe.set_progress_bar_config(disable=True)
+    pipe = oracle_pipeline(PIPELINE, sdxl_folders["sdxl"], dtype=torch.float16, add_watermarker=False)
     found = levels(x_tilde, oracle(pipe, s, s.image))
     MEASURED["sdxl float16 (CPU)"] = found
     assert found <= 1
 
 
 def test_content_strength_0_gives_x_exactly(sdxl_folders):
-    s = make_session(sdxl_folders)
-    s.content_strength = 0.0
-    assert np.array_equal(np.asarray(s.intermediate(edited=False)), np.asarray(s.image))
-    s.paint(yellow_square(s.size))
-    assert np.array_equal(np.asarray(s.intermediate()), np.asarray(composite(s.image, s.paint_layer)))
+    assert_strength_0_gives_x(make_session(sdxl_folders))
 
 
 def test_an_image_model_of_an_unknown_class_is_refused_before_anything_loads(sdxl_folders, tmp_path):
@@ -144,36 +131,11 @@ def test_an_image_model_of_an_unknown_class_is_refused_before_anything_loads(sdx
 
 
 def test_painting_reruns_p_img_for_x_tilde_edited_only(sdxl_folders):
-    s = make_session(sdxl_folders, image_steps=4)
-    s.lam = 0.5
-    s.paint(yellow_square(s.size))
-    s.generate(seed=0, num_frames=5, progress=False)
-    before = s.stats["image"]
-    s.paint(yellow_square(s.size)[::-1].copy())  # another layer
-    s.generate(seed=0, num_frames=5, progress=False)
-    after = s.stats["image"]
-    assert after["misses"] - before["misses"] == 1  # x~' only
-    assert after["hits"] - before["hits"] >= 1  # x~ from the cache
-    text = s.stats["text"]["misses"]
-    s.generate(seed=0, num_frames=5, progress=False)
-    assert s.stats["text"]["misses"] == text  # nothing re-encoded
+    assert_painting_reruns_p_img_for_x_tilde_edited_only(make_session(sdxl_folders, image_steps=4))
 
 
 def test_generate_with_wan_and_restore_the_take_bitwise(sdxl_folders, tmp_path):
-    s = make_session(sdxl_folders, image_steps=4)
-    s.paint(yellow_square(s.size))
-    s.lam = 0.4
-    first = s.generate(seed=3, num_frames=5, progress=False)
-    assert first.frames.shape == (5, 48, 64, 3)
-    s.content, s.lam = "a wolf", 0.9
-    s.generate(seed=4, num_frames=5, progress=False)
-    s.restore(s.takes[-2])
-    s.cache.clear()  # P_img and the video recomputed, not read back
-    assert np.array_equal(s.generate(num_frames=5, progress=False).frames, first.frames)
-    s.save(tmp_path / "saved")
-    loaded = Session.load(tmp_path / "saved")
-    assert type(loaded.image_backend).__name__ == "SDXLImageBackend"
-    assert np.array_equal(np.asarray(loaded.intermediate()), np.asarray(s.intermediate()))
+    assert_take_restores_bitwise(make_session(sdxl_folders, image_steps=4), tmp_path, "SDXLImageBackend")
 
 
 def test_the_size_multiples_of_both_families_combine(sdxl_folders):

@@ -12,27 +12,29 @@ import json
 import numpy as np
 import pytest
 import torch
-from family_helpers import MOTION, levels, picture, yellow_square
+from family_helpers import levels, yellow_square
+from image_helpers import (
+    VIDEO,
+    assert_strength_0_gives_x,
+    assert_take_restores_bitwise,
+    image_folders,
+    image_session,
+    oracle_pipeline,
+)
 
 from ivcore import Session
 from ivcore.stages.images import composite
-from ivcore.testing import mirror
 
 MEASURED: dict[str, int] = {}  # uint8 levels from the oracle, printed at the end (-s)
 
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
-    root = tmp_path_factory.mktemp("zimage")
-    return {kind: mirror(root / kind, kind) for kind in ("z-image", "wan2.1-i2v")}
+    return image_folders(tmp_path_factory, "zimage", ("z-image",))
 
 
 def make_session(folders, **kwargs) -> Session:
-    s = Session.from_pretrained(folders["z-image"], folders["wan2.1-i2v"], device="cpu", dtype=torch.float32, **kwargs)
-    s.image = picture(s.size)
-    s.content, s.motion = "a fox in the snow", MOTION
-    s.content_strength = 0.6
-    return s
+    return image_session(folders["z-image"], folders[VIDEO], **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +44,7 @@ def session(folders):
 
 @pytest.fixture(scope="module")
 def oracle_pipe(folders):
-    from diffusers import ZImageImg2ImgPipeline
-
-    pipe = ZImageImg2ImgPipeline.from_pretrained(str(folders["z-image"]))
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return oracle_pipeline("ZImageImg2ImgPipeline", folders["z-image"])
 
 
 def oracle(pipe, s: Session, image) -> np.ndarray:
@@ -103,11 +101,8 @@ def test_guidance_0_runs_no_negative_branch(session):
 def test_content_strength_0_gives_x_exactly(session):
     s = session
     s.clear_paint()
-    s.content_strength = 0.0
     try:
-        assert np.array_equal(np.asarray(s.intermediate(edited=False)), np.asarray(s.image))
-        s.paint(yellow_square(s.size))
-        assert np.array_equal(np.asarray(s.intermediate()), np.asarray(composite(s.image, s.paint_layer)))
+        assert_strength_0_gives_x(s)
     finally:
         s.content_strength = 0.6
         s.clear_paint()
@@ -116,19 +111,8 @@ def test_content_strength_0_gives_x_exactly(session):
 def test_generate_with_zimage_and_wan_and_restore_the_take_bitwise(session, tmp_path):
     s = session
     s.content, s.negative_prompt, s.image_guidance, s.content_strength = "a fox in the snow", "", 0.0, 0.6
-    s.paint(yellow_square(s.size))
-    s.lam = 0.4
-    first = s.generate(seed=3, num_frames=5, progress=False)
-    assert first.frames.shape == (5, 48, 64, 3)
-    s.content, s.lam, s.content_strength = "a wolf", 0.9, 0.8
-    s.generate(seed=4, num_frames=5, progress=False)
-    s.restore(s.takes[-2])
-    s.cache.clear()  # P_img and the video recomputed, not read back
-    assert np.array_equal(s.generate(num_frames=5, progress=False).frames, first.frames)
-    s.save(tmp_path / "saved")
-    loaded = Session.load(tmp_path / "saved")
-    assert type(loaded.image_backend).__name__ == "ZImageBackend"
-    assert np.array_equal(np.asarray(loaded.intermediate()), np.asarray(s.intermediate()))
+    change = {"content": "a wolf", "lam": 0.9, "content_strength": 0.8}
+    assert_take_restores_bitwise(s, tmp_path, "ZImageBackend", change)
 
 
 def test_report_measured_levels():
