@@ -2,8 +2,9 @@
 `align="stats"` (Eq. 5), the out-of-memory fallback, the CLI with an SDXL image model, and what LTX-Video's
 distilled checkpoints would need.
 
-Wan 2.1 I2V (a channel-concat family) and LTX-Video 0.9.0 (a first-frame family, one [uncond, cond] call per
-step) run through `Session.from_pretrained(image_model, video_model)`, the path real weights take.
+Wan 2.1 I2V (a channel-concat family, one call a guidance row), LTX-Video 0.9.0 (a first-frame family) and
+CogVideoX 1.0 I2V (DDIM, v-prediction; LTX and CogVideoX run one [uncond, cond] call per branch)
+run through `Session.from_pretrained(image_model, video_model)`, the path real weights take.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from safetensors.torch import load_file
 from ivcore import Session
 from ivcore.testing import mirror
 
-FAMILIES = {"wan2.1-i2v": (64, 48), "ltx-video-0.9.0-i2v": (96, 64)}
+FAMILIES = {"wan2.1-i2v": (64, 48), "ltx-video-0.9.0-i2v": (96, 64), "cogvideox-5b-i2v": (64, 48)}
 
 
 @pytest.fixture(scope="module")
