@@ -2,9 +2,9 @@
 `align="stats"` (Eq. 5), the out-of-memory fallback, the CLI with an SDXL image model, and what LTX-Video's
 distilled checkpoints would need.
 
-Wan 2.1 I2V (a channel-concat family, one call a guidance row), LTX-Video 0.9.0 (a first-frame family) and
-CogVideoX 1.0 I2V (DDIM, v-prediction; LTX and CogVideoX run one [uncond, cond] call per branch)
-run through `Session.from_pretrained(image_model, video_model)`, the path real weights take.
+Wan 2.1 I2V (the image on the channels), LTX-Video 0.9.0 (the image as the first latent frame) and CogVideoX
+1.0 I2V (DDIM, v-prediction) run through `Session.from_pretrained(image_model, video_model)`,
+the path real weights take.
 """
 
 from __future__ import annotations
