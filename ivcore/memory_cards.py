@@ -86,6 +86,9 @@ PAIR_TABLE: tuple[Callable[..., dict[str, int]], dict[str, dict], dict[str, dict
         "FLUX.1 Kontext + Wan 2.1 I2V 14B 480P, 832 x 480, 81 frames": {
             "kind": "wan2.1-i2v-14b-480p", "image_model": "flux-kontext",
         },
+        "FLUX.2 klein 4B + LTX-Video 0.9, 768 x 512, 121 frames": {
+            "kind": "ltx-video-0.9", "image_model": "flux2-klein", "size": (768, 512), "num_frames": 121,
+        },
     },
     {
         "defaults (both models on the device, every row in one call, no tiles)": {},

@@ -10,6 +10,10 @@ modules (tokenizers and schedulers come from the tiny pipeline). SD1.5 is `ivcor
 - FLUX.1 Kontext [dev] (`black-forest-labs/FLUX.1-Kontext-dev`): `FluxTransformer2DModel`'s class
   defaults (19 double and 38 single blocks of 3072) with the guidance embedding, the 16-channel VAE,
   CLIP ViT-L/14 and T5-XXL v1.1.
+- FLUX.2 klein 4B (`black-forest-labs/FLUX.2-klein-4B`): `Flux2Transformer2DModel` with 5 double and 20
+  single blocks of 3072 (24 heads of 128), no guidance embedding, its text width three Qwen3-4B layers
+  stacked (3 x 2560); `AutoencoderKLFlux2`'s defaults; Qwen3-4B (36 layers of 2560, 8 KV heads) as the
+  pipeline loads it (`Qwen3ForCausalLM`, tied embeddings). 3.89 B transformer parameters: the "4B".
 """
 
 from __future__ import annotations
@@ -36,11 +40,24 @@ OPENCLIP_BIGG_TEXT: dict[str, Any] = dict(
     hidden_act="gelu", max_position_embeddings=77, vocab_size=49408,
 )  # fmt: skip
 FLUX_KONTEXT_TRANSFORMER: dict[str, Any] = dict(guidance_embeds=True)  # + the class defaults (FLUX.1 [dev])
+KLEIN_4B_TRANSFORMER: dict[str, Any] = dict(
+    num_layers=5, num_single_layers=20, num_attention_heads=24, joint_attention_dim=3 * 2560, guidance_embeds=False
+)
+QWEN3_4B: dict[str, Any] = dict(
+    vocab_size=151936, hidden_size=2560, intermediate_size=9728, num_hidden_layers=36, num_attention_heads=32,
+    num_key_value_heads=8, head_dim=128, max_position_embeddings=40960, tie_word_embeddings=True,
+)  # fmt: skip
 FLUX_VAE: dict[str, Any] = dict(
     block_out_channels=[128, 256, 512, 512], latent_channels=16, layers_per_block=2, scaling_factor=0.3611,
     shift_factor=0.1159, use_quant_conv=False, use_post_quant_conv=False, sample_size=1024, force_upcast=True,
     down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4,
 )  # fmt: skip
+
+
+def _qwen3(config: dict[str, Any]):
+    import transformers
+
+    return transformers.Qwen3ForCausalLM(transformers.Qwen3Config(**config))
 
 
 def _clip_projection(config: dict[str, Any]):
@@ -67,6 +84,14 @@ FULL_SIZE_IMAGE: dict[str, dict[str, Any]] = {
             "vae": lambda: _diffusers("AutoencoderKL", FLUX_VAE),
             "text_encoder": lambda: _encoder("clip-text", CLIP_L14_TEXT_CONFIG),
             "text_encoder_2": lambda: _encoder("t5", T5_XXL),
+        },
+    ),
+    "flux2-klein": dict(
+        tiny=("ivcore.backends.flux2:tiny_klein_pipeline", ()), backend="ivcore.backends.flux2:Flux2KleinBackend",
+        parts={
+            "transformer": lambda: _diffusers("Flux2Transformer2DModel", KLEIN_4B_TRANSFORMER),
+            "vae": lambda: _diffusers("AutoencoderKLFlux2", {}),
+            "text_encoder": lambda: _qwen3(QWEN3_4B),
         },
     ),
 }  # fmt: skip
