@@ -21,7 +21,8 @@ VIDEO = "ltx-video-0.9.0-i2v"
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
-    return image_folders(tmp_path_factory, "image_lora", ("flux-dev", "sdxl", "flux2-klein"), video=VIDEO)
+    kinds = ("flux-dev", "sdxl", "flux2-klein", "qwen-image-edit", "z-image")
+    return image_folders(tmp_path_factory, "image_lora", kinds, video=VIDEO)
 
 
 def make_session(folders, kind: str) -> Session:
@@ -57,13 +58,15 @@ def check_lora_round_trip(s: Session, path) -> None:
     assert np.array_equal(np.asarray(s.intermediate(edited=False)), before)
 
 
-@pytest.mark.parametrize("kind", ["flux-dev", "flux2-klein"])
+@pytest.mark.parametrize("kind", ["flux-dev", "flux2-klein", "qwen-image-edit", "z-image"])
 def test_a_diffusers_layout_lora_on_the_transformer_changes_x_tilde_and_unloads_bitwise(folders, kind, tmp_path):
     from safetensors.torch import save_file
 
     s = make_session(folders, kind)
     transformer = s.image_backend.transformer
-    names = linear_names(transformer, ("attn.to_q", "attn.to_k", "attn.to_v", "attn.to_out.0"))
+    projections = ("to_q", "to_k", "to_v", "to_out.0")
+    suffixes = tuple(f"{a}.{p}" for a in ("attn", "attention") for p in projections)  # Z-Image: `attention`
+    names = linear_names(transformer, suffixes)
     assert names
     save_file(lora_tensors(transformer, "transformer", names), tmp_path / "lora.safetensors")
     check_lora_round_trip(s, tmp_path / "lora.safetensors")
