@@ -171,8 +171,10 @@ class Session(Pipeline):
         doc="Frames per video (the default of `generate`).",
     )  # fmt: skip
     steps = Setting(
-        "int", 25, low=1, high=lambda s: _train_timesteps(s.video_backend),
-        type="int in [1, the scheduler's train timesteps]", doc="Denoising steps of P_video.",
+        "int", 25, low=lambda s: getattr(s.video_backend, "min_steps", 1),
+        high=lambda s: _train_timesteps(s.video_backend),
+        type="int in [the family's min_steps (1; LTX-Video 2), the scheduler's train timesteps]",
+        doc="Denoising steps of P_video.",
     )  # fmt: skip
     guidance = Setting(
         "float", 7.5, low=0.0, type="float >= 0", doc="Classifier-free guidance scale of P_video (<= 1: off)."

@@ -17,7 +17,7 @@ import torch
 from family_helpers import family_session, yellow_square
 from safetensors.torch import load_file
 
-from ivcore import Session
+from ivcore import InstructionError, Session
 from ivcore.testing import mirror
 
 FAMILIES = {"wan2.1-i2v": (64, 48), "ltx-video-0.9.0-i2v": (96, 64), "cogvideox-5b-i2v": (64, 48)}
@@ -181,8 +181,6 @@ def test_ltx_distilled_checkpoints_are_not_a_layout_the_session_knows_yet(tmp_pa
     any model loads, and a 0.9.0/0.9.1 folder keeps the family's own defaults."""
     import shutil
 
-    from ivcore import InstructionError
-
     folder = tmp_path / "ltx-distilled"
     shutil.copytree(folders["ltx-video-0.9.0-i2v"], folder)
     index = json.loads((folder / "model_index.json").read_text())
@@ -192,3 +190,21 @@ def test_ltx_distilled_checkpoints_are_not_a_layout_the_session_knows_yet(tmp_pa
         Session.from_pretrained(tiny_model_dirs["image_model"], folder, device="cpu")
     s = Session.from_pretrained(tiny_model_dirs["image_model"], folders["ltx-video-0.9.0-i2v"], device="cpu")
     assert (s.steps, s.guidance) == (4, 3.0)  # the tiny folder's; a real 0.9.x folder gets 50 and 3.0
+
+
+def test_a_family_refuses_fewer_steps_than_its_schedule_takes(dit):
+    """LTX-Video's schedule stretches to a terminal shift: one step would give NaN timesteps (0 / 0), so its
+    `min_steps` is 2 and `steps` says so; the other families take one step."""
+    kind, s = dit
+    low = getattr(s.video_backend, "min_steps", 1)
+    assert low == (2 if kind.startswith("ltx") else 1)
+    before = s.steps
+    if low > 1:
+        with pytest.raises(InstructionError, match="steps"):
+            s.steps = 1
+        with pytest.raises(InstructionError, match="steps"):
+            s.generate(steps=1)
+        assert s.steps == before
+    else:
+        s.steps = 1
+        s.steps = before

@@ -95,6 +95,7 @@ class LTXVideoBackend(DiTVideoBackend):
     frame_rate = BackendSetting()
     draws_image_first = True  # the pipeline samples the image posterior before the noise (module docstring)
     step_cache_rows = "together"  # the pipeline calls [uncond, cond] as one batch in one cache context
+    min_steps = 2  # one step: the schedule's stretch to `shift_terminal` divides 0 by 0 (NaN timesteps)
     first_frame = True  # the image is latent frame 0 (as Wan TI2V-5B's), put back by `finish` after the loop
     temporal_factor = 8
     spatial_factor = 32
