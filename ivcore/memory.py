@@ -186,11 +186,9 @@ def session_plan(
     The DiT families (a backend over a diffusers pipeline) are planned by `ivcore.memory_dit`, with the
     session's memory options (`Session.set_memory`) or those given here.
     """
-    from dataclasses import replace
-
     from ivcore.instructions import check_lam, lam_schedule
 
-    options = replace(session.memory, **memory_options)
+    options = session.memory.updated(**memory_options)
     if getattr(session.video_backend, "pipe", None) is not None:
         from ivcore import memory_dit
 

@@ -132,6 +132,8 @@ def test_set_memory_checks_its_fields_and_keeps_the_last_good_options(wan):
         wan.set_memory(vae_tiling="yes")
     with pytest.raises(InstructionError, match="tiles"):
         wan.set_memory(tiles=True)
+    with pytest.raises(InstructionError, match="offlaod"):
+        wan.memory_plan(offlaod="model")
     assert wan.memory == MemoryOptions()
 
 

@@ -47,6 +47,15 @@ class MemoryOptions:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def updated(self, **changes: Any) -> MemoryOptions:
+        """These options with `changes`; a name that is not an option raises InstructionError naming it."""
+        from dataclasses import replace
+
+        unknown = sorted(set(changes) - set(self.__dataclass_fields__))
+        if unknown:
+            raise InstructionError(unknown[0], changes[unknown[0]], f"one of {sorted(self.__dataclass_fields__)}")
+        return replace(self, **changes)  # checked in __post_init__
+
 
 def modules_of(backends: dict[str, Any]) -> dict[str, torch.nn.Module]:
     """{"<owner>.<component>": module} of every torch module the backends hold, each module once."""
@@ -151,13 +160,8 @@ def set_memory(session, **changes: Any) -> MemoryOptions:
     backends' `weights_version`: the stages they touch rerun (and takes made before stay restorable only
     with the options they were made with). The offloads move modules, never numbers.
     """
-    from dataclasses import replace
-
-    unknown = sorted(set(changes) - set(MemoryOptions.__dataclass_fields__))
-    if unknown:
-        raise InstructionError(unknown[0], changes[unknown[0]], f"one of {sorted(MemoryOptions.__dataclass_fields__)}")
     old = session.memory
-    new = replace(old, **changes)  # checked in __post_init__: InstructionError naming the field
+    new = old.updated(**changes)  # InstructionError naming a bad field, before anything moves
     backends = {"image": session.image_backend, "video": session.video_backend}
     with session._exclusive():
         if old.offload is None:  # the accelerator the session runs on, where the offloads bring modules back
