@@ -33,6 +33,22 @@ def is_test_model(transformer) -> bool:
     return config.num_attention_heads * config.attention_head_dim < TEST_MODEL_WIDTH
 
 
+def execution_device(owner: Any, pipe, denoiser) -> torch.device:
+    """Where a pipeline's modules run: diffusers' `_execution_device` (which reads offload hooks), remembered on
+    `owner` while the denoiser, the device of its weights and its accelerate hook stay what they were.
+
+    `_execution_device` walks every module of every component: milliseconds a call, which a generate asking
+    a dozen times paid in full on a tiny model. Offloading moves the weights or adds a hook, so it asks again.
+    """
+    first = next(denoiser.parameters(), None)
+    key = (id(denoiser), None if first is None else first.device, getattr(denoiser, "_hf_hook", None) is not None)
+    known = owner.__dict__.get("_execution_device")
+    if known is None or known[0] != key:
+        known = (key, pipe._execution_device)
+        owner.__dict__["_execution_device"] = known
+    return known[1]
+
+
 def rebuilt_pipeline(pipe, **replacements: Any):
     """A pipeline of `pipe`'s class over its components with `replacements`, and its own flags (Wan's
     `boundary_ratio`, `expand_timesteps`), so that what it derives from its modules is derived again."""
@@ -99,7 +115,7 @@ class DiTVideoBackend(SplitLimits):
 
     @property
     def device(self) -> torch.device:
-        return self.pipe._execution_device
+        return execution_device(self, self.pipe, self.denoiser)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -175,4 +191,4 @@ class DiTVideoBackend(SplitLimits):
         return self.pipe
 
 
-__all__ = ["DiTVideoBackend", "is_test_model", "rebuilt_pipeline"]
+__all__ = ["DiTVideoBackend", "execution_device", "is_test_model", "rebuilt_pipeline"]

@@ -101,7 +101,9 @@ class TransformerImageBackend(PipelineOver):
 
     @property
     def device(self) -> torch.device:
-        return self.pipeline()._execution_device
+        from ivcore.backends.dit import execution_device
+
+        return execution_device(self, self.pipeline(), self.transformer)
 
     @property
     def dtype(self) -> torch.dtype:
