@@ -235,12 +235,16 @@ def plan(
     lams: Sequence[float],
     has_edit: bool,
     encoded_images: int = 1,
+    image_runs: bool = True,
 ) -> dict[str, int]:
-    """Bytes per part of the next generation's peak on the video backend's device, plus "total" (module doc)."""
+    """Bytes per part of the next generation's peak on the video backend's device, plus "total" (module doc).
+
+    `image_runs`: P_img runs (content_strength > 0; at 0, x~ is x and no image model is called)."""
     options = options or MemoryOptions()
     modules, stages = trace_stages(
         image_backend, video_backend, options=options, num_frames=num_frames, height=height, width=width,
         steps=steps, guidance=guidance, lams=lams, has_edit=has_edit, encoded_images=encoded_images,
+        image_runs=image_runs,
     )  # fmt: skip
     return assemble(modules, stages, options)
 
@@ -248,6 +252,7 @@ def plan(
 def trace_stages(
     image_backend, video_backend, *, options: MemoryOptions, num_frames: int, height: int, width: int, steps: int,
     guidance: float, lams: Sequence[float], has_edit: bool, encoded_images: int = 1, cache: dict | None = None,
+    image_runs: bool = True,
 ) -> tuple[dict[str, torch.nn.Module], dict[str, tuple[int, set[str]]]]:  # fmt: skip
     """({name: meta module}, {stage: (peak activation bytes, names of the modules it runs)}) of one generation.
 
@@ -263,7 +268,7 @@ def trace_stages(
     branches = 2 if rows > (2 if guidance > 1 else 1) else 1
     v = dict(
         width=width, height=height, num_frames=num_frames, steps=steps, guidance=guidance, branches=branches,
-        encoded_images=encoded_images, image=image is not None and has_edit,
+        encoded_images=encoded_images, image=image is not None and image_runs,
     )  # fmt: skip
     cache = {} if cache is None else cache
     stages: dict[str, tuple[int, set[str]]] = {}
@@ -313,7 +318,7 @@ def session_plan(session, *, num_frames=None, guidance=None, lam=None, options: 
     return plan(
         session.image_backend, session.video_backend, options=options or session.memory, num_frames=num_frames,
         height=height, width=width, steps=steps, guidance=guidance, lams=lams, has_edit=has_edit,
-        encoded_images=num_frames if per_frame else 1,
+        encoded_images=num_frames if per_frame else 1, image_runs=session.content_strength > 0,
     )  # fmt: skip
 
 

@@ -184,6 +184,9 @@ def test_a_pair_under_model_offload_peaks_at_its_largest_stage(tiny_model_dirs, 
     plan = s.memory_plan(offload="model")
     image_stage = [k for k in plan if k.startswith("image:")]
     assert image_stage and "image.unet" in image_stage[0]
+    s.content_strength = 0.0  # x~ = x: no image model runs, so none is planned
+    assert not any(k.startswith("image") for k in s.memory_plan(offload="model"))
+    s.content_strength = 0.5
     together = s.memory_plan()
     assert plan["total"] < together["total"] and _weights(together) == _module_bytes(s)
 
