@@ -72,16 +72,10 @@ def make_session(args: argparse.Namespace, root: Path) -> Session:
         image = save_tiny_models(root / "tiny")["image_model"]
         video = mirror(root / "video", TINY_MIRROR[args.family])
         return Session.from_pretrained(image, video, device="cpu", dtype=torch.float32)
-    import diffusers
-
-    from ivcore.backends import configs
-    from ivcore.backends.image import ImageBackend
-    from ivcore.backends.tiny import tiny_tokenizer
+    from ivcore.backends.image_configs import full_size_image_backend
 
     video = full_size_backend(args.family, torch.bfloat16, "cuda")
-    sd = configs.build_sd15_pia("cuda", torch.bfloat16)
-    scheduler = getattr(diffusers, configs.SD15_SCHEDULER_CLASS).from_config(configs.SD15_SCHEDULER_CONFIG)
-    image = ImageBackend(sd["unet"], sd["vae"], sd["text_encoder"], tiny_tokenizer(), scheduler, name="sd15")
+    image = full_size_image_backend("sd15", torch.bfloat16, "cuda")
     return Session(image, video, **{k: v for k, v in video.defaults.items() if k in ("steps", "guidance")})
 
 

@@ -43,18 +43,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def build(args: argparse.Namespace, device: torch.device) -> Session:
     if args.video_model:
         return Session.from_pretrained(args.image_model, args.video_model, device=device, dtype=torch.bfloat16)
-    from ivcore.backends import configs
     from ivcore.backends.dit_configs import full_size_backend
-    from ivcore.backends.image import ImageBackend
-    from ivcore.backends.tiny import tiny_tokenizer
+    from ivcore.backends.image_configs import full_size_image_backend
 
     torch.manual_seed(0)  # the same random weights on every rank
     video = full_size_backend(args.random_init, torch.bfloat16, device)
-    sd = configs.build_sd15_pia(device, torch.bfloat16)
-    import diffusers
-
-    scheduler = getattr(diffusers, configs.SD15_SCHEDULER_CLASS).from_config(configs.SD15_SCHEDULER_CONFIG)
-    image = ImageBackend(sd["unet"], sd["vae"], sd["text_encoder"], tiny_tokenizer(), scheduler, name="sd15")
+    image = full_size_image_backend("sd15", torch.bfloat16, device)
     return Session(image, video, **{k: v for k, v in video.defaults.items() if k in ("steps", "guidance")})
 
 

@@ -368,19 +368,9 @@ def _full_size_image(image_model: str | None):
     """P_img at full size on the meta device: "sd15" or a kind of `ivcore.backends.image_configs.FULL_SIZE_IMAGE`."""
     if image_model is None:
         return None
-    if image_model != "sd15":
-        from ivcore.backends.image_configs import full_size_image_backend
+    from ivcore.backends.image_configs import full_size_image_backend
 
-        return full_size_image_backend(image_model)
-    import diffusers
-
-    from ivcore.backends import configs
-    from ivcore.backends.image import ImageBackend
-    from ivcore.backends.tiny import tiny_tokenizer
-
-    m = configs.build_sd15_pia("meta", torch.bfloat16)
-    scheduler = getattr(diffusers, configs.SD15_SCHEDULER_CLASS).from_config(configs.SD15_SCHEDULER_CONFIG)
-    return ImageBackend(m["unet"], m["vae"], m["text_encoder"], tiny_tokenizer(), scheduler, name="sd15")
+    return full_size_image_backend(image_model)
 
 
 __all__ = ["STAGES", "MetaInputs", "full_size_plan", "group_resident_bytes", "meta_clone", "plan", "session_plan"]

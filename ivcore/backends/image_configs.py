@@ -97,14 +97,30 @@ FULL_SIZE_IMAGE: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
+def _sd15(dtype: torch.dtype, device: str | torch.device):
+    """SD1.5 img2img from `ivcore.backends.configs` (its UNet, VAE and CLIP text tower), tokenizer and scheduler
+    built in code."""
+    import diffusers
+
+    from ivcore.backends import configs
+    from ivcore.backends.image import ImageBackend
+    from ivcore.backends.tiny import tiny_tokenizer
+
+    m = configs.build_sd15_pia(device, dtype)
+    scheduler = getattr(diffusers, configs.SD15_SCHEDULER_CLASS).from_config(configs.SD15_SCHEDULER_CONFIG)
+    return ImageBackend(m["unet"], m["vae"], m["text_encoder"], tiny_tokenizer(), scheduler, name="sd15")
+
+
 def _resolve(target: str) -> Any:
     module, name = target.split(":")
     return getattr(importlib.import_module(module), name)
 
 
 def full_size_image_backend(kind: str, dtype: torch.dtype = torch.bfloat16, device: str | torch.device = "meta"):
-    """The image family's backend of `kind` over its full-size modules on the meta device (no memory), or
-    random-init on `device`."""
+    """The image family's backend of `kind` ("sd15" or a `FULL_SIZE_IMAGE` kind) over its full-size modules on the
+    meta device (no memory), or random-init on `device`."""
+    if kind == "sd15":
+        return _sd15(dtype, device)
     if kind not in FULL_SIZE_IMAGE:
         raise ValueError(f"image kind: {kind!r}; one of {sorted(FULL_SIZE_IMAGE)}")
     spec = FULL_SIZE_IMAGE[kind]
