@@ -1,6 +1,5 @@
 """Features of issue 36 item 3 on the DiT families, on tiny folders in their hub layouts: `run_grid`,
-`align="stats"` (Eq. 5), the out-of-memory fallback, the CLI with an SDXL image model, and what LTX-Video's
-distilled checkpoints would need.
+`align="stats"` (Eq. 5), the out-of-memory fallback, the CLI with an SDXL image model, and which LTX-Video layouts load.
 
 Wan 2.1 I2V (the image on the channels), LTX-Video 0.9.0 (the image as the first latent frame) and CogVideoX
 1.0 I2V (DDIM, v-prediction) run through `Session.from_pretrained(image_model, video_model)`,
@@ -173,20 +172,21 @@ def test_the_cli_help_names_the_image_and_video_families(capsys):
         assert "SD1.5-family model id or folder (real weights)" not in text
 
 
-# ---------------------------------------------------------------------------------------- LTX-Video distilled
-def test_ltx_distilled_checkpoints_are_not_a_layout_the_session_knows_yet(tmp_path, tiny_model_dirs, folders):
-    """LTX-Video's distilled checkpoints (0.9.6 / 0.9.7 / 0.9.8 "-distilled") ship as `LTXConditionPipeline`
-    folders, not `LTXImageToVideoPipeline`: nothing here tells them apart or gives them their 8-step defaults
-    (docs/backbones.md, "Few steps", says what that needs). Until then such a folder is refused by name, before
-    any model loads, and a 0.9.0/0.9.1 folder keeps the family's own defaults."""
+# ---------------------------------------------------------------------------------------- LTX-Video layouts
+def test_ltx_text_to_video_folders_are_refused_by_name_and_condition_folders_are_a_family(
+    tmp_path, tiny_model_dirs, folders
+):
+    """LTX-Video ships three layouts: `LTXImageToVideoPipeline` (0.9.0 / 0.9.1), `LTXConditionPipeline` (0.9.5 and
+    later, the -distilled releases: tests/test_ltx_condition.py) and the text-only `LTXPipeline`, which takes no
+    image and is refused by name before any model loads, the supported classes listed."""
     import shutil
 
-    folder = tmp_path / "ltx-distilled"
+    folder = tmp_path / "ltx-t2v"
     shutil.copytree(folders["ltx-video-0.9.0-i2v"], folder)
     index = json.loads((folder / "model_index.json").read_text())
-    index["_class_name"] = "LTXConditionPipeline"
+    index["_class_name"] = "LTXPipeline"
     (folder / "model_index.json").write_text(json.dumps(index))
-    with pytest.raises(InstructionError, match="video_model.*LTXConditionPipeline.*LTXImageToVideoPipeline"):
+    with pytest.raises(InstructionError, match="video_model.*'LTXPipeline'.*LTXConditionPipeline.*LTXImageToVideo"):
         Session.from_pretrained(tiny_model_dirs["image_model"], folder, device="cpu")
     s = Session.from_pretrained(tiny_model_dirs["image_model"], folders["ltx-video-0.9.0-i2v"], device="cpu")
     assert (s.steps, s.guidance) == (4, 3.0)  # the tiny folder's; a real 0.9.x folder gets 50 and 3.0

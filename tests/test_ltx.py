@@ -172,10 +172,15 @@ def test_the_0_9_1_decoder_decodes_as_the_pipeline(tmp_path, tiny_model_dirs):
     s = make_session(tiny_model_dirs, mirror(tmp_path / "ltx-0.9.1", "ltx-video-0.9.1-i2v"))
     assert s.video_backend.vae.config.timestep_conditioning
     s.lam = 1.0
-    torch.manual_seed(7)  # the 0.9.1 decoder's noise injection draws from the global RNG (in both)
-    video = s.generate(seed=0, progress=False).frames
+    torch.manual_seed(7)  # the 0.9.1 decoder injects noise from the global RNG: the backend seeds it with the seed
+    video = s.generate(seed=2, progress=False).frames
+    after = torch.rand(1)
+    torch.manual_seed(2)  # so the pipeline is the oracle with the global RNG seeded as the backend seeds it
+    assert levels(video, reference_with(s, seed=2)) <= 1
     torch.manual_seed(7)
-    assert levels(video, reference_with(s)) <= 1
+    assert torch.equal(torch.rand(1), after)  # the caller's RNG is left as it was
+    s.cache.clear()
+    assert np.array_equal(s.generate(seed=2, progress=False).frames, video)  # another global state, the same video
 
 
 def test_save_and_load_keep_the_family(tmp_path, tiny_model_dirs, ltx_folder):

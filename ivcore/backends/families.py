@@ -154,6 +154,14 @@ register(Family(
     doc="LTX-Video 0.9.x I2V (the image is the first latent frame)",
 ))  # fmt: skip
 register(Family(
+    "ltx-condition", ("LTXConditionPipeline",), "ivcore.backends.ltx_condition:load_ltx_condition_backend",
+    mirrors={
+        "ltx-video-0.9.7-distilled": "ivcore.backends.ltx_condition:write_ltx_condition_mirror",
+        "ltx-video-0.9.7-dev": "ivcore.backends.ltx_condition:write_ltx_condition_mirror",
+    },
+    doc="LTX-Video 0.9.5 and later, and the few-step -distilled releases (LTXConditionPipeline)",
+))  # fmt: skip
+register(Family(
     "hunyuan", ("HunyuanVideo15ImageToVideoPipeline",), "ivcore.backends.hunyuan:load_hunyuan_backend",
     mirrors={"hunyuanvideo-1.5-480p-i2v": "ivcore.backends.hunyuan_tiny:write_hunyuan_mirror"},
     doc="HunyuanVideo 1.5 I2V (480p)",

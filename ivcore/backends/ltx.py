@@ -32,10 +32,11 @@ The tiny random-init models below are written in the hub folder layout, so tests
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -93,6 +94,7 @@ class LTXVideoBackend(DiTVideoBackend):
     """
 
     frame_rate = BackendSetting()
+    decode_draws = True  # decode gets the run's generator: its seed seeds the decoder's noise (`decoder_rng`)
     draws_image_first = True  # the pipeline samples the image posterior before the noise (module docstring)
     step_cache_rows = "together"  # the pipeline calls [uncond, cond] as one batch in one cache context
     min_steps = 2  # one step: the schedule's stretch to `shift_terminal` divides 0 by 0 (NaN timesteps)
@@ -100,6 +102,7 @@ class LTXVideoBackend(DiTVideoBackend):
     temporal_factor = 8
     spatial_factor = 32
     patch = (1, 1)
+    max_sequence_length = MAX_SEQUENCE_LENGTH  # the text length the pipeline's __call__ encodes
 
     def __init__(self, pipe, *, name: str = "", **overrides: Any):
         tiny = is_test_model(pipe.transformer)  # test models: 96 x 64, 9 frames
@@ -120,9 +123,9 @@ class LTXVideoBackend(DiTVideoBackend):
     # ------------------------------------------------------------------ text and schedule
     @torch.no_grad()
     def encode_prompt(self, prompt: str) -> LTXText:
-        """T5 embeddings (1, 128, D) and their attention mask, from the pipeline's own `encode_prompt`."""
+        """T5 embeddings (1, L, D) and their attention mask, from the pipeline's own `encode_prompt` (L: 128 here)."""
         embeds, mask, _, _ = self.pipe.encode_prompt(
-            prompt, do_classifier_free_guidance=False, max_sequence_length=MAX_SEQUENCE_LENGTH, device=self.device
+            prompt, do_classifier_free_guidance=False, max_sequence_length=self.max_sequence_length, device=self.device
         )
         return LTXText(embeds.to(self.dtype), mask)
 
@@ -233,15 +236,14 @@ class LTXVideoBackend(DiTVideoBackend):
         model_in = torch.cat([model_in] * len(pairs)).to(self.dtype)
         embeds = torch.cat([p.embeds.expand(n, -1, -1) for p in pairs]).to(self.dtype)
         masks = torch.cat([p.mask.expand(n, -1) for p in pairs])
-        timestep = t.expand(rows).unsqueeze(-1) * (1 - mask)
-        rope = (self.temporal_factor / self.frame_rate, self.spatial_factor, self.spatial_factor)
-        lf, lh, lw = f // self.patch_t, h // self.patch[0], w // self.patch[1]
+        timestep = self.token_timesteps(t, rows, mask)
+        positions = self.positions(rows, f, h, w)
 
         def run(select: slice | list[int]) -> torch.Tensor:
+            where = {k: v[select] if isinstance(v, torch.Tensor) else v for k, v in positions.items()}
             return self.pipe.transformer(
                 hidden_states=model_in[select], encoder_hidden_states=embeds[select], timestep=timestep[select],
-                encoder_attention_mask=masks[select], num_frames=lf, height=lh, width=lw,
-                rope_interpolation_scale=rope, return_dict=False,
+                encoder_attention_mask=masks[select], **where, return_dict=False,
             )[0]  # fmt: skip
 
         labels = ("uncond", "cond") if use_cfg else ("cond",)
@@ -254,6 +256,18 @@ class LTXVideoBackend(DiTVideoBackend):
             velocity = plain + guidance * (cond - plain)
         return self._unpack(velocity, f, h, w)
 
+    def token_timesteps(self, t: torch.Tensor, rows: int, mask: torch.Tensor) -> torch.Tensor:
+        """(rows, tokens) timesteps: t everywhere but 0 on the image's tokens (`mask` 1), as the pipeline's
+        `t * (1 - conditioning_mask)`."""
+        return t.expand(rows).unsqueeze(-1) * (1 - mask)
+
+    def positions(self, rows: int, f: int, h: int, w: int) -> dict[str, Any]:
+        """The transformer's RoPE arguments for a (f, h, w) latent: the grid and the pipeline's interpolation
+        scale (the time axis in seconds: frames per latent frame over `frame_rate`)."""
+        rope = (self.temporal_factor / self.frame_rate, self.spatial_factor, self.spatial_factor)
+        lf, lh, lw = f // self.patch_t, h // self.patch[0], w // self.patch[1]
+        return dict(num_frames=lf, height=lh, width=lw, rope_interpolation_scale=rope)
+
     def finish(self, latents: torch.Tensor, base: torch.Tensor, edited: torch.Tensor | None, lams) -> torch.Tensor:
         """Put the image's latent frame back at frame 0, blended by each item's last lambda.
 
@@ -264,22 +278,44 @@ class LTXVideoBackend(DiTVideoBackend):
 
     # ------------------------------------------------------------------ decode
     @torch.no_grad()
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+    def decode(self, latents: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Latents (1, C, f, h, w) -> float frames (F, H, W, 3) in [0, 1], as the pipeline decodes them.
 
         0.9.1's timestep-conditioned decoder gets the pipeline's defaults: `decode_timestep` 0 and
         `decode_noise_scale` (= decode_timestep) 0, so the pipeline's decode noise is multiplied by 0 and
-        is not drawn here. (Its decoder's noise injection draws from torch's global RNG, in both.)
+        is not drawn here. Its decoder's noise injection draws from torch's global RNG (`decoder_rng`).
         """
         vae = self.vae
-        latents = latents.to(device=self.device, dtype=torch.float32)
-        latents = self.pipe._denormalize_latents(latents, vae.latents_mean, vae.latents_std, vae.config.scaling_factor)
-        latents = latents.to(vae.dtype)
+        latents = self._denormalized(latents)
         timestep = None
         if vae.config.timestep_conditioning:
             timestep = torch.zeros(latents.shape[0], device=latents.device, dtype=latents.dtype)
-        video = vae.decode(latents, timestep, return_dict=False)[0]  # (1, 3, F, H, W) in [-1, 1]
+        return self._decoded(latents, timestep, generator)
+
+    def _denormalized(self, latents: torch.Tensor) -> torch.Tensor:
+        vae = self.vae
+        latents = latents.to(device=self.device, dtype=torch.float32)
+        latents = self.pipe._denormalize_latents(latents, vae.latents_mean, vae.latents_std, vae.config.scaling_factor)
+        return latents.to(vae.dtype)
+
+    def _decoded(self, latents: torch.Tensor, timestep, generator: torch.Generator | None) -> torch.Tensor:
+        with decoder_rng(generator, latents.device):
+            video = self.vae.decode(latents, timestep, return_dict=False)[0]  # (1, 3, F, H, W) in [-1, 1]
         return (video[0].float() / 2 + 0.5).clamp(0, 1).permute(1, 2, 3, 0)
+
+
+@contextlib.contextmanager
+def decoder_rng(generator: torch.Generator | None, device: torch.device) -> Iterator[None]:
+    """torch's global RNG seeded with the run's seed (0 without a generator: previews, plans) for one decode.
+
+    LTX's 0.9.1-and-later decoders inject noise drawn from the global RNG (their resnets get no generator),
+    so without this the same take decoded twice differs. The pipeline leaves that RNG as it finds it: the
+    tests seed it with the run's seed before calling the pipeline. The caller's RNG state is put back after.
+    """
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(0 if generator is None else generator.initial_seed())
+        yield
 
 
 # ---- tiny models and hub-layout mirror
@@ -465,6 +501,7 @@ __all__ = [
     "TINY_LTX_FRAMES",
     "TINY_LTX_HEIGHT",
     "TINY_LTX_WIDTH",
+    "decoder_rng",
     "tiny_ltx_components",
     "load_ltx_backend",
     "tiny_ltx_backend",

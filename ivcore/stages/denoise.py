@@ -61,6 +61,11 @@ def active_branches(lam: float, has_edit: bool) -> tuple[bool, bool]:
     return True, True
 
 
+def plain_step(scheduler, eps: torch.Tensor, t, latents: torch.Tensor, **kwargs):
+    """One `scheduler.step`: what every family but those with a `scheduler_step` of their own takes."""
+    return scheduler.step(eps, t, latents, **kwargs)
+
+
 def _owners(latents: torch.Tensor, branches: list[tuple[bool, bool]]) -> list[int]:
     """For each item, the first item with the same latents and branches (its predictions are equal).
 
@@ -121,6 +126,7 @@ def denoise(
     total = len(timesteps)
     preview_x0 = wants_x0(callback)
 
+    step = getattr(backend, "scheduler_step", None) or plain_step  # LTX's condition pipeline: per-token steps
     cached = step_cache.active(backend)  # rows not shared between schedules, branches named
     if cached:
         step_cache.begin(backend, total)  # no residuals of an earlier run
@@ -154,7 +160,7 @@ def denoise(
                     eps_hat.append(eps.get("base", eps.get("edit")))
             eps_hat = torch.stack(eps_hat)
             sample = latents
-            step_out = scheduler.step(eps_hat, t, latents, **extra, return_dict=False)
+            step_out = step(scheduler, eps_hat, t, latents, **extra, return_dict=False)
             latents = step_out[0]
             if after_step is not None:
                 latents = after_step(scheduler, i, latents)

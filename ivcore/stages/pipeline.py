@@ -421,20 +421,34 @@ class Pipeline:
         start = time.perf_counter()
         if plan.align is not None:
             latents = self._aligned(plan, latents)
-        frames = self.video_backend.decode(latents)
+        backend = self.video_backend
+        if getattr(backend, "decode_draws", False):  # LTX's timestep-conditioned decode: the run's last draw
+            frames = backend.decode(latents, generator=self._replayed(plan, plan.x_tilde)[1])
+        else:
+            frames = backend.decode(latents)
         video = Video((frames.cpu().numpy() * 255).round().astype(np.uint8), fps=plan.fps)
         plan.timings["decode"] = time.perf_counter() - start
         return video
+
+    def _replayed(self, plan: _Plan, image: Image.Image) -> tuple[Any, torch.Generator]:
+        """`image` encoded as the run encodes x~, and the run's generator after its noise and that encode: the
+        state the family's pipeline decodes from (no draws in the loop). From the encode cache: no VAE call."""
+        backend = self.video_backend
+        generator = torch.Generator(device="cpu").manual_seed(plan.seed)
+        image_first = draws_image_first(backend)
+        if not image_first:  # the encode cache key assumes the run's draws before it
+            backend.initial_noise(plan.shape, generator)
+        encoded = self._encode([image], plan, generator)
+        if image_first:
+            backend.initial_noise(plan.shape, generator)
+        return encoded, generator
 
     def _aligned(self, plan: _Plan, latents: torch.Tensor) -> torch.Tensor:
         """Apply `align`: FrameAlign is relative to x~ (Eq. 5), "stats" to the edited image x~'."""
         image = plan.x_tilde
         if plan.align == "stats" and plan.edit_images is not None:
             image = plan.edit_images[-1]
-        generator = torch.Generator(device="cpu").manual_seed(plan.seed)
-        if not draws_image_first(self.video_backend):  # the encode cache key assumes the run's draws before it
-            self.video_backend.initial_noise(plan.shape, generator)
-        reference = self._encode([image], plan, generator)
+        reference = self._replayed(plan, image)[0]
         # backends whose encoding is more than latents (SVD) say which part is the latent
         reference = getattr(self.video_backend, "reference_latents", lambda z: z)(reference)
         return apply_align(plan.align, latents, reference.to(latents.dtype))
