@@ -117,7 +117,7 @@ def test_out_of_memory_splits_the_transformer_rows_and_keeps_the_frames(dit):
     s.cache.clear()  # denoise again, the same seed
     hook = RowLimit(backend.transformer, 2)
     try:
-        with pytest.warns(RuntimeWarning, match=r"4 rows .*max_rows = 2"):
+        with pytest.warns(RuntimeWarning, match=r"video transformer \(4 rows .*max_rows = 2"):
             s.generate(seed=5, progress=False)
     finally:
         hook.handle.remove()

@@ -69,6 +69,7 @@ class DiTVideoBackend(SplitLimits):
     temporal_factor = 4  # frames per latent frame after the first (4 for Wan, CogVideoX, Hunyuan; 8 for LTX)
     spatial_factor = 8  # pixels per latent pixel
     patch = (2, 2)  # latent pixels per transformer patch (height, width)
+    denoiser_name = "transformer"  # in the out-of-memory warning
 
     def __init__(
         self,

@@ -96,6 +96,7 @@ class SplitLimits:
     """
 
     device: torch.device
+    denoiser_name = "UNet"  # what the out-of-memory warning calls the network (DiT families: "transformer")
     _max_rows: int | None = None
     _max_decode_frames: int | None = None
 
@@ -116,10 +117,10 @@ class SplitLimits:
         self._max_decode_frames = check_limit(value, "max_decode_frames")
 
     def _split_rows(self, run: Callable[[int, int], torch.Tensor], rows: int, num_frames: int) -> torch.Tensor:
-        """`run(start, stop)` (one UNet call) over `rows` rows within `max_rows`; lowers it on out-of-memory."""
+        """`run(start, stop)` (one denoiser call) over `rows` rows within `max_rows`; lowers it on out-of-memory."""
         outputs, lowered = split_call(
             run, rows, self._max_rows, device=self.device,
-            what=f"video UNet ({rows} rows of {num_frames} frames)", setting="video_backend.max_rows",
+            what=f"video {self.denoiser_name} ({rows} rows of {num_frames} frames)", setting="video_backend.max_rows",
         )  # fmt: skip
         if lowered is not None:
             self._max_rows = lowered
