@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import inspect
 import platform
 import statistics
 import sys
@@ -38,8 +39,10 @@ from ivcore.backends.tiny import save_tiny_models  # noqa: E402
 from ivcore.testing import mirror  # noqa: E402
 
 SECTION = "## Video families: own loop vs pipeline, blend vs plain (tiny folders)"
-# HunyuanVideo 1.5's pipeline takes its guidance from a guider object, not guidance_scale: not in the table yet
-KINDS = ("wan2.1-i2v", "wan2.2-i2v-a14b", "wan2.2-ti2v-5b", "cogvideox-5b-i2v", "ltx-video-0.9.0-i2v")
+KINDS = (
+    "wan2.1-i2v", "wan2.2-i2v-a14b", "wan2.2-ti2v-5b", "cogvideox-5b-i2v", "ltx-video-0.9.0-i2v",
+    "ltx-video-0.9.7-distilled", "hunyuanvideo-1.5-480p-i2v",
+)  # fmt: skip
 MOTION = "a red fox runs"
 
 
@@ -54,19 +57,38 @@ def session_for(kind: str, root: Path, image_model: Path) -> Session:
 
 
 def pipeline_run(s: Session) -> Callable[[], object]:
-    """The family's own pipeline, called as the tests' oracle calls it (`oracle_kwargs` of the backend if any)."""
-    backend = s.video_backend
+    """The family's own pipeline over the very modules, called as the tests' oracles call it.
+
+    Only the arguments its `__call__` takes are passed (HunyuanVideo 1.5 takes no size: the image's is used).
+    A pipeline that takes its guidance from a guider (HunyuanVideo 1.5) runs with `guider.new(guidance_scale=...)`
+    in place of its own for the call, as tests/test_hunyuan.py runs it.
+    """
+    pipe = s.video_backend.pipeline()
     width, height = s.size
     kwargs = dict(
         image=s.intermediate(edited=False), prompt=s.motion, negative_prompt=s.negative_prompt, height=height,
         width=width, num_frames=s.num_frames, num_inference_steps=s.steps, guidance_scale=s.guidance,
         output_type="np",
     )  # fmt: skip
-    adapt = getattr(backend, "oracle_kwargs", None)
-    if adapt is not None:
-        kwargs = adapt(kwargs)
-    pipe = backend.pipeline()
-    return lambda: pipe(**kwargs, generator=torch.Generator().manual_seed(0))
+    adapt = getattr(s.video_backend, "oracle_kwargs", None)  # what else the pipeline needs (LTX: rate, schedule)
+    kwargs.update(adapt(s.steps) if adapt is not None else {})
+    takes = inspect.signature(pipe.__call__).parameters
+    kwargs = {k: v for k, v in kwargs.items() if k in takes}
+    guider = None
+    if "guidance_scale" not in takes and getattr(pipe, "guider", None) is not None:
+        guider = pipe.guider.new(guidance_scale=s.guidance)
+
+    def run() -> object:
+        own_guider = getattr(pipe, "guider", None)
+        if guider is not None:
+            pipe.guider = guider
+        try:
+            return pipe(**kwargs, generator=torch.Generator().manual_seed(0))
+        finally:
+            if guider is not None:
+                pipe.guider = own_guider
+
+    return run
 
 
 def forget(s: Session) -> None:

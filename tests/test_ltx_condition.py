@@ -45,12 +45,10 @@ def reference(s: Session, image, seed: int = 0, **extra) -> np.ndarray:
     options = dict(
         conditions=[LTXVideoCondition(image=image, frame_index=0)], prompt=s.motion,
         negative_prompt=s.negative_prompt, height=height, width=width, num_frames=s.num_frames,
-        num_inference_steps=s.steps, guidance_scale=s.guidance, frame_rate=backend.frame_rate,
-        image_cond_noise_scale=0.0, decode_timestep=backend.decode_timestep,
-        decode_noise_scale=backend.decode_noise_scale, output_type="np",
+        num_inference_steps=s.steps, guidance_scale=s.guidance, output_type="np", **backend.oracle_kwargs(s.steps),
     )  # fmt: skip
-    if backend.distilled and s.steps == len(DISTILLED_TIMESTEPS):
-        options["timesteps"] = list(DISTILLED_TIMESTEPS)
+    assert options["image_cond_noise_scale"] == 0.0 and options["frame_rate"] == 25
+    assert options["timesteps"] == (list(DISTILLED_TIMESTEPS) if backend.distilled and s.steps == 8 else None)
     torch.manual_seed(seed)  # the decoder's injected noise: the global RNG, which the backend seeds with the seed
     out = backend.pipeline()(**{**options, **extra}, generator=torch.Generator().manual_seed(seed))
     return (out.frames[0] * 255).round().astype(np.uint8)

@@ -22,6 +22,7 @@ import torch
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
+from ivcore.backends.device_facts import compute_dtype, execution_device
 from ivcore.backends.fallback import SplitLimits
 
 TEST_MODEL_WIDTH = 256  # a transformer narrower than this (heads x head dim) is a test model: tiny settings
@@ -31,22 +32,6 @@ def is_test_model(transformer) -> bool:
     """Tiny test models (mirrors, `Session.tiny`) get the family's tiny settings, not its native size and frames."""
     config = transformer.config
     return config.num_attention_heads * config.attention_head_dim < TEST_MODEL_WIDTH
-
-
-def execution_device(owner: Any, pipe, denoiser) -> torch.device:
-    """Where a pipeline's modules run: diffusers' `_execution_device` (which reads offload hooks), remembered on
-    `owner` while the denoiser, the device of its weights and its accelerate hook stay what they were.
-
-    `_execution_device` walks every module of every component: milliseconds a call, which a generate asking
-    a dozen times paid in full on a tiny model. Offloading moves the weights or adds a hook, so it asks again.
-    """
-    first = next(denoiser.parameters(), None)
-    key = (id(denoiser), None if first is None else first.device, getattr(denoiser, "_hf_hook", None) is not None)
-    known = owner.__dict__.get("_execution_device")
-    if known is None or known[0] != key:
-        known = (key, pipe._execution_device)
-        owner.__dict__["_execution_device"] = known
-    return known[1]
 
 
 def rebuilt_pipeline(pipe, **replacements: Any):
@@ -120,7 +105,7 @@ class DiTVideoBackend(SplitLimits):
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.denoiser.dtype
+        return compute_dtype(self, self.denoiser)
 
     # ------------------------------------------------------------------ shapes and rules
     @property
@@ -192,4 +177,4 @@ class DiTVideoBackend(SplitLimits):
         return self.pipe
 
 
-__all__ = ["DiTVideoBackend", "execution_device", "is_test_model", "rebuilt_pipeline"]
+__all__ = ["DiTVideoBackend", "is_test_model", "rebuilt_pipeline"]

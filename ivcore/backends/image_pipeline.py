@@ -21,6 +21,8 @@ from typing import Any, NamedTuple
 
 import torch
 
+from ivcore.backends.device_facts import compute_dtype, execution_device
+
 
 class PooledText(NamedTuple):
     """One prompt as such a pipeline's `encode_prompt` gives it: what the session's text stage caches and
@@ -101,13 +103,11 @@ class TransformerImageBackend(PipelineOver):
 
     @property
     def device(self) -> torch.device:
-        from ivcore.backends.dit import execution_device
-
         return execution_device(self, self.pipeline(), self.transformer)
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.transformer.dtype
+        return compute_dtype(self, self.transformer)
 
 
 def load_pipeline_parts(pipeline_class: str, model: str, device, dtype: torch.dtype, names) -> tuple[Any, dict]:

@@ -268,6 +268,10 @@ class LTXVideoBackend(DiTVideoBackend):
         lf, lh, lw = f // self.patch_t, h // self.patch[0], w // self.patch[1]
         return dict(num_frames=lf, height=lh, width=lw, rope_interpolation_scale=rope)
 
+    def oracle_kwargs(self, steps: int) -> dict[str, Any]:
+        """What the family's pipeline needs beyond the session's settings to make this backend's video."""
+        return dict(frame_rate=self.frame_rate)
+
     def finish(self, latents: torch.Tensor, base: torch.Tensor, edited: torch.Tensor | None, lams) -> torch.Tensor:
         """Put the image's latent frame back at frame 0, blended by each item's last lambda.
 

@@ -90,6 +90,15 @@ class LTXConditionBackend(LTXVideoBackend):
             return list(DISTILLED_TIMESTEPS)
         return (linear_quadratic_schedule(steps) * 1000).tolist()
 
+    def oracle_kwargs(self, steps: int) -> dict[str, Any]:
+        """`LTXConditionPipeline`'s arguments for this backend's video: schedule, decode and image-noise settings."""
+        distilled = self.distilled and steps == len(DISTILLED_TIMESTEPS)  # else the pipeline's own default schedule
+        return dict(
+            frame_rate=self.frame_rate, timesteps=list(DISTILLED_TIMESTEPS) if distilled else None,
+            image_cond_noise_scale=0.0,
+            decode_timestep=float(self.decode_timestep), decode_noise_scale=float(self.decode_noise_scale),
+        )  # fmt: skip
+
     def set_timesteps(self, steps: int, shape: Sequence[int]) -> None:
         """`scheduler.set_timesteps(timesteps=...)` as the pipeline's `retrieve_timesteps` calls it (quietly: the
         scheduler warns each time that it derives sigmas from timesteps, which is what the pipeline means)."""
