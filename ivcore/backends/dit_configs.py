@@ -132,7 +132,7 @@ FULL_SIZE: dict[str, dict[str, Any]] = {
         },
     ),
     "ltx-video-0.9": dict(
-        tiny=("ivcore.backends.ltx:tiny_ltx_backend", (0, "0.9.0")), backend={},
+        tiny=("ivcore.backends.ltx_tiny:tiny_ltx_backend", (0, "0.9.0")), backend={},
         parts={
             "transformer": lambda: _diffusers("LTXVideoTransformer3DModel", LTX_TRANSFORMER),
             "vae": lambda: _diffusers("AutoencoderKLLTXVideo", LTX_VAE),

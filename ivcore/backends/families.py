@@ -148,8 +148,8 @@ register(Family(
 register(Family(
     "ltx", ("LTXImageToVideoPipeline",), "ivcore.backends.ltx:load_ltx_backend",
     mirrors={
-        "ltx-video-0.9.0-i2v": "ivcore.backends.ltx:write_ltx_mirror",
-        "ltx-video-0.9.1-i2v": "ivcore.backends.ltx:write_ltx_mirror",
+        "ltx-video-0.9.0-i2v": "ivcore.backends.ltx_tiny:write_ltx_mirror",
+        "ltx-video-0.9.1-i2v": "ivcore.backends.ltx_tiny:write_ltx_mirror",
     },
     doc="LTX-Video 0.9.x I2V (the image is the first latent frame)",
 ))  # fmt: skip

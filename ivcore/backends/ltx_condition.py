@@ -44,7 +44,8 @@ from diffusers.utils import logging as diffusers_logging
 from diffusers.utils.torch_utils import randn_tensor
 
 from ivcore.backends.base import BackendSetting
-from ivcore.backends.ltx import LTX_SCHEDULER_CONFIG, LTXVersion, LTXVideoBackend, tiny_ltx_components
+from ivcore.backends.ltx import LTXVideoBackend
+from ivcore.backends.ltx_tiny import LTX_SCHEDULER_CONFIG, LTXVersion, tiny_ltx_components
 
 #: the timesteps Lightricks' examples run the distilled models with (their last, 0.03, nearly clean)
 DISTILLED_TIMESTEPS = (1000.0, 993.0, 987.0, 981.0, 975.0, 909.0, 725.0, 0.03)
