@@ -182,3 +182,25 @@ def test_x0_previews_save_load_and_the_memory_plan(distilled, tmp_path):
     assert np.array_equal(loaded.generate(seed=0, progress=False).frames, video.frames)
     plan = s.memory_plan()
     assert plan["total"] > 0 and any(k.startswith("decode") for k in plan)
+
+
+def test_without_guidance_the_negative_prompt_is_not_encoded(distilled):
+    """At guidance 1 (the distilled setting) no row reads the negative prompt; like the pipeline, the run encodes
+    the motion prompt alone. At guidance above 1 both are encoded and the video changes."""
+    s = distilled
+    s.clear_paint()
+    s.lam = 1.0
+    misses = lambda: s.stats["text"]["misses"]  # noqa: E731
+    s.cache.clear()
+    before = misses()
+    one = s.generate(seed=0, progress=False).frames
+    unguided = misses() - before  # the motion prompt and P_img's two
+    s.guidance = 3.0
+    try:
+        s.cache.clear()
+        before = misses()
+        guided = s.generate(seed=0, progress=False).frames
+        assert misses() - before == unguided + 1 and levels(guided, one) > 0
+        assert levels(guided, reference(s, s.intermediate(edited=False))) <= 1
+    finally:
+        s.guidance = 1.0

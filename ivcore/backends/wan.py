@@ -189,6 +189,11 @@ class WanVideoBackend(DiTVideoBackend):
         mask[:, :, 0] = 0
         return mask
 
+    def uses_cfg(self, guidance: float) -> bool:
+        """Whether some step runs the unconditional rows: guidance above 1, or the low-noise expert's `guidance_2`."""
+        low = self.guidance_2 if getattr(self.pipe, "transformer_2", None) is not None else None
+        return guidance > 1 or (low is not None and float(low) > 1)
+
     def _expert(self, t: torch.Tensor, guidance: float) -> tuple[Any, float]:
         """Wan 2.2 A14B: the high-noise expert at or above the boundary, the low-noise one (and guidance_2) below."""
         ratio = self.pipe.config.boundary_ratio

@@ -50,7 +50,7 @@ class _Plan:
     x_tilde: Image.Image
     edit_images: list[Image.Image] | None
     text: torch.Tensor
-    uncond: torch.Tensor
+    uncond: Any  # None when the run uses no classifier-free guidance (`uses_cfg`)
     masks: np.ndarray | None
     trajectory_strength: float
     align: str | FrameAlign | None = None
@@ -87,6 +87,14 @@ def _align_key(align: str | FrameAlign | None) -> Any:
 def draws_image_first(backend) -> bool:
     """Whether the family's pipeline draws the image's posterior sample before the noise (CogVideoX, LTX)."""
     return bool(getattr(backend, "draws_image_first", False))
+
+
+def uses_cfg(backend, guidance: float) -> bool:
+    """Whether a run at `guidance` reads the negative prompt: classifier-free guidance above 1, or what the family
+    says (`uses_cfg`: HunyuanVideo's guider, Wan 2.2's second guidance). Without it the text stage skips the
+    negative prompt, as the families' pipelines do (a distilled model at guidance 1 encodes one prompt)."""
+    check = getattr(backend, "uses_cfg", None)
+    return bool(check(guidance)) if check is not None else guidance > 1
 
 
 def trajectory_target(backend, encoded) -> torch.Tensor | None:
@@ -359,7 +367,8 @@ class Pipeline:
             key=key, plain_key=fingerprint(common, None, 0.0, None),
             seed=seed, num_frames=num_frames, shape=shape, steps=steps, guidance=guidance, motion_scale=motion_scale,
             x_tilde=x_tilde, edit_images=edit_images if has_edit else None, text=self._text(backend, motion),
-            uncond=self._text(backend, negative), masks=masks, trajectory_strength=trajectory_strength,
+            uncond=self._text(backend, negative) if uses_cfg(backend, guidance) else None,
+            masks=masks, trajectory_strength=trajectory_strength,
             align=v["align"], fps=v["fps"], timings=timings,
         )  # fmt: skip
 
