@@ -315,19 +315,23 @@ def decoder_rng(generator: torch.Generator | None, device: torch.device) -> Iter
 
 
 # ---------------------------------------------------------------------------------------- loading
-def load_ltx_backend(model: str, *, device: torch.device, dtype: torch.dtype, **shared: Any) -> LTXVideoBackend:
+def load_ltx_backend(
+    model: str, *, device: torch.device, dtype: torch.dtype, pipeline_class=LTXImageToVideoPipeline,
+    backend_class: type[LTXVideoBackend] = LTXVideoBackend, **shared: Any,
+) -> LTXVideoBackend:  # fmt: skip
     """LTX-Video from a hub id or a local folder in the diffusers layout (safetensors only, never pickle).
 
     bf16 is what LTX-Video runs in (diffusers' examples; T5-XXL overflows in fp16): on CUDA a float16
     request is loaded as bfloat16; on the CPU what is asked (float32). `shared` (the image backend,
-    a motion adapter) is PIA's business and ignored.
+    a motion adapter) is PIA's business and ignored. `pipeline_class` / `backend_class`: the layout
+    (`ivcore.backends.ltx_condition` loads `LTXConditionPipeline` folders through here).
     """
     if dtype == torch.float16:
         dtype = torch.bfloat16
-    pipe = LTXImageToVideoPipeline.from_pretrained(str(model), dtype=dtype, use_safetensors=True)
+    pipe = pipeline_class.from_pretrained(str(model), dtype=dtype, use_safetensors=True)
     pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
-    return LTXVideoBackend(pipe, name=str(model))
+    return backend_class(pipe, name=str(model))
 
 
 __all__ = [

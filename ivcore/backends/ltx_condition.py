@@ -44,7 +44,7 @@ from diffusers.utils import logging as diffusers_logging
 from diffusers.utils.torch_utils import randn_tensor
 
 from ivcore.backends.base import BackendSetting
-from ivcore.backends.ltx import LTXVideoBackend
+from ivcore.backends.ltx import LTXVideoBackend, load_ltx_backend
 from ivcore.backends.ltx_tiny import LTX_SCHEDULER_CONFIG, LTXVersion, tiny_ltx_components
 
 #: the timesteps Lightricks' examples run the distilled models with (their last, 0.03, nearly clean)
@@ -200,12 +200,9 @@ def write_ltx_condition_mirror(folder: str | os.PathLike, seed: int = 0, kind: s
 
 def load_ltx_condition_backend(model: str, *, device: torch.device, dtype: torch.dtype, **shared: Any):
     """An `LTXConditionPipeline` folder or hub id (safetensors only); bf16 on CUDA, as `load_ltx_backend` says."""
-    if dtype == torch.float16:
-        dtype = torch.bfloat16
-    pipe = LTXConditionPipeline.from_pretrained(str(model), dtype=dtype, use_safetensors=True)
-    pipe.to(device)
-    pipe.set_progress_bar_config(disable=True)
-    return LTXConditionBackend(pipe, name=str(model))
+    return load_ltx_backend(
+        model, device=device, dtype=dtype, pipeline_class=LTXConditionPipeline, backend_class=LTXConditionBackend
+    )
 
 
 __all__ = [
