@@ -8,6 +8,8 @@ from typing import Any, Protocol
 import torch
 from PIL import Image
 
+from ivcore.backends.device_facts import compute_dtype
+
 
 class VideoBackend(Protocol):
     """An image-to-video model whose image condition can be swapped per branch (Eq. 4).
@@ -136,7 +138,7 @@ class SDComponents:
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.unet.dtype
+        return compute_dtype(self, self.unet)
 
     def encode_prompt(self, prompt: str) -> torch.Tensor:
         """CLIP embeddings (1, 77, D) of one prompt."""

@@ -295,7 +295,8 @@ class LTXVideoBackend(DiTVideoBackend):
         return latents.to(vae.dtype)
 
     def _decoded(self, latents: torch.Tensor, timestep, generator: torch.Generator | None) -> torch.Tensor:
-        with decoder_rng(generator, latents.device):
+        injects = any(self.vae.config.get("decoder_inject_noise", ()))  # 0.9.0's decoder draws nothing
+        with decoder_rng(generator, latents.device) if injects else contextlib.nullcontext():
             video = self.vae.decode(latents, timestep, return_dict=False)[0]  # (1, 3, F, H, W) in [-1, 1]
         return (video[0].float() / 2 + 0.5).clamp(0, 1).permute(1, 2, 3, 0)
 
