@@ -40,7 +40,7 @@ from ivcore.testing import mirror  # noqa: E402
 TINY_MIRROR = {  # full-size kind -> the tiny mirror of its layout (--tiny)
     "wan2.1-i2v-14b-480p": "wan2.1-i2v", "wan2.1-i2v-14b-720p": "wan2.1-i2v", "wan2.2-i2v-a14b": "wan2.2-i2v-a14b",
     "wan2.2-ti2v-5b": "wan2.2-ti2v-5b", "cogvideox-5b-i2v": "cogvideox-5b-i2v", "ltx-video-0.9": "ltx-video-0.9.0-i2v",
-    "hunyuanvideo-1.5-480p-i2v": "hunyuanvideo-1.5-480p-i2v",
+    "ltx-video-0.9.7-distilled": "ltx-video-0.9.7-distilled", "hunyuanvideo-1.5-480p-i2v": "hunyuanvideo-1.5-480p-i2v",
 }  # fmt: skip
 ROWS = {"motion (lam 1)": 1.0, "edited branch (lam 0)": 0.0, "blend (lam 0.5, Eq. 4)": 0.5}
 GIB = 2**30
@@ -70,7 +70,8 @@ def make_session(args: argparse.Namespace, root: Path) -> Session:
         from ivcore.backends.tiny import save_tiny_models
 
         image = save_tiny_models(root / "tiny")["image_model"]
-        video = mirror(root / "video", TINY_MIRROR[args.family])
+        kind = TINY_MIRROR[args.family]
+        video = mirror(root / kind, kind)  # the folder named as the release (LTX: "-distilled" picks its schedule)
         return Session.from_pretrained(image, video, device="cpu", dtype=torch.float32)
     from ivcore.backends.image_configs import full_size_image_backend
 

@@ -65,6 +65,9 @@ DIT_TABLE: tuple[Callable[..., dict[str, int]], dict[str, dict], dict[str, dict]
         "Wan 2.2 TI2V-5B, 1280 x 704, 121 frames": {"kind": "wan2.2-ti2v-5b"},
         "CogVideoX-5B I2V, 720 x 480, 49 frames": {"kind": "cogvideox-5b-i2v"},
         "LTX-Video 0.9, 768 x 512, 121 frames": {"kind": "ltx-video-0.9", "size": (768, 512), "num_frames": 121},
+        "LTX-Video 0.9.7 13B distilled, 768 x 512, 121 frames": {
+            "kind": "ltx-video-0.9.7-distilled", "size": (768, 512), "num_frames": 121,
+        },
         "HunyuanVideo 1.5 I2V 480p, 848 x 480, 121 frames": {"kind": "hunyuanvideo-1.5-480p-i2v"},
     },
     {

@@ -197,7 +197,7 @@ def test_full_size_families_have_their_published_sizes():
 
     billions = {
         "wan2.1-i2v-14b-480p": (16.0, 16.8), "wan2.2-ti2v-5b": (4.9, 5.1), "cogvideox-5b-i2v": (5.4, 5.7),
-        "ltx-video-0.9": (1.8, 2.0), "hunyuanvideo-1.5-480p-i2v": (8.2, 8.4),
+        "ltx-video-0.9": (1.8, 2.0), "ltx-video-0.9.7-distilled": (12.9, 13.2), "hunyuanvideo-1.5-480p-i2v": (8.2, 8.4),
     }  # fmt: skip
     for kind, (low, high) in billions.items():
         b = full_size_backend(kind)

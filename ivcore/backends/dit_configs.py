@@ -21,6 +21,9 @@ with `{}`.
   rotary and learned positional embeddings; T5-XXL v1.1; the CogVideoX VAE (class defaults).
 - LTX-Video 0.9.x (`Lightricks/LTX-Video`): the class defaults of transformer (28 layers of 2048) and
   VAE (0.9.0's), T5-XXL v1.1.
+- LTX-Video 0.9.7 13B (`Lightricks/LTX-Video-0.9.7-distilled`, `-dev`; an `LTXConditionPipeline`): 48 layers of
+  4096 (32 heads of 128), the 0.9.5 VAE (five encoder widths up to 2048, a timestep-conditioned decoder of
+  256-1024 without noise injection), T5-XXL v1.1, as diffusers' scripts/convert_ltx_to_diffusers.py writes them.
 - HunyuanVideo 1.5 480p I2V: the transformer's and VAE's class defaults (54 layers of 2048, i2v);
   Qwen2.5-VL-7B's language model; byT5-small (Glyph-SDXL-v2); SigLIP so400m/14 at 384.
 """
@@ -79,6 +82,17 @@ COGVIDEOX_5B_I2V: dict[str, Any] = dict(
 COGVIDEOX_VAE: dict[str, Any] = dict(scaling_factor=0.7)
 LTX_TRANSFORMER: dict[str, Any] = {}
 LTX_VAE: dict[str, Any] = {}
+LTX_097_TRANSFORMER: dict[str, Any] = dict(
+    num_attention_heads=32, attention_head_dim=128, cross_attention_dim=4096, num_layers=48
+)
+LTX_095_VAE: dict[str, Any] = dict(
+    block_out_channels=(128, 256, 512, 1024, 2048), down_block_types=("LTXVideo095DownBlock3D",) * 4,
+    decoder_block_out_channels=(256, 512, 1024), layers_per_block=(4, 6, 6, 2, 2),
+    decoder_layers_per_block=(5, 5, 5, 5), spatio_temporal_scaling=(True, True, True, True),
+    decoder_spatio_temporal_scaling=(True, True, True), decoder_inject_noise=(False, False, False, False),
+    downsample_type=("spatial", "temporal", "spatiotemporal", "spatiotemporal"), upsample_residual=(True, True, True),
+    upsample_factor=(2, 2, 2), timestep_conditioning=True, spatial_compression_ratio=32, temporal_compression_ratio=8,
+)  # fmt: skip
 HUNYUAN15_480P_I2V: dict[str, Any] = {}
 HUNYUAN15_VAE: dict[str, Any] = {}
 
@@ -136,6 +150,15 @@ FULL_SIZE: dict[str, dict[str, Any]] = {
         parts={
             "transformer": lambda: _diffusers("LTXVideoTransformer3DModel", LTX_TRANSFORMER),
             "vae": lambda: _diffusers("AutoencoderKLLTXVideo", LTX_VAE),
+            "text_encoder": lambda: _encoder("t5", T5_XXL),
+        },
+    ),
+    "ltx-video-0.9.7-distilled": dict(
+        tiny=("ivcore.backends.ltx_condition:tiny_ltx_condition_backend", (0, "ltx-video-0.9.7-distilled")),
+        backend={},
+        parts={
+            "transformer": lambda: _diffusers("LTXVideoTransformer3DModel", LTX_097_TRANSFORMER),
+            "vae": lambda: _diffusers("AutoencoderKLLTXVideo", LTX_095_VAE),
             "text_encoder": lambda: _encoder("t5", T5_XXL),
         },
     ),

@@ -198,6 +198,16 @@ def write_ltx_condition_mirror(folder: str | os.PathLike, seed: int = 0, kind: s
     return folder
 
 
+def tiny_ltx_condition_backend(seed: int = 0, kind: str = "ltx-video-0.9.7-distilled") -> LTXConditionBackend:
+    """The tiny offline backend of a condition-pipeline mirror kind (96 x 64, 9 frames; distilled: 8 steps)."""
+    if kind not in LTX_CONDITION_MIRROR_KINDS:
+        raise ValueError(f"unknown LTX-Video mirror kind {kind!r}; known: {', '.join(LTX_CONDITION_MIRROR_KINDS)}")
+    version, distilled = LTX_CONDITION_MIRROR_KINDS[kind]
+    pipe = LTXConditionPipeline(**tiny_ltx_condition_components(seed, version))
+    pipe.set_progress_bar_config(disable=True)
+    return LTXConditionBackend(pipe, name=f"tiny-{kind}", distilled=distilled)
+
+
 def load_ltx_condition_backend(model: str, *, device: torch.device, dtype: torch.dtype, **shared: Any):
     """An `LTXConditionPipeline` folder or hub id (safetensors only); bf16 on CUDA, as `load_ltx_backend` says."""
     return load_ltx_backend(
@@ -213,6 +223,7 @@ __all__ = [
     "LTX_CONDITION_MIRROR_KINDS",
     "is_distilled",
     "load_ltx_condition_backend",
+    "tiny_ltx_condition_backend",
     "tiny_ltx_condition_components",
     "write_ltx_condition_mirror",
 ]
