@@ -18,7 +18,7 @@
 #
 # Eq. 4 of InteractiveVideo needs no training, so any image-to-video model whose image condition can be
 # swapped per branch can be P_video. The same `Session` runs PIA and SVD, and also today's diffusion
-# transformers: Wan 2.1 / 2.2, CogVideoX, LTX-Video and HunyuanVideo 1.5.
+# transformers: Wan 2.1 / 2.2, CogVideoX, LTX-Video (and its distilled 8-step release) and HunyuanVideo 1.5.
 # `Session.from_pretrained(image_model, video_model)` reads the video model's `model_index.json`
 # to find its family. Defaults such as size, frame count, steps, guidance and fps then come from that
 # family (docs/backbones.md).
@@ -47,6 +47,7 @@ FAMILIES = {  # mirror kind -> the hub id of the real model in that layout
     "wan2.2-ti2v-5b": "Wan-AI/Wan2.2-TI2V-5B-Diffusers",
     "cogvideox-5b-i2v": "THUDM/CogVideoX-5b-I2V",
     "ltx-video-0.9.0-i2v": "Lightricks/LTX-Video",
+    "ltx-video-0.9.7-distilled": "Lightricks/LTX-Video-0.9.7-distilled",  # 8 steps, guidance 1
     "hunyuanvideo-1.5-480p-i2v": "hunyuanvideo-community/HunyuanVideo-1.5-Diffusers-480p_i2v",
 }
 
@@ -98,8 +99,6 @@ def family_session(video_model):
     s = Session.from_pretrained(image_model, video_model, **options)
     if REAL_WEIGHTS:
         s.set_memory(offload="model")  # one model on the GPU at a time (docs/memory.md)
-    else:
-        s.steps = 2  # the tiny models: a quick look, every stage real
     s.image = to_model(world.render(scene), s.size)
     s.content, s.content_strength = scene.caption(), 0.0  # 0: x~ is the picture itself
     s.motion = "the red circle moves down"
