@@ -185,19 +185,6 @@ def tiny_ltx_condition_components(seed: int = 0, version: LTXVersion = "0.9.1") 
     return components
 
 
-def write_ltx_condition_mirror(folder: str | os.PathLike, seed: int = 0, kind: str = "ltx-video-0.9.7-distilled"):
-    """Write a tiny `LTXConditionPipeline` folder in the hub layout; the kind's name says distilled or not, as a
-    real folder's does, so name the folder after the kind (`ivcore.testing.mirror` does)."""
-    if kind not in LTX_CONDITION_MIRROR_KINDS:
-        raise ValueError(f"unknown LTX-Video mirror kind {kind!r}; known: {', '.join(LTX_CONDITION_MIRROR_KINDS)}")
-    version, _ = LTX_CONDITION_MIRROR_KINDS[kind]
-    folder = Path(folder)
-    LTXConditionPipeline(**tiny_ltx_condition_components(seed, version)).save_pretrained(
-        folder, safe_serialization=True
-    )
-    return folder
-
-
 def tiny_ltx_condition_backend(seed: int = 0, kind: str = "ltx-video-0.9.7-distilled") -> LTXConditionBackend:
     """The tiny offline backend of a condition-pipeline mirror kind (96 x 64, 9 frames; distilled: 8 steps)."""
     if kind not in LTX_CONDITION_MIRROR_KINDS:
@@ -206,6 +193,15 @@ def tiny_ltx_condition_backend(seed: int = 0, kind: str = "ltx-video-0.9.7-disti
     pipe = LTXConditionPipeline(**tiny_ltx_condition_components(seed, version))
     pipe.set_progress_bar_config(disable=True)
     return LTXConditionBackend(pipe, name=f"tiny-{kind}", distilled=distilled)
+
+
+def write_ltx_condition_mirror(folder: str | os.PathLike, seed: int = 0, kind: str = "ltx-video-0.9.7-distilled"):
+    """Write a tiny `LTXConditionPipeline` folder in the hub layout (the tiny backend's pipeline, saved); the kind's
+    name says distilled or not, as a real folder's does, so name the folder after the kind (`ivcore.testing.mirror`
+    does)."""
+    folder = Path(folder)
+    tiny_ltx_condition_backend(seed, kind).pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
 
 
 def load_ltx_condition_backend(model: str, *, device: torch.device, dtype: torch.dtype, **shared: Any):
